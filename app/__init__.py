@@ -1,0 +1,1 @@
+"""campaign-api: the back end of a sales-outreach product."""

@@ -1,0 +1,136 @@
+"""Every enumeration of domain.md, defined once; GraphQL and the database reuse them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TemplateType(StrEnum):
+    EMAIL = "email"
+    LINKEDIN = "linkedin"
+    MULTI_CHANNEL = "multi_channel"
+
+
+class PathType(StrEnum):
+    STRUCTURED = "structured"
+    DYNAMIC_AI = "dynamic_ai"
+
+
+class LinkedInAction(StrEnum):
+    PROFILE_VISIT = "profile_visit"
+    CONNECTION_REQUEST = "connection_request"
+    MESSAGE = "message"
+    VOICE_MESSAGE = "voice_message"
+
+
+class InstanceStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class EnrollmentStatus(StrEnum):
+    ENROLLED = "enrolled"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    REPLIED = "replied"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    LINKEDIN = "linkedin"
+
+
+class Provider(StrEnum):
+    LEMLIST = "lemlist"
+    POSTMARK = "postmark"
+    PHANTOMBUSTER = "phantombuster"
+    API = "api"
+
+
+class EventType(StrEnum):
+    SENT = "sent"
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    REPLIED = "replied"
+    BOUNCED = "bounced"
+    UNSUBSCRIBED = "unsubscribed"
+    SPAM_COMPLAINT = "spam_complaint"
+    PROFILE_VISITED = "profile_visited"
+    CONNECTION_REQUESTED = "connection_requested"
+    CONNECTION_ACCEPTED = "connection_accepted"
+    MESSAGE_SENT = "message_sent"
+    VOICE_MESSAGE_SENT = "voice_message_sent"
+    FAILED = "failed"
+
+
+class Scope(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    WEBHOOKS = "webhooks"
+    ADMIN = "admin"
+
+
+class ErrorCode(StrEnum):
+    INVALID = "INVALID"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_TRANSITION = "INVALID_TRANSITION"
+    ALREADY_ENROLLED = "ALREADY_ENROLLED"
+    INSTANCE_CLOSED = "INSTANCE_CLOSED"
+    TEMPLATE_INACTIVE = "TEMPLATE_INACTIVE"
+    TEMPLATE_EMPTY = "TEMPLATE_EMPTY"
+    STEP_CONFLICT = "STEP_CONFLICT"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+
+
+EMAIL_ONLY_EVENTS = frozenset(
+    {
+        EventType.SENT,
+        EventType.DELIVERED,
+        EventType.OPENED,
+        EventType.CLICKED,
+        EventType.BOUNCED,
+        EventType.UNSUBSCRIBED,
+        EventType.SPAM_COMPLAINT,
+    }
+)
+LINKEDIN_ONLY_EVENTS = frozenset(
+    {
+        EventType.PROFILE_VISITED,
+        EventType.CONNECTION_REQUESTED,
+        EventType.CONNECTION_ACCEPTED,
+        EventType.MESSAGE_SENT,
+        EventType.VOICE_MESSAGE_SENT,
+    }
+)
+
+TERMINAL_ENROLLMENT_STATUSES = frozenset(
+    {
+        EnrollmentStatus.COMPLETED,
+        EnrollmentStatus.REPLIED,
+        EnrollmentStatus.UNSUBSCRIBED,
+        EnrollmentStatus.BOUNCED,
+        EnrollmentStatus.FAILED,
+        EnrollmentStatus.REMOVED,
+    }
+)
+
+# Among terminal statuses, what a provider reports may only move an enrollment upwards.
+TERMINAL_PRECEDENCE: dict[EnrollmentStatus, int] = {
+    EnrollmentStatus.FAILED: 0,
+    EnrollmentStatus.REMOVED: 0,
+    EnrollmentStatus.COMPLETED: 1,
+    EnrollmentStatus.REPLIED: 2,
+    EnrollmentStatus.BOUNCED: 3,
+    EnrollmentStatus.UNSUBSCRIBED: 4,
+}
+
+TERMINAL_INSTANCE_STATUSES = frozenset({InstanceStatus.COMPLETED, InstanceStatus.FAILED})

@@ -1,0 +1,19 @@
+"""Every model, imported here so Alembic's autogenerate sees the whole metadata."""
+
+from app.models.api_keys import ApiKey
+from app.models.enrollments import Enrollment
+from app.models.events import CampaignEvent
+from app.models.instances import COUNTER_COLUMNS, CampaignInstance, InstanceTransition
+from app.models.templates import CampaignTemplate, EmailStep, LinkedInStep
+
+__all__ = [
+    "COUNTER_COLUMNS",
+    "ApiKey",
+    "CampaignEvent",
+    "CampaignInstance",
+    "CampaignTemplate",
+    "EmailStep",
+    "Enrollment",
+    "InstanceTransition",
+    "LinkedInStep",
+]

@@ -1,0 +1,55 @@
+"""Columns every table shares, and helpers that keep enum and JSON columns uniform."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import DateTime, Enum, FetchedValue, Uuid, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.domain.limits import JSON_MAX_BYTES
+
+
+def pg_enum(enum_cls: type[StrEnum], name: str) -> Enum:
+    """A native PostgreSQL enum storing the lowercase values, not the member names."""
+    return Enum(
+        enum_cls,
+        name=name,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+def json_object_check(column: str) -> str:
+    """The cheap half of the JSON limits: an object, and a bounded serialized size."""
+    return f"jsonb_typeof({column}) = 'object' AND octet_length({column}::text) <= {JSON_MAX_BYTES}"
+
+
+def json_object_column(name: str | None = None) -> Mapped[dict[str, Any]]:
+    """A JSONB object column defaulting to ``{}``; ``name`` when the attribute differs."""
+    args: tuple[Any, ...] = (name, JSONB) if name else (JSONB,)
+    return mapped_column(*args, nullable=False, server_default=text("'{}'::jsonb"))
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, primary_key=True, default=uuid.uuid4, server_default=func.gen_random_uuid()
+    )
+
+
+class TimestampMixin:
+    """``updated_at`` is kept by a database trigger, so raw SQL updates move it too."""
+
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        server_onupdate=FetchedValue(),
+    )

@@ -1,0 +1,98 @@
+"""Configuration from the environment (prefix ``CAMPAIGN_``, plus plain ``DATABASE_URL``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported as one line rather than a traceback."""
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def normalize_database_url(raw: str) -> str:
+    """Accept ``postgresql://`` and ``postgresql+asyncpg://`` and return the asyncpg form."""
+    try:
+        url: URL = make_url(raw)
+    except ArgumentError as exc:
+        raise ValueError("is not a URL like postgresql://user:password@host:port/db") from exc
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        raise ValueError(f"must be a PostgreSQL URL, not {url.get_backend_name()!r}")
+    if url.get_driver_name() not in ("", "asyncpg", "psycopg2", "psycopg", "default"):
+        raise ValueError(f"driver {url.get_driver_name()!r} is not supported; use asyncpg")
+    if not url.database:
+        raise ValueError("names no database")
+    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the configuration table in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGN_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "CAMPAIGN_DATABASE_URL")
+    )
+    environment: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Path(".data")
+    pool_size: int = Field(default=10, ge=1, le=200)
+    max_overflow: int = Field(default=10, ge=0, le=200)
+    pool_timeout_s: float = Field(default=5.0, gt=0)
+    statement_timeout_ms: int = Field(default=10_000, ge=0)
+    idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return normalize_database_url(value.strip())
+
+    @model_validator(mode="after")
+    def _production_needs_database(self) -> Settings:
+        if self.environment is Environment.PRODUCTION and self.database_url is None:
+            raise ValueError(
+                "DATABASE_URL must be set in production (embedded PostgreSQL is for development)"
+            )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return (self.data_dir / "postgres").resolve()
+
+
+def load_settings() -> Settings:
+    """Read the environment, turning pydantic's report into one readable line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{where.upper() if where != 'settings' else where}: {message}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
