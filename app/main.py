@@ -1,0 +1,78 @@
+"""The ASGI application: GraphQL, the health probes and GraphiQL's static assets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.db import create_engine, create_sessionmaker
+from app.migrate import head_revision
+from app.settings import Settings, get_settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up; says nothing of the database on purpose."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when the database answers and its schema is at the migrations' head."""
+    expected = head_revision()
+    try:
+        async with request.app.state.engine.connect() as connection:
+            current = (
+                await connection.execute(text("SELECT version_num FROM alembic_version"))
+            ).scalar_one_or_none()
+    except (SQLAlchemyError, OSError):
+        return JSONResponse(
+            {"status": "unavailable", "reason": "the database does not answer"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    if current != expected:
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "reason": f"database schema is at {current or 'no revision'}, expected {expected}",
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "revision": current})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the application; the engine is created in the lifespan, inside the server's loop."""
+    settings = settings or get_settings()
+    from resolvers.graphql_app import GraphQLEndpoint  # the HTTP edge may import the API layer
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/graphql", GraphQLEndpoint(), methods=["GET", "POST"]),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        lifespan=lifespan,
+    )

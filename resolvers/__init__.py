@@ -1,0 +1,1 @@
+"""Thin resolvers: decode ids, call app.services, turn DomainError into payload errors."""

@@ -1,0 +1,157 @@
+"""Test database: a uniquely named database per run, on DATABASE_URL's server or an embedded one.
+
+Service tests run inside a transaction that is rolled back; HTTP, GraphQL and concurrency
+tests use a real pool and truncate what they wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+
+from app import migrate
+from app.auth import create_api_key
+from app.db import (
+    create_engine,
+    create_sessionmaker,
+    start_embedded_postgres,
+)
+from app.domain.enums import Scope
+from app.main import create_app
+from app.settings import Settings, normalize_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = (
+    "campaign_events",
+    "enrollments",
+    "instance_transitions",
+    "campaign_instances",
+    "email_steps",
+    "linkedin_steps",
+    "campaign_templates",
+    "api_keys",
+)
+
+
+def _server_url() -> str:
+    """The server tests run on: DATABASE_URL's, or an embedded one kept under .data/."""
+    configured = os.environ.get("DATABASE_URL", "").strip()
+    if configured:
+        return normalize_database_url(configured)
+    return start_embedded_postgres(ROOT / ".data" / "test-postgres")
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin(url: str, sql: str) -> None:
+    admin_url = make_url(url).set(database="postgres")
+    connection = await asyncpg.connect(_asyncpg_dsn(admin_url.render_as_string(False)))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A fresh database for this run, migrated with Alembic, dropped at the end."""
+    name = f"campaign_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, environment="development", pool_size=5)
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside an outer transaction that is rolled back after the test."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def clean_db(engine: AsyncEngine) -> AsyncIterator[None]:
+    """For tests that commit through a real pool: empty every table afterwards."""
+    yield
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def app(settings: Settings, clean_db: None) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+async def _make_key(app: Starlette, name: str, scopes: frozenset[Scope]) -> str:
+    async with app.state.sessionmaker.begin() as session:
+        return await create_api_key(session, name, scopes)
+
+
+@pytest.fixture
+async def admin_key(app: Starlette) -> str:
+    return await _make_key(app, "test-admin", frozenset({Scope.ADMIN}))
+
+
+@pytest.fixture
+async def read_key(app: Starlette) -> str:
+    return await _make_key(app, "test-reader", frozenset({Scope.READ}))
+
+
+@pytest.fixture
+async def write_key(app: Starlette) -> str:
+    return await _make_key(app, "test-writer", frozenset({Scope.READ, Scope.WRITE}))

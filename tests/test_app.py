@@ -1,0 +1,98 @@
+"""The HTTP edge: probes, GraphiQL, and authentication on /graphql."""
+
+from __future__ import annotations
+
+import httpx
+from starlette.applications import Starlette
+
+from app.auth import revoke_api_key
+
+QUERY = {"query": "{ version }"}
+
+
+async def test_healthz_answers_without_a_key(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_the_migrated_revision(client: httpx.AsyncClient) -> None:
+    from app.migrate import head_revision
+
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "revision": head_revision()}
+
+
+async def test_graphiql_page_is_served_with_local_assets(client: httpx.AsyncClient) -> None:
+    page = await client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "unpkg.com" not in page.text
+    asset = await client.get("/static/vendor/graphiql/graphiql.min.js")
+    assert asset.status_code == 200
+    assert len(asset.content) > 100_000
+
+
+async def test_post_without_a_key_is_401_with_instructions(client: httpx.AsyncClient) -> None:
+    response = await client.post("/graphql", json=QUERY)
+    assert response.status_code == 401
+    body = response.json()
+    assert body["error"] == "UNAUTHENTICATED"
+    assert "Authorization: Bearer" in body["message"]
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_empty_bearer_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.post("/graphql", json=QUERY, headers={"authorization": "Bearer "})
+    assert response.status_code == 401
+
+
+async def test_wrong_key_is_401(client: httpx.AsyncClient, read_key: str) -> None:
+    response = await client.post(
+        "/graphql", json=QUERY, headers={"authorization": f"Bearer {read_key}x"}
+    )
+    assert response.status_code == 401
+
+
+async def test_bearer_and_x_api_key_both_authenticate(
+    client: httpx.AsyncClient, read_key: str
+) -> None:
+    for headers in ({"authorization": f"Bearer {read_key}"}, {"x-api-key": read_key}):
+        response = await client.post("/graphql", json=QUERY, headers=headers)
+        assert response.status_code == 200
+        assert response.json()["data"]["version"]
+
+
+async def test_revoked_key_is_401(app: Starlette, client: httpx.AsyncClient, read_key: str) -> None:
+    async with app.state.sessionmaker.begin() as session:
+        await revoke_api_key(session, "test-reader")
+    response = await client.post("/graphql", json=QUERY, headers={"x-api-key": read_key})
+    assert response.status_code == 401
+
+
+async def test_key_without_scope_gets_forbidden_error(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    from app.auth import create_api_key
+    from app.domain.enums import Scope
+
+    async with app.state.sessionmaker.begin() as session:
+        key = await create_api_key(session, "hooks-only", frozenset({Scope.WEBHOOKS}))
+    response = await client.post("/graphql", json=QUERY, headers={"x-api-key": key})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_key_use_is_recorded(
+    app: Starlette, client: httpx.AsyncClient, read_key: str
+) -> None:
+    from sqlalchemy import text
+
+    await client.post("/graphql", json=QUERY, headers={"x-api-key": read_key})
+    async with app.state.engine.connect() as connection:
+        used = await connection.scalar(
+            text("SELECT last_used_at FROM api_keys WHERE name = 'test-reader'")
+        )
+    assert used is not None
