@@ -172,8 +172,11 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
     """What ``make run`` does: migrate, seed an empty database, print a key, serve."""
     if settings.is_production:
         raise CommandError("'dev' is for development; use 'migrate' and 'serve' in production")
+    from app.seed import is_empty
+
     cmd_migrate(settings, args)
-    cmd_seed(settings, args)
+    if _run_with_session(settings, is_empty):
+        cmd_seed(settings, args)
     key = _development_key(settings)
     host, port = args.host or settings.host, args.port or settings.port
     print(

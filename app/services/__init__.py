@@ -1,0 +1,1 @@
+"""Domain operations: plain async functions taking a session; they flush, callers commit."""

@@ -1,0 +1,81 @@
+"""The demo data: the promised shape, consistent counters, and idempotence."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.seed import is_empty, seed
+from app.services.counters import RECOMPUTED_COUNTERS_SQL
+
+COUNTS = """
+SELECT (SELECT count(*) FROM campaign_templates) AS templates,
+       (SELECT count(*) FROM email_steps) AS email_steps,
+       (SELECT count(*) FROM linkedin_steps) AS linkedin_steps,
+       (SELECT count(*) FROM campaign_instances) AS instances,
+       (SELECT count(*) FROM enrollments) AS enrollments,
+       (SELECT count(*) FROM campaign_events) AS events,
+       (SELECT count(*) FROM instance_transitions) AS transitions
+"""
+
+
+async def _counts(session: AsyncSession) -> dict[str, int]:
+    return dict((await session.execute(text(COUNTS))).mappings().one())
+
+
+async def test_seed_adds_the_promised_demo_data(session: AsyncSession) -> None:
+    assert await is_empty(session)
+    assert await seed(session) is True
+    counts = await _counts(session)
+    assert {k: v for k, v in counts.items() if k != "transitions"} == {
+        "templates": 4,
+        "email_steps": 5,
+        "linkedin_steps": 6,
+        "instances": 3,
+        "enrollments": 3,
+        "events": 16,
+    }
+    kinds = (
+        await session.execute(
+            text("SELECT type::text, path_type::text, is_active FROM campaign_templates")
+        )
+    ).all()
+    assert {k[0] for k in kinds} == {"email", "linkedin", "multi_channel"}
+    assert ("email", "dynamic_ai", False) in [tuple(k) for k in kinds]
+    statuses = await session.scalars(text("SELECT status::text FROM campaign_instances"))
+    assert sorted(statuses) == ["active", "draft", "paused"]
+    providers = await session.scalars(text("SELECT DISTINCT provider::text FROM campaign_events"))
+    assert {"lemlist", "postmark", "phantombuster"} <= set(providers)
+    channels = await session.scalars(text("SELECT DISTINCT channel::text FROM campaign_events"))
+    assert set(channels) == {"email", "linkedin"}
+
+
+async def test_seed_is_idempotent(session: AsyncSession) -> None:
+    await seed(session)
+    before = await _counts(session)
+    assert await seed(session) is False
+    assert await _counts(session) == before
+    assert not await is_empty(session)
+
+
+async def test_seeded_counters_match_the_events(session: AsyncSession) -> None:
+    await seed(session)
+    stored = (
+        await session.execute(
+            text(
+                "SELECT id AS instance_id, total_enrolled, total_sent, total_delivered,"
+                " total_opened, total_clicked, total_replied, total_bounced, total_unsubscribed"
+                " FROM campaign_instances ORDER BY id"
+            )
+        )
+    ).all()
+    ids = [row.instance_id for row in stored]
+    recomputed = (
+        await session.execute(
+            text(f"SELECT * FROM ({RECOMPUTED_COUNTERS_SQL}) r ORDER BY instance_id"),
+            {"ids": ids},
+        )
+    ).all()
+    assert [tuple(r) for r in stored] == [tuple(r) for r in recomputed]
+    # The data is not trivially zero: the active instance saw opens and a reply.
+    assert any(row.total_opened > 0 and row.total_replied > 0 for row in stored)
