@@ -54,7 +54,9 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; the engine is created in the lifespan, inside the server's loop."""
     settings = settings or get_settings()
-    from resolvers.graphql_app import GraphQLEndpoint  # the HTTP edge may import the API layer
+    # The composition root: the one place in app/ that reaches up to the GraphQL layer.
+    from resolvers.graphql_app import GraphQLEndpoint
+    from schema import build_schema
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/graphql", GraphQLEndpoint(), methods=["GET", "POST"]),
+            Route("/graphql", GraphQLEndpoint(build_schema()), methods=["GET", "POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,

@@ -8,12 +8,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.schema.base import BaseSchema
 
 from app.graphiql import render_graphiql_page
 from app.http_errors import UNAUTHENTICATED_MESSAGE, json_error
 from app.request_auth import principal_for
-from schema import build_schema
-from schema.context import Context
+from resolvers.context import Context
+from resolvers.loaders import RequestDatabase
 
 
 class _StrawberryView(GraphQL[Context, None]):
@@ -24,14 +25,15 @@ class _StrawberryView(GraphQL[Context, None]):
             engine=state.engine,
             sessionmaker=state.sessionmaker,
             principal=request.scope["state"]["principal"],
+            db=request.scope["state"]["db"],
         )
 
 
 class GraphQLEndpoint:
     """GET from a browser shows GraphiQL; every operation needs a valid API key (else 401)."""
 
-    def __init__(self) -> None:
-        self._view = _StrawberryView(build_schema(), graphql_ide=None, allow_queries_via_get=False)
+    def __init__(self, schema: BaseSchema) -> None:
+        self._view = _StrawberryView(schema, graphql_ide=None, allow_queries_via_get=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -55,5 +57,9 @@ class GraphQLEndpoint:
             )
             await response(scope, receive, send)
             return
-        scope.setdefault("state", {})["principal"] = principal
-        await self._view(scope, receive, send)
+        db = RequestDatabase(request.app.state.engine)
+        scope.setdefault("state", {}).update(principal=principal, db=db)
+        try:
+            await self._view(scope, receive, send)
+        finally:
+            await db.close()

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from schema.permissions import CanRead
-
-
-@strawberry.type
-class Query:
-    @strawberry.field(permission_classes=[CanRead], description="The service's version.")
-    def version(self) -> str:
-        from importlib.metadata import version
-
-        return version("campaign-api")
+from schema.query import Query
 
 
 def build_schema() -> strawberry.Schema:

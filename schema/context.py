@@ -1,20 +1,5 @@
-"""The per-request context every resolver sees."""
+"""The context type resolvers receive (defined beside the resolvers that fill it)."""
 
-from __future__ import annotations
+from resolvers.context import Context
 
-from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from app.auth import Principal
-from app.settings import Settings
-
-
-@dataclass(slots=True)
-class Context:
-    """Request-scoped resources; loaders are created lazily so each request gets fresh caches."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
-    principal: Principal
+__all__ = ["Context"]

@@ -1,0 +1,26 @@
+"""The per-request context every resolver sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.auth import Principal
+from app.settings import Settings
+from resolvers.loaders import Loaders, RequestDatabase
+
+
+@dataclass(slots=True)
+class Context:
+    """Request-scoped resources: fresh DataLoader caches and one read connection per request."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    principal: Principal
+    db: RequestDatabase
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.db)

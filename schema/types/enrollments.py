@@ -1,0 +1,57 @@
+"""Enrollments: one contact in one instance, with its events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from resolvers import relations
+from schema.pagination import Connection
+from schema.types.enums import EnrollmentStatus, EventType
+
+if TYPE_CHECKING:
+    from schema.types.events import CampaignEvent
+    from schema.types.instances import CampaignInstance
+
+InstanceNode = Annotated["CampaignInstance", strawberry.lazy("schema.types.instances")]
+EventNode = Annotated["CampaignEvent", strawberry.lazy("schema.types.events")]
+
+
+@strawberry.type
+class Enrollment:
+    id: strawberry.ID
+    contact_id: strawberry.ID
+    status: EnrollmentStatus
+    current_step: int
+    next_action_at: datetime | None
+    metadata: JSON
+    enrolled_at: datetime
+    completed_at: datetime | None
+    unsubscribed_at: datetime | None
+
+    @strawberry.field
+    async def instance(self, info: Info) -> InstanceNode:
+        return await info.context.loaders.instance_by_id.load(self.instance_id)  # type: ignore[attr-defined]
+
+    @strawberry.field(description="Newest first.")
+    async def events(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        event_type: EventType | None = None,
+    ) -> Connection[EventNode]:
+        loaders = info.context.loaders
+        result = await relations.child_page(
+            loaders.event_page_by_enrollment_id,
+            loaders.event_count_by_enrollment_id,
+            self.id,
+            first,
+            after,
+            (("event_type", event_type.value if event_type else None),),
+        )
+        return Connection(result=result)

@@ -1,0 +1,17 @@
+"""The domain enums under the contract's GraphQL names (values are the member names)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.domain import enums
+
+CampaignType = strawberry.enum(enums.TemplateType, name="CampaignType")
+PathType = strawberry.enum(enums.PathType, name="PathType")
+LinkedInAction = strawberry.enum(enums.LinkedInAction, name="LinkedInAction")
+InstanceStatus = strawberry.enum(enums.InstanceStatus, name="InstanceStatus")
+EnrollmentStatus = strawberry.enum(enums.EnrollmentStatus, name="EnrollmentStatus")
+Channel = strawberry.enum(enums.Channel, name="Channel")
+Provider = strawberry.enum(enums.Provider, name="Provider")
+EventType = strawberry.enum(enums.EventType, name="EventType")
+ErrorCode = strawberry.enum(enums.ErrorCode, name="ErrorCode")

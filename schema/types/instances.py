@@ -1,0 +1,211 @@
+"""Instances: status, stored counters, performance figures, transitions and children."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from app.services.analytics import Metrics, Rates, total
+from resolvers import relations
+from schema.pagination import Connection
+from schema.types.enums import Channel, EnrollmentStatus, EventType, InstanceStatus
+
+if TYPE_CHECKING:
+    from schema.types.enrollments import Enrollment
+    from schema.types.events import CampaignEvent
+    from schema.types.templates import CampaignTemplate
+
+TemplateNode = Annotated["CampaignTemplate", strawberry.lazy("schema.types.templates")]
+EnrollmentNode = Annotated["Enrollment", strawberry.lazy("schema.types.enrollments")]
+EventNode = Annotated["CampaignEvent", strawberry.lazy("schema.types.events")]
+
+
+@strawberry.type(name="InstanceMetrics")
+class InstanceMetrics:
+    enrolled: int
+    sent: int
+    delivered: int
+    opened: int
+    clicked: int
+    replied: int
+    bounced: int
+    unsubscribed: int
+
+
+@strawberry.type(name="Rates")
+class RatesType:
+    delivery_rate: float
+    open_rate: float
+    click_rate: float
+    reply_rate: float
+    bounce_rate: float
+    unsubscribe_rate: float
+
+
+def _metrics_of(row: Any) -> Metrics:
+    return Metrics(
+        enrolled=row.total_enrolled,
+        sent=row.total_sent,
+        delivered=row.total_delivered,
+        opened=row.total_opened,
+        clicked=row.total_clicked,
+        replied=row.total_replied,
+        bounced=row.total_bounced,
+        unsubscribed=row.total_unsubscribed,
+    )
+
+
+@strawberry.type
+class StepPerformance:
+    channel: Channel
+    step_number: int
+    metrics: InstanceMetrics
+    rates: RatesType
+
+
+@strawberry.type
+class ChannelPerformance:
+    channel: Channel
+    metrics: InstanceMetrics
+    rates: RatesType
+
+
+@strawberry.type
+class InstancePerformance:
+    """Instance-wide figures come from the stored counters; per step and per channel from events."""
+
+    instance: strawberry.Private[Any]
+
+    @strawberry.field
+    def metrics(self) -> InstanceMetrics:
+        return _metrics_of(self.instance)  # type: ignore[return-value]
+
+    @strawberry.field
+    def rates(self) -> RatesType:
+        return Rates.of(_metrics_of(self.instance))  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="One entry per channel and step that has events; enrolled is the audience."
+    )
+    async def by_step(self, info: Info) -> list[StepPerformance]:
+        figures = await relations.step_figures(
+            info.context, self.instance.id, self.instance.total_enrolled
+        )
+        return [
+            StepPerformance(
+                channel=f.channel,  # type: ignore[arg-type]
+                step_number=f.step_number,
+                metrics=f.metrics,  # type: ignore[arg-type]
+                rates=Rates.of(f.metrics),  # type: ignore[arg-type]
+            )
+            for f in figures
+        ]
+
+    @strawberry.field
+    async def by_channel(self, info: Info) -> list[ChannelPerformance]:
+        figures = await relations.step_figures(
+            info.context, self.instance.id, self.instance.total_enrolled
+        )
+        result = []
+        for channel in sorted({f.channel for f in figures}):
+            summed = total(f.metrics for f in figures if f.channel == channel)
+            metrics = replace(summed, enrolled=self.instance.total_enrolled)
+            result.append(
+                ChannelPerformance(
+                    channel=channel,  # type: ignore[arg-type]
+                    metrics=metrics,  # type: ignore[arg-type]
+                    rates=Rates.of(metrics),  # type: ignore[arg-type]
+                )
+            )
+        return result
+
+
+@strawberry.type
+class StatusTransition:
+    from_status: InstanceStatus | None
+    to_status: InstanceStatus
+    actor: str | None
+    reason: str | None
+    at: datetime
+
+
+@strawberry.type
+class CampaignInstance:
+    id: strawberry.ID
+    name: str
+    status: InstanceStatus
+    provider_config: JSON
+    started_at: datetime | None
+    paused_at: datetime | None
+    completed_at: datetime | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field
+    async def template(self, info: Info) -> TemplateNode:
+        return await info.context.loaders.template_by_id.load(self.template_id)  # type: ignore[attr-defined]
+
+    @strawberry.field(
+        description=(
+            "The stored counters. enrolled counts everyone ever enrolled (removal does not"
+            " lower it); the others count unique outcomes per enrollment, channel and step."
+        )
+    )
+    def metrics(self) -> InstanceMetrics:
+        return _metrics_of(self)  # type: ignore[return-value]
+
+    @strawberry.field
+    def performance(self) -> InstancePerformance:
+        return InstancePerformance(instance=self)
+
+    @strawberry.field(description="Every status change of this instance, oldest first.")
+    async def transitions(self, info: Info) -> list[StatusTransition]:
+        return await relations.transitions(info.context, self.id)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def enrollments(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        status: EnrollmentStatus | None = None,
+    ) -> Connection[EnrollmentNode]:
+        loaders = info.context.loaders
+        result = await relations.child_page(
+            loaders.enrollment_page_by_instance_id,
+            loaders.enrollment_count_by_instance_id,
+            self.id,
+            first,
+            after,
+            (("status", status.value if status else None),),
+        )
+        return Connection(result=result)
+
+    @strawberry.field(description="Newest first.")
+    async def events(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        event_type: EventType | None = None,
+        channel: Channel | None = None,
+    ) -> Connection[EventNode]:
+        loaders = info.context.loaders
+        result = await relations.child_page(
+            loaders.event_page_by_instance_id,
+            loaders.event_count_by_instance_id,
+            self.id,
+            first,
+            after,
+            (
+                ("event_type", event_type.value if event_type else None),
+                ("channel", channel.value if channel else None),
+            ),
+        )
+        return Connection(result=result)

@@ -1,0 +1,92 @@
+"""Templates and their steps. Instances are rows from the loaders; fields read them directly."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from resolvers import relations
+from schema.pagination import Connection
+from schema.types.enums import CampaignType, InstanceStatus, LinkedInAction, PathType
+
+if TYPE_CHECKING:
+    from schema.types.instances import CampaignInstance
+
+InstanceNode = Annotated["CampaignInstance", strawberry.lazy("schema.types.instances")]
+
+
+@strawberry.type
+class EmailStep:
+    id: strawberry.ID
+    step_number: int
+    subject: str | None
+    body: str
+    delay_hours: int
+    ab_variant: str | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@strawberry.type(name="LinkedInStep")
+class LinkedInStep:
+    id: strawberry.ID
+    step_number: int
+    action: LinkedInAction
+    message: str | None
+    delay_hours: int
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@strawberry.type
+class CampaignTemplate:
+    id: strawberry.ID
+    name: str
+    description: str | None
+    type: CampaignType
+    path_type: PathType
+    icp_profile_id: strawberry.ID | None
+    settings: JSON
+    created_by: str | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field(
+        description="Active steps, ordered by stepNumber (all steps with includeInactive)."
+    )
+    async def email_steps(
+        self, info: Info, include_inactive: bool | None = False
+    ) -> list[EmailStep]:
+        return await relations.steps(info.context, "email", self.id, bool(include_inactive))
+
+    @strawberry.field(name="linkedinSteps")
+    async def linkedin_steps(
+        self, info: Info, include_inactive: bool | None = False
+    ) -> list[LinkedInStep]:
+        return await relations.steps(info.context, "linkedin", self.id, bool(include_inactive))
+
+    @strawberry.field
+    async def instances(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        status: InstanceStatus | None = None,
+    ) -> Connection[InstanceNode]:
+        loaders = info.context.loaders
+        result = await relations.child_page(
+            loaders.instance_page_by_template_id,
+            loaders.instance_count_by_template_id,
+            self.id,
+            first,
+            after,
+            (("status", status.value if status else None),),
+        )
+        return Connection(result=result)
