@@ -1,0 +1,69 @@
+"""No N+1: the dashboard query costs the same number of statements on a 10x wider dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from tests.conftest import TABLES
+from tests.factories import Shape, build_dataset
+from tests.graphql_client import gql
+
+DASHBOARD = """
+{ templates(first: 10) { totalCount nodes { id name emailSteps { stepNumber }
+    linkedinSteps { stepNumber action }
+    instances(first: 5) { totalCount nodes { id status metrics { sent opened }
+      performance { rates { openRate replyRate } }
+      enrollments(first: 10) { totalCount nodes { id status
+        events(first: 5) { nodes { eventType occurredAt } } } } } } } } }
+"""
+
+
+@contextmanager
+def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def _dashboard_statements(app: Starlette, client: httpx.AsyncClient, key: str) -> int:
+    with counted_statements(app.state.engine) as statements:
+        body = await gql(client, key, DASHBOARD)
+    assert "errors" not in body, body
+    return len(statements)
+
+
+def _objects(body: dict[str, Any]) -> int:
+    templates = body["data"]["templates"]["nodes"]
+    instances = [i for t in templates for i in t["instances"]["nodes"]]
+    enrollments = [n for i in instances for n in i["enrollments"]["nodes"]]
+    return len(templates) + len(instances) + len(enrollments)
+
+
+async def test_dashboard_statements_do_not_grow_with_the_data(
+    app: Starlette, client: httpx.AsyncClient, read_key: str
+) -> None:
+    engine: AsyncEngine = app.state.engine
+    counts, sizes = [], []
+    for shape in (Shape(1, 1, 2, 1), Shape(10, 5, 20, 10)):
+        async with engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {', '.join(TABLES[:-1])} CASCADE"))
+            await build_dataset(connection, shape)
+        counts.append(await _dashboard_statements(app, client, read_key))
+        sizes.append(_objects(await gql(client, read_key, DASHBOARD)))
+    assert sizes[1] >= 10 * sizes[0], sizes  # the second dataset really returns more
+    assert counts[0] == counts[1], counts
+    assert counts[1] <= 12, counts
