@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.mutation import Mutation
 from schema.query import Query
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(query=Query)
+    return strawberry.Schema(query=Query, mutation=Mutation)

@@ -45,6 +45,14 @@ class Loaders:
         return ByIdLoader(self.db, ENROLLMENTS)
 
     @cached_property
+    def email_step_by_id(self) -> ByIdLoader:
+        return ByIdLoader(self.db, EMAIL_STEPS)
+
+    @cached_property
+    def linkedin_step_by_id(self) -> ByIdLoader:
+        return ByIdLoader(self.db, LINKEDIN_STEPS)
+
+    @cached_property
     def email_steps_by_template_id(self) -> ListByParentLoader:
         return ListByParentLoader(self.db, EMAIL_STEPS, "template_id", "s.step_number, s.id")
 

@@ -1,0 +1,134 @@
+"""Input checks that collect every problem of a request, so a client can fix them all at once."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from app.domain.enums import ErrorCode
+from app.domain.errors import DomainError, DomainErrors
+from app.domain.limits import JSON_MAX_BYTES, JSON_MAX_DEPTH
+
+
+class Problems:
+    """Accumulates DomainErrors; ``raise_if_any`` ends the operation before anything is written."""
+
+    def __init__(self) -> None:
+        self.errors: list[DomainError] = []
+
+    def add(self, field: str, problem: str, code: ErrorCode = ErrorCode.INVALID) -> None:
+        """Record ``problem`` about ``field`` (a snake_case input name)."""
+        label = field.replace("_", " ")
+        self.errors.append(DomainError(code, f"{label} {problem}", (field,) if field else ()))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise DomainErrors(self.errors)
+
+    def text(
+        self,
+        field: str,
+        value: str | None,
+        *,
+        required: bool = False,
+        min_length: int = 0,
+        max_length: int,
+    ) -> str | None:
+        """The trimmed text (None when empty and optional), or None after recording a problem."""
+        if value is None:
+            if required:
+                self.add(field, "is required")
+            return None
+        if "\x00" in value:
+            self.add(field, "must not contain NUL characters")
+            return None
+        trimmed = value.strip()
+        if not trimmed and not required and min_length == 0:
+            return None
+        if not min_length <= len(trimmed) <= max_length:
+            if min_length and max_length:
+                bounds = f"between {min_length} and {max_length} characters"
+            else:
+                bounds = f"at most {max_length} characters"
+            if required and not trimmed:
+                self.add(field, "must not be blank")
+            else:
+                self.add(field, f"must be {bounds} after trimming (got {len(trimmed)})")
+            return None
+        return trimmed
+
+    def integer(self, field: str, value: int, minimum: int, maximum: int | None = None) -> int:
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and {maximum}" if maximum is not None else ""
+            relation = f"between {minimum}{upper}" if maximum is not None else f">= {minimum}"
+            self.add(field, f"must be {relation} (got {value})")
+        return value
+
+    def uuid(self, field: str, value: str | None) -> uuid.UUID | None:
+        if value is None:
+            return None
+        try:
+            return uuid.UUID(value)
+        except (ValueError, AttributeError, TypeError):
+            self.add(field, f"is not a valid id: {str(value)[:64]!r}")
+            return None
+
+    def json_object(self, field: str, value: Any) -> dict[str, Any] | None:
+        """A JSON object within the size and depth limits of domain.md."""
+        if not isinstance(value, dict):
+            self.add(field, "must be a JSON object")
+            return None
+        problem = _json_problem(value)
+        if problem is None:
+            size = len(json.dumps(value, ensure_ascii=False).encode())
+            if size > JSON_MAX_BYTES:
+                problem = f"is {size} bytes serialized; the limit is {JSON_MAX_BYTES}"
+        if problem:
+            self.add(field, problem)
+            return None
+        return value
+
+
+def _json_problem(value: Any) -> str | None:
+    """Depth beyond the limit, or what PostgreSQL's jsonb refuses (NUL, NaN, infinities).
+
+    Iterative, so a hostile nesting depth cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > JSON_MAX_DEPTH:
+                return f"is nested deeper than {JSON_MAX_DEPTH} levels"
+            if isinstance(item, dict):
+                if any("\x00" in k for k in item):
+                    return "must not contain NUL characters"
+                children = item.values()
+            else:
+                children = item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str) and "\x00" in item:
+            return "must not contain NUL characters"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "must not contain NaN or infinite numbers"
+    return None
+
+
+def require_id(field: str, value: str) -> uuid.UUID:
+    """Parse an id argument on its own: a malformed one ends the operation at once."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise DomainError(
+            ErrorCode.INVALID, f"{str(value)[:64]!r} is not a valid id", (field,)
+        ) from None
+
+
+def not_null(problems: Problems, changes: dict[str, Any], fields: Iterable[str]) -> None:
+    """In a partial update, an explicit null on a non-nullable field is an error."""
+    for field in fields:
+        if field in changes and changes[field] is None:
+            problems.add(field, "cannot be null")

@@ -1,0 +1,1 @@
+"""Mutation resolvers, one module per domain: each is one transaction around a service call."""

@@ -1,0 +1,70 @@
+"""The one way a mutation runs: a transaction that commits or rolls back before the payload."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry import UNSET
+
+from app.domain.enums import ErrorCode
+from app.domain.errors import DomainError, DomainErrors
+from resolvers.context import Context
+from resolvers.loaders import Loaders
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadError:
+    """What the schema shows as a UserError: the input path at fault, a code, a message."""
+
+    field: list[str]
+    code: ErrorCode
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    entity_id: str | None
+    errors: list[PayloadError]
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _payload_errors(errors: Iterable[DomainError], arguments: frozenset[str]) -> list[PayloadError]:
+    """Prefix input fields with ``input``; argument names (ids) stand alone."""
+    result = []
+    for error in errors:
+        path = [camel(part) for part in error.field]
+        if path and error.field[0] not in arguments:
+            path = ["input", *path]
+        result.append(PayloadError(path, error.code, error.message))
+    return result
+
+
+async def run_mutation(
+    context: Context,
+    work: Callable[[AsyncSession], Awaitable[uuid.UUID]],
+    arguments: frozenset[str] = frozenset({"id"}),
+) -> Outcome:
+    """Run ``work`` in its own transaction; a domain error rolls it back and becomes payload
+    errors. Loader caches are dropped after a write so the payload reads what was committed."""
+    try:
+        async with context.sessionmaker.begin() as session:
+            entity_id = await work(session)
+    except DomainErrors as exc:
+        return Outcome(None, _payload_errors(exc.errors, arguments))
+    except DomainError as exc:
+        return Outcome(None, _payload_errors([exc], arguments))
+    context.loaders = Loaders(context.db)
+    return Outcome(str(entity_id), [])
+
+
+def provided(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The input fields the client sent (explicit nulls included), keyed by snake_case name."""
+    return {name: value for name, value in values.items() if value is not UNSET}

@@ -1,0 +1,61 @@
+"""Mutation inputs. UNSET (an absent field) differs from null in partial updates."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.scalars import JSON
+
+from schema.types.enums import CampaignType, LinkedInAction, PathType
+
+
+@strawberry.input
+class CreateTemplateInput:
+    name: str
+    type: CampaignType
+    description: str | None = strawberry.UNSET
+    path_type: PathType | None = PathType.STRUCTURED  # type: ignore[attr-defined]
+    icp_profile_id: strawberry.ID | None = strawberry.UNSET
+    settings: JSON | None = strawberry.UNSET
+
+
+@strawberry.input
+class UpdateTemplateInput:
+    name: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    path_type: PathType | None = strawberry.UNSET
+    icp_profile_id: strawberry.ID | None = strawberry.UNSET
+    settings: JSON | None = strawberry.UNSET
+
+
+@strawberry.input
+class EmailStepInput:
+    step_number: int
+    body: str
+    subject: str | None = strawberry.UNSET
+    delay_hours: int | None = 0
+    ab_variant: str | None = strawberry.UNSET
+
+
+@strawberry.input
+class UpdateEmailStepInput:
+    step_number: int | None = strawberry.UNSET
+    subject: str | None = strawberry.UNSET
+    body: str | None = strawberry.UNSET
+    delay_hours: int | None = strawberry.UNSET
+    ab_variant: str | None = strawberry.UNSET
+
+
+@strawberry.input(name="LinkedInStepInput")
+class LinkedInStepInput:
+    step_number: int
+    action: LinkedInAction
+    message: str | None = strawberry.UNSET
+    delay_hours: int | None = 0
+
+
+@strawberry.input(name="UpdateLinkedInStepInput")
+class UpdateLinkedInStepInput:
+    step_number: int | None = strawberry.UNSET
+    action: LinkedInAction | None = strawberry.UNSET
+    message: str | None = strawberry.UNSET
+    delay_hours: int | None = strawberry.UNSET
