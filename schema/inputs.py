@@ -59,3 +59,16 @@ class UpdateLinkedInStepInput:
     action: LinkedInAction | None = strawberry.UNSET
     message: str | None = strawberry.UNSET
     delay_hours: int | None = strawberry.UNSET
+
+
+@strawberry.input
+class CreateInstanceInput:
+    template_id: strawberry.ID
+    name: str
+    provider_config: JSON | None = strawberry.UNSET
+
+
+@strawberry.input
+class EnrollContactInput:
+    contact_id: strawberry.ID
+    metadata: JSON | None = strawberry.UNSET

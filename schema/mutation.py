@@ -7,43 +7,66 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from resolvers.mutations import templates
+from resolvers.mutations import enrollments, instances, templates
 from resolvers.mutations.common import Outcome
 from schema.inputs import (
+    CreateInstanceInput,
     CreateTemplateInput,
     EmailStepInput,
+    EnrollContactInput,
     LinkedInStepInput,
     UpdateEmailStepInput,
     UpdateLinkedInStepInput,
     UpdateTemplateInput,
 )
-from schema.payloads import EmailStepPayload, LinkedInStepPayload, TemplatePayload
+from schema.payloads import (
+    BulkEnrollPayload,
+    EmailStepPayload,
+    EnrollmentPayload,
+    InstancePayload,
+    LinkedInStepPayload,
+    TemplatePayload,
+)
 from schema.permissions import CanWrite
 
 
-async def _loaded(info: Info, loader: str, outcome: Outcome) -> Any:
+async def _loaded(info: Info, loader: str, outcome: Outcome[Any]) -> Any:
     if outcome.entity_id is None:
         return None
     return await getattr(info.context.loaders, loader).load(outcome.entity_id)
 
 
-async def _template_payload(info: Info, outcome: Outcome) -> TemplatePayload:
+async def _template_payload(info: Info, outcome: Outcome[Any]) -> TemplatePayload:
     return TemplatePayload(
         template=await _loaded(info, "template_by_id", outcome),
         errors=outcome.errors,  # type: ignore[arg-type]
     )
 
 
-async def _email_step_payload(info: Info, outcome: Outcome) -> EmailStepPayload:
+async def _email_step_payload(info: Info, outcome: Outcome[Any]) -> EmailStepPayload:
     return EmailStepPayload(
         step=await _loaded(info, "email_step_by_id", outcome),
         errors=outcome.errors,  # type: ignore[arg-type]
     )
 
 
-async def _linkedin_step_payload(info: Info, outcome: Outcome) -> LinkedInStepPayload:
+async def _linkedin_step_payload(info: Info, outcome: Outcome[Any]) -> LinkedInStepPayload:
     return LinkedInStepPayload(
         step=await _loaded(info, "linkedin_step_by_id", outcome),
+        errors=outcome.errors,  # type: ignore[arg-type]
+    )
+
+
+async def _instance_payload(info: Info, outcome: Outcome[Any]) -> InstancePayload:
+    return InstancePayload(
+        instance=await _loaded(info, "instance_by_id", outcome),
+        errors=outcome.errors,  # type: ignore[arg-type]
+    )
+
+
+async def _enrollment_payload(info: Info, outcome: Outcome[Any]) -> EnrollmentPayload:
+    return EnrollmentPayload(
+        enrollment=await _loaded(info, "enrollment_by_id", outcome),
         errors=outcome.errors,  # type: ignore[arg-type]
     )
 
@@ -102,3 +125,75 @@ class Mutation:
     async def remove_linkedin_step(self, info: Info, id: strawberry.ID) -> LinkedInStepPayload:
         outcome = await templates.remove_step(info.context, "linkedin", id)
         return await _linkedin_step_payload(info, outcome)
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def create_instance(self, info: Info, input: CreateInstanceInput) -> InstancePayload:
+        return await _instance_payload(info, await instances.create_instance(info.context, input))
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def start_instance(self, info: Info, id: strawberry.ID) -> InstancePayload:
+        return await _instance_payload(info, await instances.transition(info.context, id, "start"))
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def pause_instance(self, info: Info, id: strawberry.ID) -> InstancePayload:
+        return await _instance_payload(info, await instances.transition(info.context, id, "pause"))
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def resume_instance(self, info: Info, id: strawberry.ID) -> InstancePayload:
+        outcome = await instances.transition(info.context, id, "resume")
+        return await _instance_payload(info, outcome)
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def complete_instance(self, info: Info, id: strawberry.ID) -> InstancePayload:
+        outcome = await instances.transition(info.context, id, "complete")
+        return await _instance_payload(info, outcome)
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def fail_instance(self, info: Info, id: strawberry.ID, reason: str) -> InstancePayload:
+        outcome = await instances.transition(info.context, id, "fail", reason)
+        return await _instance_payload(info, outcome)
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def enroll_contact(
+        self, info: Info, instance_id: strawberry.ID, input: EnrollContactInput
+    ) -> EnrollmentPayload:
+        outcome = await enrollments.enroll_contact(info.context, instance_id, input)
+        return await _enrollment_payload(info, outcome)
+
+    @strawberry.mutation(
+        permission_classes=[CanWrite],
+        description="Up to 10,000 contacts; one transaction; repeat-safe.",
+    )
+    async def bulk_enroll(
+        self, info: Info, instance_id: strawberry.ID, contacts: list[EnrollContactInput]
+    ) -> BulkEnrollPayload:
+        outcome = await enrollments.bulk_enroll(info.context, instance_id, contacts)
+        if outcome.value is None:
+            return BulkEnrollPayload(
+                enrolled_count=0,
+                skipped_count=0,
+                enrollments=[],
+                errors=outcome.errors,  # type: ignore[arg-type]
+            )
+        ids = [str(i) for i in outcome.value.enrolled_ids]
+        rows = await info.context.loaders.enrollment_by_id.load_many(ids)
+        return BulkEnrollPayload(
+            enrolled_count=len(ids),
+            skipped_count=outcome.value.skipped,
+            enrollments=rows,
+            errors=[],
+        )
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def pause_enrollment(self, info: Info, id: strawberry.ID) -> EnrollmentPayload:
+        return await _enrollment_payload(info, await enrollments.change(info.context, id, "pause"))
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def resume_enrollment(self, info: Info, id: strawberry.ID) -> EnrollmentPayload:
+        outcome = await enrollments.change(info.context, id, "resume")
+        return await _enrollment_payload(info, outcome)
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def remove_enrollment(self, info: Info, id: strawberry.ID) -> EnrollmentPayload:
+        outcome = await enrollments.change(info.context, id, "remove")
+        return await _enrollment_payload(info, outcome)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from schema.errors import UserError
+from schema.types.enrollments import Enrollment
+from schema.types.instances import CampaignInstance
 from schema.types.templates import CampaignTemplate, EmailStep, LinkedInStep
 
 
@@ -23,4 +25,28 @@ class EmailStepPayload:
 @strawberry.type(name="LinkedInStepPayload")
 class LinkedInStepPayload:
     step: LinkedInStep | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class InstancePayload:
+    instance: CampaignInstance | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class EnrollmentPayload:
+    enrollment: Enrollment | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class BulkEnrollPayload:
+    enrolled_count: int = strawberry.field(description="How many new enrollments were created.")
+    skipped_count: int = strawberry.field(
+        description="How many contacts were already in the instance (or repeated in the request)."
+    )
+    enrollments: list[Enrollment] = strawberry.field(
+        description="The enrollments created by this request."
+    )
     errors: list[UserError]

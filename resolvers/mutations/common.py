@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
@@ -14,6 +13,8 @@ from app.domain.enums import ErrorCode
 from app.domain.errors import DomainError, DomainErrors
 from resolvers.context import Context
 from resolvers.loaders import Loaders
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +27,15 @@ class PayloadError:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    entity_id: str | None
+class Outcome(Generic[T]):
+    """What the service returned (None when it refused), and the refusal's errors."""
+
+    value: T | None
     errors: list[PayloadError]
+
+    @property
+    def entity_id(self) -> str | None:
+        return None if self.value is None else str(self.value)
 
 
 def camel(name: str) -> str:
@@ -49,20 +56,20 @@ def _payload_errors(errors: Iterable[DomainError], arguments: frozenset[str]) ->
 
 async def run_mutation(
     context: Context,
-    work: Callable[[AsyncSession], Awaitable[uuid.UUID]],
+    work: Callable[[AsyncSession], Awaitable[T]],
     arguments: frozenset[str] = frozenset({"id"}),
-) -> Outcome:
+) -> Outcome[T]:
     """Run ``work`` in its own transaction; a domain error rolls it back and becomes payload
     errors. Loader caches are dropped after a write so the payload reads what was committed."""
     try:
         async with context.sessionmaker.begin() as session:
-            entity_id = await work(session)
+            value = await work(session)
     except DomainErrors as exc:
         return Outcome(None, _payload_errors(exc.errors, arguments))
     except DomainError as exc:
         return Outcome(None, _payload_errors([exc], arguments))
     context.loaders = Loaders(context.db)
-    return Outcome(str(entity_id), [])
+    return Outcome(value, [])
 
 
 def provided(values: Mapping[str, Any]) -> dict[str, Any]:

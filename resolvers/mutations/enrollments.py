@@ -1,0 +1,43 @@
+"""Enrollment mutations: thin calls into app.services.enrollment."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from strawberry import UNSET
+
+from app.services import enrollment
+from app.services.enrollment import BulkResult, ContactInput
+from resolvers.context import Context
+from resolvers.mutations.common import Outcome, run_mutation
+
+
+def _contact(data: Any) -> ContactInput:
+    metadata = None if data.metadata is UNSET else data.metadata
+    return ContactInput(contact_id=data.contact_id, metadata=metadata)
+
+
+async def enroll_contact(context: Context, instance_id: str, data: Any) -> Outcome[uuid.UUID]:
+    return await run_mutation(
+        context,
+        lambda s: enrollment.enroll_contact(s, instance_id, _contact(data)),
+        arguments=frozenset({"instance_id"}),
+    )
+
+
+async def bulk_enroll(
+    context: Context, instance_id: str, contacts: Sequence[Any]
+) -> Outcome[BulkResult]:
+    return await run_mutation(
+        context,
+        lambda s: enrollment.bulk_enroll(s, instance_id, [_contact(c) for c in contacts]),
+        arguments=frozenset({"instance_id", "contacts"}),
+    )
+
+
+async def change(context: Context, enrollment_id: str, action: str) -> Outcome[uuid.UUID]:
+    return await run_mutation(
+        context, lambda s: enrollment.change_enrollment(s, enrollment_id, action)
+    )

@@ -1,0 +1,33 @@
+"""Instance lifecycle mutations: thin calls into app.services.lifecycle."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from app.services import lifecycle
+from resolvers.context import Context
+from resolvers.mutations.common import Outcome, run_mutation
+
+
+async def create_instance(context: Context, data: Any) -> Outcome[uuid.UUID]:
+    values = {
+        "template_id": data.template_id,
+        "name": data.name,
+        "provider_config": data.provider_config,
+    }
+    return await run_mutation(
+        context,
+        lambda s: lifecycle.create_instance(s, values, context.principal.name),
+        arguments=frozenset(),
+    )
+
+
+async def transition(
+    context: Context, instance_id: str, name: str, reason: str | None = None
+) -> Outcome[uuid.UUID]:
+    return await run_mutation(
+        context,
+        lambda s: lifecycle.transition(s, instance_id, name, context.principal.name, reason),
+        arguments=frozenset({"id", "reason"}),
+    )
