@@ -11,18 +11,19 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrate
 from app.auth import create_api_key, hash_key, list_api_keys, parse_scopes, revoke_api_key
 from app.db import create_engine, create_sessionmaker, resolve_database_url
 from app.domain.enums import Scope
-from app.domain.errors import DomainError
+from app.domain.errors import DomainError, DomainErrors
 from app.settings import ConfigError, Settings, get_settings
 
 
@@ -42,17 +43,17 @@ def _database_problem(exc: BaseException, url: str) -> CommandError:
     return CommandError(f"cannot use the database at {_describe_url(url)}: {reason}")
 
 
-def _run_with_session(
-    settings: Settings, work: Callable[[AsyncSession], Coroutine[Any, Any, Any]]
+def _run_with_sessionmaker(
+    settings: Settings,
+    work: Callable[[async_sessionmaker[AsyncSession]], Coroutine[Any, Any, Any]],
 ) -> Any:
-    """Run ``work`` in one committed transaction."""
+    """Run ``work`` with a sessionmaker on the configured database."""
     url = resolve_database_url(settings)
 
     async def runner() -> Any:
         engine = create_engine(settings, url)
         try:
-            async with create_sessionmaker(engine).begin() as session:
-                return await work(session)
+            return await work(create_sessionmaker(engine))
         finally:
             await engine.dispose()
 
@@ -60,6 +61,18 @@ def _run_with_session(
         return asyncio.run(runner())
     except (DBAPIError, OSError, SQLAlchemyError) as exc:
         raise _database_problem(exc, url) from None
+
+
+def _run_with_session(
+    settings: Settings, work: Callable[[AsyncSession], Coroutine[Any, Any, Any]]
+) -> Any:
+    """Run ``work`` in one committed transaction."""
+
+    async def in_transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
+        async with sessionmaker.begin() as session:
+            return await work(session)
+
+    return _run_with_sessionmaker(settings, in_transaction)
 
 
 def check_database(settings: Settings) -> str:
@@ -113,6 +126,32 @@ def cmd_api_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
 
     _run_with_session(settings, work)
     print(f"API key {args.name!r} revoked")
+
+
+def cmd_enroll(settings: Settings, args: argparse.Namespace) -> int:
+    """Enroll a CSV of contacts in batches of 10,000; exit 1 when any row was rejected."""
+    from tqdm import tqdm
+
+    from app.csv_import import import_csv
+
+    path = Path(args.csv)
+    if not path.is_file():
+        raise CommandError(f"{path} is not a readable file")
+    with path.open("rb") as handle:
+        total = max(sum(1 for _ in handle) - 1, 0)
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
+        with tqdm(total=total, unit=" rows", file=sys.stderr, disable=args.quiet) as bar:
+            return await import_csv(sessionmaker, args.instance_id, path, bar.update)
+
+    summary = _run_with_sessionmaker(settings, work)
+    print(
+        f"enrolled {summary.enrolled}, skipped {summary.skipped} (already enrolled or repeated),"
+        f" rejected {len(summary.rejected)}"
+    )
+    for line, reason in summary.rejected:
+        print(f"  line {line}: {reason}")
+    return 1 if summary.rejected else 0
 
 
 def cmd_export_schema(settings: Settings | None, args: argparse.Namespace) -> None:
@@ -211,6 +250,10 @@ def _parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "upgrade the database schema to the latest revision")
     add("seed", cmd_seed, "add the demo data (idempotent)")
     add("export-schema", cmd_export_schema, "print the GraphQL schema (SDL)")
+    enroll = add("enroll", cmd_enroll, "enroll the contacts of a CSV file (column contact_id)")
+    enroll.add_argument("instance_id")
+    enroll.add_argument("csv", help="contact_id plus personalization columns (become metadata)")
+    enroll.add_argument("--quiet", action="store_true", help="no progress bar")
 
     keys = commands.add_parser("api-key", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="key_command", required=True)
@@ -229,19 +272,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler: Callable[[Settings | None, argparse.Namespace], None] = args.handler
+    handler: Callable[[Settings | None, argparse.Namespace], int | None] = args.handler
     try:
         # export-schema needs no configuration, so a broken environment cannot stop it.
-        handler(None if args.command == "export-schema" else get_settings(), args)
+        status = handler(None if args.command == "export-schema" else get_settings(), args)
     except (ConfigError, CommandError) as exc:
         print(f"campaign-api: {exc}", file=sys.stderr)
         return 2
     except DomainError as exc:
         print(f"campaign-api: {exc.message}", file=sys.stderr)
         return 2
+    except DomainErrors as exc:
+        print(f"campaign-api: {'; '.join(e.message for e in exc.errors)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":
