@@ -172,16 +172,15 @@ class Mutation:
             return BulkEnrollPayload(
                 enrolled_count=0,
                 skipped_count=0,
-                enrollments=[],
                 errors=outcome.errors,  # type: ignore[arg-type]
+                enrollment_ids=[],
             )
         ids = [str(i) for i in outcome.value.enrolled_ids]
-        rows = await info.context.loaders.enrollment_by_id.load_many(ids)
         return BulkEnrollPayload(
             enrolled_count=len(ids),
             skipped_count=outcome.value.skipped,
-            enrollments=rows,
             errors=[],
+            enrollment_ids=ids,
         )
 
     @strawberry.mutation(permission_classes=[CanWrite])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.types import Info
 
 from schema.errors import UserError
 from schema.types.enrollments import Enrollment
@@ -46,7 +47,10 @@ class BulkEnrollPayload:
     skipped_count: int = strawberry.field(
         description="How many contacts were already in the instance (or repeated in the request)."
     )
-    enrollments: list[Enrollment] = strawberry.field(
-        description="The enrollments created by this request."
-    )
     errors: list[UserError]
+    enrollment_ids: strawberry.Private[list[str]]
+
+    @strawberry.field(description="The enrollments created by this request.")
+    async def enrollments(self, info: Info) -> list[Enrollment]:
+        """Loaded only when asked for: a 10,000-contact call rarely wants them back."""
+        return await info.context.loaders.enrollment_by_id.load_many(self.enrollment_ids)  # type: ignore[no-any-return]

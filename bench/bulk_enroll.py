@@ -1,0 +1,143 @@
+"""Benchmark bulk enrollment: bulkEnroll of 10,000 contacts (fresh, then all already enrolled)
+against a running server, and the CSV command on 100,000 rows.
+
+    .venv/bin/python -m bench.bulk_enroll [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from app import migrate
+from app.auth import create_api_key
+from app.db import create_engine, create_sessionmaker
+from app.domain.enums import Scope
+from app.settings import Settings
+from bench.common import bench_database_url, running_server
+
+BULK = """
+mutation Bulk($id: ID!, $contacts: [EnrollContactInput!]!) {
+  bulkEnroll(instanceId: $id, contacts: $contacts) { enrolledCount skippedCount errors { message } }
+}
+"""
+
+
+async def prepare(url: str, instances: int) -> tuple[str, list[str]]:
+    """An API key and ``instances`` fresh active instances of a one-step template."""
+    await asyncio.to_thread(migrate.upgrade, url)
+    engine = create_engine(Settings(database_url=url))
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            await session.execute(text("DELETE FROM api_keys WHERE name = 'bench-bulk'"))
+            key = await create_api_key(session, "bench-bulk", frozenset({Scope.WRITE}))
+            template = await session.scalar(
+                text(
+                    "INSERT INTO campaign_templates (name, type) VALUES ('bulk bench', 'email')"
+                    " RETURNING id"
+                )
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO email_steps (template_id, step_number, body, delay_hours)"
+                    " VALUES (:t, 1, 'Hello {{first_name}}!', 2)"
+                ),
+                {"t": template},
+            )
+            ids = (
+                await session.scalars(
+                    text(
+                        "INSERT INTO campaign_instances (template_id, name, status, started_at)"
+                        " SELECT :t, 'bulk ' || g, 'active', now()"
+                        " FROM generate_series(1, :n) g RETURNING id::text"
+                    ),
+                    {"t": template, "n": instances},
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    return key, list(ids)
+
+
+def contacts(n: int) -> list[dict[str, object]]:
+    run = uuid.uuid4().hex[:8]
+    return [
+        {"contactId": f"{run}-{i}", "metadata": {"first_name": f"C{i}", "company": "Acme"}}
+        for i in range(n)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8092)
+    parser.add_argument("--csv-rows", type=int, default=100_000)
+    args = parser.parse_args()
+
+    url = bench_database_url("campaign_bench_bulk")
+    key, instance_ids = asyncio.run(prepare(url, args.rounds + 1))
+    headers = {"authorization": f"Bearer {key}"}
+    fresh, repeat = [], []
+    with running_server(url, args.port, 1) as base, httpx.Client(timeout=120) as client:
+        for instance_id in instance_ids[: args.rounds]:
+            batch = contacts(10_000)
+            payload = {"query": BULK, "variables": {"id": instance_id, "contacts": batch}}
+            for timings, expected in ((fresh, 10_000), (repeat, 0)):
+                started = time.perf_counter()
+                body = client.post(f"{base}/graphql", json=payload, headers=headers).json()
+                timings.append(time.perf_counter() - started)
+                assert body["data"]["bulkEnroll"]["enrolledCount"] == expected, body
+    print(
+        f"bulkEnroll 10,000 fresh:            median {statistics.median(fresh):.2f} s"
+        f"  (runs: {', '.join(f'{t:.2f}' for t in fresh)})"
+    )
+    print(
+        f"bulkEnroll 10,000 already enrolled: median {statistics.median(repeat):.2f} s"
+        f"  (runs: {', '.join(f'{t:.2f}' for t in repeat)})"
+    )
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "contacts.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["contact_id", "first_name", "company"])
+            run = uuid.uuid4().hex[:8]
+            writer.writerows(
+                [f"{run}-{i}", f"Name{i}", f"Co{i % 97}"] for i in range(args.csv_rows)
+            )
+        command = [
+            str(Path(sys.executable).parent / "campaign-api"),
+            "enroll",
+            instance_ids[-1],
+            str(path),
+            "--quiet",
+        ]
+        started = time.perf_counter()
+        done = subprocess.run(
+            command,
+            env=os.environ | {"DATABASE_URL": url},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - started
+    print(
+        f"CSV enroll {args.csv_rows:,} rows:             {elapsed:.2f} s"
+        f"  ({done.stdout.splitlines()[0]})"
+    )
+
+
+if __name__ == "__main__":
+    main()
