@@ -1,0 +1,123 @@
+"""Shared benchmark plumbing: a bench database, a server to hit, and a closed-loop load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from app.db import start_embedded_postgres
+from app.settings import normalize_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_database_url(name: str) -> str:
+    """``name`` on DATABASE_URL's server (or the embedded one), created when missing."""
+    configured = os.environ.get("DATABASE_URL", "").strip()
+    server = (
+        normalize_database_url(configured)
+        if configured
+        else start_embedded_postgres(ROOT / ".data" / "bench-postgres")
+    )
+
+    async def create() -> None:
+        admin = make_url(server).set(drivername="postgresql", database="postgres")
+        connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
+        try:
+            exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if not exists:
+                await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def running_server(database_url: str, port: int, workers: int) -> Iterator[str]:
+    """Start ``campaign-api serve`` on the bench database; yield its base URL."""
+    env = os.environ | {"DATABASE_URL": database_url, "CAMPAIGN_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "campaign-api"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("the server did not become ready")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def line(self, label: str) -> str:
+        return (
+            f"{label:<22} {self.rps:8.1f} req/s  p50 {self.percentile(50):7.1f} ms"
+            f"  p99 {self.percentile(99):7.1f} ms  n={self.requests} errors={self.errors}"
+        )
+
+
+async def closed_loop(
+    request: Callable[[httpx.AsyncClient], Awaitable[bool]], clients: int, seconds: float
+) -> LoadResult:
+    """``clients`` concurrent loops, each sending its next request when the last one answered."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            ok = await request(client)
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += not ok
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return LoadResult(len(latencies), errors, elapsed, latencies)

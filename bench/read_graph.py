@@ -1,0 +1,126 @@
+"""Benchmark the nested read queries (dashboard, instance detail) against a running server.
+
+    .venv/bin/python -m bench.read_graph [--workers 2] [--clients 10] [--seconds 20]
+
+Builds (once) a database `campaign_bench_read` with 50 templates, 250 instances, 50,000
+enrollments and 500,000 events, starts `campaign-api serve` on it, and prints statements per
+request, requests per second and p50/p99 latency for each query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+
+from app import migrate
+from app.auth import create_api_key
+from app.db import create_engine, create_sessionmaker
+from app.domain.enums import Scope
+from app.main import create_app
+from app.settings import Settings
+from bench.common import bench_database_url, closed_loop, running_server
+from tests.factories import Shape, build_dataset
+from tests.test_statement_counts import DASHBOARD
+
+SHAPE = Shape(
+    templates=50, instances_per_template=5, enrollments_per_instance=200, events_per_enrollment=10
+)
+INSTANCE_DETAIL = """
+query InstanceDetail($id: ID!) { instance(id: $id) { id name status startedAt
+  metrics { enrolled sent delivered opened clicked replied bounced unsubscribed }
+  performance { rates { deliveryRate openRate clickRate replyRate bounceRate unsubscribeRate } }
+  enrollments(first: 50) { totalCount pageInfo { hasNextPage endCursor }
+    nodes { id contactId status currentStep nextActionAt
+      events(first: 20) { nodes { eventType channel stepNumber occurredAt } } } } } }
+"""
+
+
+async def prepare(url: str) -> tuple[str, str]:
+    """Migrate, build the dataset when absent, and return (api key, busiest instance id)."""
+    await asyncio.to_thread(migrate.upgrade, url)
+    settings = Settings(database_url=url, statement_timeout_ms=0)  # the build takes a while
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as connection:
+            if not await connection.scalar(text("SELECT count(*) FROM campaign_templates")):
+                started = time.perf_counter()
+                await build_dataset(connection, SHAPE, prefix="bench")
+                print(f"dataset built in {time.perf_counter() - started:.1f} s")
+            await connection.execute(text("DELETE FROM api_keys WHERE name = 'bench'"))
+        async with create_sessionmaker(engine).begin() as session:
+            key = await create_api_key(session, "bench", frozenset({Scope.READ}))
+        async with engine.connect() as connection:
+            instance_id = await connection.scalar(
+                text("SELECT id::text FROM campaign_instances ORDER BY created_at DESC LIMIT 1")
+            )
+            await connection.execute(text("ANALYZE"))
+    finally:
+        await engine.dispose()
+    return key, instance_id
+
+
+async def statements_per_request(url: str, key: str, payloads: dict[str, Any]) -> dict[str, int]:
+    """Run each query once in-process with a statement counter on the engine."""
+    app = create_app(Settings(database_url=url))
+    counts: dict[str, int] = {}
+    async with app.router.lifespan_context(app):
+        seen: list[str] = []
+        event.listen(
+            app.state.engine.sync_engine, "before_cursor_execute", lambda *a: seen.append(a[2])
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            for name, payload in payloads.items():
+                seen.clear()
+                response = await client.post(
+                    "/graphql", json=payload, headers={"authorization": f"Bearer {key}"}
+                )
+                assert "errors" not in response.json(), response.text[:500]
+                counts[name] = len(seen)
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--port", type=int, default=8091)
+    args = parser.parse_args()
+
+    url = bench_database_url("campaign_bench_read")
+    key, instance_id = asyncio.run(prepare(url))
+    payloads = {
+        "dashboard": {"query": DASHBOARD},
+        "instance detail": {"query": INSTANCE_DETAIL, "variables": {"id": instance_id}},
+    }
+    counts = asyncio.run(statements_per_request(url, key, payloads))
+    headers = {"authorization": f"Bearer {key}"}
+    with running_server(url, args.port, args.workers) as base:
+        size = len(
+            httpx.post(
+                f"{base}/graphql", json=payloads["dashboard"], headers=headers, timeout=60
+            ).content
+        )
+        print(
+            f"workers={args.workers} clients={args.clients} seconds={args.seconds}"
+            f" dashboard response={size / 1024:.0f} KiB"
+        )
+        for name, payload in payloads.items():
+
+            async def one(client: httpx.AsyncClient, payload: dict[str, Any] = payload) -> bool:
+                response = await client.post(f"{base}/graphql", json=payload, headers=headers)
+                return response.status_code == 200 and b'"errors"' not in response.content
+
+            asyncio.run(closed_loop(one, args.clients, 3))  # warm-up
+            result = asyncio.run(closed_loop(one, args.clients, args.seconds))
+            print(result.line(name) + f"  statements/request={counts[name]}")
+
+
+if __name__ == "__main__":
+    main()
