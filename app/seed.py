@@ -30,7 +30,7 @@ from app.models import (
     InstanceTransition,
     LinkedInStep,
 )
-from app.services.counters import rebuild_counters
+from app.services.counters import rebuild_counters, rebuild_outcomes
 
 _NAMESPACE = uuid.UUID("6f1c3a52-4d0e-4b8e-9a57-2f9c1d7e8b10")
 SEED_ACTOR = "seed"
@@ -281,7 +281,9 @@ async def seed(session: AsyncSession) -> bool:
                 CampaignInstance.id.in_([row["id"] for row in _instances(now)])
             )
         )
-        await rebuild_counters(session, list(instance_ids))
+        ids = list(instance_ids)
+        await rebuild_outcomes(session, ids)
+        await rebuild_counters(session, ids)
     return added > 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.keyset import page_request
+from app.services.analytics import Metrics
 from resolvers.context import Context
 from resolvers.errors import bad_arguments_as_graphql_errors
 from resolvers.loaders import Filters, StepFigures
@@ -49,3 +50,19 @@ async def step_figures(context: Context, instance_id: str, enrolled: int) -> lis
         (instance_id, enrolled)
     )
     return figures
+
+
+async def counters(context: Context, instance: Any) -> Metrics:
+    """Stored counters plus the increments still waiting in the instance's shards."""
+    pending: Metrics = await context.loaders.shard_totals_by_instance_id.load(instance.id)
+    stored = Metrics(
+        enrolled=instance.total_enrolled,
+        sent=instance.total_sent,
+        delivered=instance.total_delivered,
+        opened=instance.total_opened,
+        clicked=instance.total_clicked,
+        replied=instance.total_replied,
+        bounced=instance.total_bounced,
+        unsubscribed=instance.total_unsubscribed,
+    )
+    return stored + pending

@@ -33,6 +33,8 @@ from app.settings import Settings, normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = (
+    "event_outcomes",
+    "instance_counter_shards",
     "campaign_events",
     "enrollments",
     "instance_transitions",

@@ -4,6 +4,7 @@ from app.models.api_keys import ApiKey
 from app.models.enrollments import Enrollment
 from app.models.events import CampaignEvent
 from app.models.instances import COUNTER_COLUMNS, CampaignInstance, InstanceTransition
+from app.models.outcomes import EventOutcome, InstanceCounterShard
 from app.models.templates import CampaignTemplate, EmailStep, LinkedInStep
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "CampaignTemplate",
     "EmailStep",
     "Enrollment",
+    "EventOutcome",
+    "InstanceCounterShard",
     "InstanceTransition",
     "LinkedInStep",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from resolvers.loaders import sql
+from resolvers.loaders.counters import ShardTotalsByInstanceLoader
 from resolvers.loaders.database import RequestDatabase
 from resolvers.loaders.generic import (
     ByIdLoader,
@@ -95,6 +96,10 @@ class Loaders:
     @cached_property
     def event_count_by_enrollment_id(self) -> CountByParentLoader:
         return CountByParentLoader(self.db, EVENTS, "enrollment_id")
+
+    @cached_property
+    def shard_totals_by_instance_id(self) -> ShardTotalsByInstanceLoader:
+        return ShardTotalsByInstanceLoader(self.db)
 
     @cached_property
     def step_figures_by_instance_id(self) -> StepFiguresByInstanceLoader:

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from app.services.analytics import Metrics, Rates, total
+from app.services.analytics import Rates, total
 from resolvers import relations
 from schema.pagination import Connection
 from schema.types.enums import Channel, EnrollmentStatus, EventType, InstanceStatus
@@ -47,19 +47,6 @@ class RatesType:
     unsubscribe_rate: float
 
 
-def _metrics_of(row: Any) -> Metrics:
-    return Metrics(
-        enrolled=row.total_enrolled,
-        sent=row.total_sent,
-        delivered=row.total_delivered,
-        opened=row.total_opened,
-        clicked=row.total_clicked,
-        replied=row.total_replied,
-        bounced=row.total_bounced,
-        unsubscribed=row.total_unsubscribed,
-    )
-
-
 @strawberry.type
 class StepPerformance:
     channel: Channel
@@ -82,12 +69,12 @@ class InstancePerformance:
     instance: strawberry.Private[Any]
 
     @strawberry.field
-    def metrics(self) -> InstanceMetrics:
-        return _metrics_of(self.instance)  # type: ignore[return-value]
+    async def metrics(self, info: Info) -> InstanceMetrics:
+        return await relations.counters(info.context, self.instance)  # type: ignore[return-value]
 
     @strawberry.field
-    def rates(self) -> RatesType:
-        return Rates.of(_metrics_of(self.instance))  # type: ignore[return-value]
+    async def rates(self, info: Info) -> RatesType:
+        return Rates.of(await relations.counters(info.context, self.instance))  # type: ignore[return-value]
 
     @strawberry.field(
         description="One entry per channel and step that has events; enrolled is the audience."
@@ -157,8 +144,8 @@ class CampaignInstance:
             " lower it); the others count unique outcomes per enrollment, channel and step."
         )
     )
-    def metrics(self) -> InstanceMetrics:
-        return _metrics_of(self)  # type: ignore[return-value]
+    async def metrics(self, info: Info) -> InstanceMetrics:
+        return await relations.counters(info.context, self)  # type: ignore[return-value]
 
     @strawberry.field
     def performance(self) -> InstancePerformance:
