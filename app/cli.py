@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from alembic.util import CommandError as AlembicError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -88,7 +89,12 @@ def check_database(settings: Settings) -> str:
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     url = check_database(settings)
-    migrate.upgrade(url)
+    try:
+        migrate.upgrade(url)
+    except (DBAPIError, OSError, SQLAlchemyError) as exc:
+        raise _database_problem(exc, url) from None
+    except AlembicError as exc:
+        raise CommandError(f"cannot migrate the database at {_describe_url(url)}: {exc}") from None
     print(f"database at {_describe_url(url)} migrated to {migrate.head_revision()}")
 
 

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from app.db import create_engine, create_sessionmaker
 from app.migrate import head_revision
 from app.settings import Settings, get_settings
+from app.webhooks.routes import routes as webhook_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/graphql", GraphQLEndpoint(build_schema()), methods=["GET", "POST"]),
+            *webhook_routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,

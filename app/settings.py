@@ -6,7 +6,14 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -54,6 +61,11 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=10_000, ge=0)
     idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
     log_level: str = "INFO"
+    lemlist_webhook_secret: SecretStr | None = None
+    postmark_webhook_user: str | None = None
+    postmark_webhook_password: SecretStr | None = None
+    phantombuster_webhook_secret: SecretStr | None = None
+    webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     @field_validator("database_url")
     @classmethod

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.types.enums import CampaignType, LinkedInAction, PathType
+from schema.types.enums import CampaignType, Channel, EventType, LinkedInAction, PathType, Provider
 
 
 @strawberry.input
@@ -71,4 +73,19 @@ class CreateInstanceInput:
 @strawberry.input
 class EnrollContactInput:
     contact_id: strawberry.ID
+    metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.input
+class RecordEventInput:
+    enrollment_id: strawberry.ID
+    event_type: EventType
+    channel: Channel | None = strawberry.field(
+        default=Channel.EMAIL,  # type: ignore[attr-defined]
+        description="For a LinkedIn-only event type the default is taken as LINKEDIN.",
+    )
+    provider: Provider | None = Provider.API  # type: ignore[attr-defined]
+    provider_event_id: str | None = strawberry.UNSET
+    step_number: int | None = strawberry.UNSET
+    occurred_at: datetime | None = strawberry.UNSET
     metadata: JSON | None = strawberry.UNSET

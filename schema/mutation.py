@@ -7,7 +7,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from resolvers.mutations import enrollments, instances, templates
+from resolvers.mutations import enrollments, events, instances, templates
 from resolvers.mutations.common import Outcome
 from schema.inputs import (
     CreateInstanceInput,
@@ -15,6 +15,7 @@ from schema.inputs import (
     EmailStepInput,
     EnrollContactInput,
     LinkedInStepInput,
+    RecordEventInput,
     UpdateEmailStepInput,
     UpdateLinkedInStepInput,
     UpdateTemplateInput,
@@ -25,6 +26,7 @@ from schema.payloads import (
     EnrollmentPayload,
     InstancePayload,
     LinkedInStepPayload,
+    RecordEventPayload,
     TemplatePayload,
 )
 from schema.permissions import CanWrite
@@ -196,3 +198,18 @@ class Mutation:
     async def remove_enrollment(self, info: Info, id: strawberry.ID) -> EnrollmentPayload:
         outcome = await enrollments.change(info.context, id, "remove")
         return await _enrollment_payload(info, outcome)
+
+    @strawberry.mutation(
+        permission_classes=[CanWrite],
+        description="The same ingestion path as the generic webhook, for tools and tests.",
+    )
+    async def record_event(self, info: Info, input: RecordEventInput) -> RecordEventPayload:
+        outcome = await events.record(info.context, input)
+        if outcome.value is None:
+            return RecordEventPayload(
+                event=None,
+                duplicate=False,
+                errors=outcome.errors,  # type: ignore[arg-type]
+            )
+        event = await info.context.loaders.event_by_id.load(str(outcome.value.event_id))
+        return RecordEventPayload(event=event, duplicate=outcome.value.duplicate, errors=[])

@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 from schema.errors import UserError
 from schema.types.enrollments import Enrollment
+from schema.types.events import CampaignEvent
 from schema.types.instances import CampaignInstance
 from schema.types.templates import CampaignTemplate, EmailStep, LinkedInStep
 
@@ -54,3 +55,15 @@ class BulkEnrollPayload:
     async def enrollments(self, info: Info) -> list[Enrollment]:
         """Loaded only when asked for: a 10,000-contact call rarely wants them back."""
         return await info.context.loaders.enrollment_by_id.load_many(self.enrollment_ids)  # type: ignore[no-any-return]
+
+
+@strawberry.type
+class RecordEventPayload:
+    event: CampaignEvent | None
+    duplicate: bool = strawberry.field(
+        description=(
+            "True when an event with the same provider and providerEventId was already stored;"
+            " nothing changed."
+        )
+    )
+    errors: list[UserError]

@@ -55,6 +55,9 @@ class CampaignEvent(IdMixin, TimestampMixin, Base):
             name="event_type_channel",
         ),
         CheckConstraint(json_object_check("metadata"), name="metadata_object"),
+        CheckConstraint(
+            "enrollment_id IS NULL OR instance_id IS NOT NULL", name="linked_event_has_instance"
+        ),
         Index(
             "uq_campaign_events_provider_provider_event_id",
             "provider",

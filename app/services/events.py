@@ -388,3 +388,31 @@ def _next_state(
         "completed_ats": completed_at,
         "unsubscribed_ats": unsubscribed_at,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    event_id: uuid.UUID
+    duplicate: bool
+
+
+async def record_event(session: AsyncSession, event: NewEvent) -> Recorded:
+    """One event through the same path as the webhooks (recordEvent). The enrollment id must
+    be well formed; an unknown one is stored as an orphan, as a provider's would be."""
+    p = Problems()
+    if _parse_uuid(event.enrollment_ref) is None:
+        p.add("enrollment_id", f"is not a valid id: {str(event.enrollment_ref)[:64]!r}")
+    checked = check_event(p, event)
+    p.raise_if_any()
+    result = await ingest(session, [checked])
+    stored = result.event_ids[0]
+    if stored is not None:
+        return Recorded(stored, duplicate=False)
+    existing = await session.scalar(
+        text(
+            "SELECT id FROM campaign_events"
+            " WHERE provider = CAST(:provider AS provider) AND provider_event_id = :key"
+        ),
+        {"provider": checked.provider.value, "key": checked.provider_event_id},
+    )
+    return Recorded(existing, duplicate=True)

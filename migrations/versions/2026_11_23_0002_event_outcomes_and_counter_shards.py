@@ -126,6 +126,11 @@ def upgrade() -> None:
         unique=False,
     )
 
+    op.create_check_constraint(
+        op.f("ck_campaign_events_linked_event_has_instance"),
+        "campaign_events",
+        "enrollment_id IS NULL OR instance_id IS NOT NULL",
+    )
     for table in ("event_outcomes", "instance_counter_shards"):
         op.execute(
             f"CREATE TRIGGER trg_{table}_updated_at BEFORE UPDATE ON {table} "
@@ -134,6 +139,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_constraint(
+        op.f("ck_campaign_events_linked_event_has_instance"), "campaign_events", type_="check"
+    )
     op.drop_index(op.f("ix_event_outcomes_instance_id_counter"), table_name="event_outcomes")
     op.drop_table("event_outcomes")
     op.drop_table("instance_counter_shards")

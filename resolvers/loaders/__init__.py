@@ -46,6 +46,10 @@ class Loaders:
         return ByIdLoader(self.db, ENROLLMENTS)
 
     @cached_property
+    def event_by_id(self) -> ByIdLoader:
+        return ByIdLoader(self.db, EVENTS)
+
+    @cached_property
     def email_step_by_id(self) -> ByIdLoader:
         return ByIdLoader(self.db, EMAIL_STEPS)
 

@@ -1,0 +1,1 @@
+"""The REST webhook shim: provider adapters (pure translation) and the routes around them."""

@@ -1,0 +1,181 @@
+"""The webhook endpoints: authenticate, parse, translate, ingest in one transaction, count.
+
+A 2xx answer is sent only after the request's events are committed; a refused request
+stores nothing of itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import SecretStr
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.domain.enums import Scope
+from app.domain.errors import DomainError
+from app.http_errors import UNAUTHENTICATED_MESSAGE, json_error
+from app.request_auth import principal_for
+from app.services.events import check_event, ingest
+from app.services.validation import Problems
+from app.settings import Settings
+from app.webhooks import generic, lemlist, phantombuster, postmark
+from app.webhooks.common import PayloadError, Translation
+from app.webhooks.openapi import OPENAPI
+
+logger = logging.getLogger("campaign_api.webhooks")
+
+Translator = Callable[[Any, datetime], Translation]
+
+
+class Refused(Exception):
+    """A request answered with an error status and nothing stored."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
+    """Constant-time comparison; an unconfigured secret matches nothing."""
+    if not given or expected is None or not expected.get_secret_value():
+        return False
+    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise Refused(400, "MALFORMED_JSON", "the body is not valid JSON") from None
+
+
+async def _authenticate_key(request: Request) -> None:
+    principal = await principal_for(request, request.app.state.engine)
+    if principal is None:
+        raise Refused(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
+    if not principal.allows(Scope.WEBHOOKS):
+        raise Refused(403, "FORBIDDEN", "this API key lacks the 'webhooks' scope")
+
+
+def _query_secret(setting: str) -> Callable[[Request], Awaitable[None]]:
+    async def check(request: Request) -> None:
+        settings: Settings = request.app.state.settings
+        if not _secret_matches(request.query_params.get("secret"), getattr(settings, setting)):
+            raise Refused(401, "UNAUTHENTICATED", "missing or wrong 'secret' query parameter")
+
+    return check
+
+
+async def _postmark_basic(request: Request) -> None:
+    settings: Settings = request.app.state.settings
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    user = password = ""
+    if scheme.lower() == "basic":
+        with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    user_ok = hmac.compare_digest(user.encode(), (settings.postmark_webhook_user or "").encode())
+    if not (settings.postmark_webhook_user and user_ok) or not _secret_matches(
+        password, settings.postmark_webhook_password
+    ):
+        raise Refused(401, "UNAUTHENTICATED", "missing or wrong HTTP Basic credentials")
+
+
+async def _store(request: Request, translation: Translation) -> dict[str, int]:
+    problems = Problems()
+    many = len(translation.events) > 1
+    events = [
+        check_event(problems, event, (f"events[{i}]",) if many else ())
+        for i, event in enumerate(translation.events)
+    ]
+    if problems.errors:
+        raise Refused(400, "INVALID_EVENT", "; ".join(_describe(e) for e in problems.errors[:20]))
+    async with request.app.state.sessionmaker.begin() as session:
+        result = await ingest(session, events)
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "orphaned": result.orphaned,
+        "ignored": translation.ignored,
+    }
+
+
+def _describe(error: DomainError) -> str:
+    where = error.field[0] + ": " if error.field and error.field[0].startswith("events[") else ""
+    return where + error.message
+
+
+def _endpoint(
+    provider: str, authenticate: Callable[[Request], Awaitable[None]], translate: Translator
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            await authenticate(request)
+            payload = await _read_json(request, request.app.state.settings.webhook_max_bytes)
+            try:
+                translation = translate(payload, datetime.now(UTC))
+            except PayloadError as exc:
+                raise Refused(400, "INVALID_PAYLOAD", str(exc)) from None
+            counts = await _store(request, translation)
+        except Refused as refusal:
+            logger.warning(
+                "webhook refused: provider=%s status=%s reason=%s",
+                provider,
+                refusal.status,
+                refusal.code,
+            )
+            return json_error(refusal.status, refusal.code, refusal.message)
+        return JSONResponse(counts)
+
+    return endpoint
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+routes = [
+    Route(
+        "/webhooks/events", _endpoint("api", _authenticate_key, generic.translate), methods=["POST"]
+    ),
+    Route(
+        "/webhooks/lemlist",
+        _endpoint("lemlist", _query_secret("lemlist_webhook_secret"), lemlist.translate),
+        methods=["POST"],
+    ),
+    Route(
+        "/webhooks/postmark",
+        _endpoint("postmark", _postmark_basic, postmark.translate),
+        methods=["POST"],
+    ),
+    Route(
+        "/webhooks/phantombuster",
+        _endpoint(
+            "phantombuster",
+            _query_secret("phantombuster_webhook_secret"),
+            phantombuster.translate,
+        ),
+        methods=["POST"],
+    ),
+    Route("/webhooks/openapi.json", openapi, methods=["GET"]),
+]

@@ -1,0 +1,207 @@
+"""The deployment files (Dockerfile, docker-compose.yml), checked by reading them.
+
+Docker is not needed: these tests parse the files and check what a deployment relies on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- docker-compose.yml -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment, whether written as a mapping or as a list of KEY=value."""
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        return dict(item.split("=", 1) for item in raw)
+    return {key: str(value) for key, value in raw.items()}
+
+
+def _command(service: dict[str, Any]) -> str:
+    raw = service.get("command", "")
+    return " ".join(raw) if isinstance(raw, list) else str(raw)
+
+
+def test_compose_declares_postgres_and_api(compose: dict[str, Any]) -> None:
+    assert {"postgres", "api"} <= set(compose["services"])
+
+
+def test_compose_postgres_is_16_with_healthcheck_and_named_volume(
+    compose: dict[str, Any],
+) -> None:
+    postgres = compose["services"]["postgres"]
+    image, _, tag = postgres["image"].partition(":")
+    assert image in ("postgres", "docker.io/library/postgres")
+    assert tag.split(".")[0].split("-")[0] == "16"
+
+    test = postgres["healthcheck"]["test"]
+    assert "pg_isready" in (" ".join(test) if isinstance(test, list) else test)
+
+    env = _environment(postgres)
+    assert env["POSTGRES_DB"] == "campaign"
+    assert {"POSTGRES_USER", "POSTGRES_PASSWORD"} <= set(env)
+
+    sources = [
+        v["source"] if isinstance(v, dict) else v.split(":", 1)[0] for v in postgres["volumes"]
+    ]
+    named = {source for source in sources if not source.startswith((".", "/", "~"))}
+    assert "pgdata" in named
+    assert "pgdata" in (compose.get("volumes") or {})
+
+
+def test_compose_api_builds_here_and_waits_for_healthy_postgres(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    build = api["build"]
+    assert (build if isinstance(build, str) else build.get("context", ".")) in (".", "./")
+    assert api["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert any(str(port).split(":")[-1] == "8000" for port in api["ports"])
+
+
+def test_compose_api_database_url_is_accepted_by_settings(compose: dict[str, Any]) -> None:
+    env = _environment(compose["services"]["api"])
+    url = env["DATABASE_URL"]
+    parsed = make_url(url)
+    assert parsed.host == "postgres"
+    assert parsed.database == _environment(compose["services"]["postgres"])["POSTGRES_DB"]
+
+    settings = Settings(
+        database_url=url, environment=env["CAMPAIGN_ENVIRONMENT"], host=env["CAMPAIGN_HOST"]
+    )
+    assert settings.database_url is not None
+    assert settings.database_url.startswith("postgresql+asyncpg://")
+    assert make_url(settings.database_url).host == "postgres"
+    assert settings.is_production
+    assert settings.host == "0.0.0.0"
+
+
+def test_compose_api_migrates_before_serving(compose: dict[str, Any]) -> None:
+    command = _command(compose["services"]["api"])
+    assert "campaign-api migrate" in command
+    assert "campaign-api serve" in command
+    assert command.index("campaign-api migrate") < command.index("campaign-api serve")
+    # Serve only when the migration succeeded.
+    assert "&&" in command[command.index("migrate") : command.index("campaign-api serve")]
+
+
+# --- Dockerfile ---------------------------------------------------------------------------
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with comments dropped and continuations joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + stripped).partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return instructions
+
+
+@pytest.fixture(scope="module")
+def final_stage() -> list[tuple[str, str]]:
+    """The instructions of the image that runs: the last FROM and what follows."""
+    instructions = _instructions((ROOT / "Dockerfile").read_text())
+    starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    assert starts, "no FROM"
+    return instructions[starts[-1] :]
+
+
+def _arguments(stage: list[tuple[str, str]], keyword: str) -> list[str]:
+    return [arguments for kw, arguments in stage if kw == keyword]
+
+
+def test_dockerfile_uses_python_311_slim(final_stage: list[tuple[str, str]]) -> None:
+    assert _arguments(final_stage, "FROM")[0].split()[0] == "python:3.11-slim"
+
+
+def test_dockerfile_runs_as_non_root(final_stage: list[tuple[str, str]]) -> None:
+    users = _arguments(final_stage, "USER")
+    assert users, "the image runs as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+
+
+def test_dockerfile_installs_the_project() -> None:
+    runs = _arguments(_instructions((ROOT / "Dockerfile").read_text()), "RUN")
+    assert any(re.search(r"\bpip install (\S+ )*\.(\s|$)", run) for run in runs)
+    assert not any(re.search(r"\bpip install .*(-e|--editable)\b", run) for run in runs)
+
+
+def test_dockerfile_configures_production(final_stage: list[tuple[str, str]]) -> None:
+    env = " ".join(_arguments(final_stage, "ENV"))
+    assert "CAMPAIGN_ENVIRONMENT=production" in env
+    assert "CAMPAIGN_HOST=0.0.0.0" in env
+    assert "8000" in " ".join(_arguments(final_stage, "EXPOSE")).split()
+
+
+def test_dockerfile_healthcheck_hits_healthz_without_curl(
+    final_stage: list[tuple[str, str]],
+) -> None:
+    (healthcheck,) = _arguments(final_stage, "HEALTHCHECK")
+    assert "/healthz" in healthcheck
+    assert "urllib" in healthcheck
+    assert "curl" not in healthcheck
+
+
+def test_dockerfile_migrates_then_serves(final_stage: list[tuple[str, str]]) -> None:
+    command = _arguments(final_stage, "CMD")[-1]
+    assert command.startswith("[")
+    argv = json.loads(command)  # the exec form is a JSON array
+    assert argv[:2] == ["sh", "-c"]
+    assert shlex.split(argv[2]) == [
+        "campaign-api",
+        "migrate",
+        "&&",
+        "exec",
+        "campaign-api",
+        "serve",
+    ]
+
+
+def test_installed_package_includes_the_migrations() -> None:
+    """A non-editable install finds migrations at site-packages/migrations (app/migrate.py)."""
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"][
+        "find"
+    ]
+    assert "migrations*" in find["include"]
+    # migrations/versions has no __init__.py: it is packaged as a namespace package only.
+    assert find.get("namespaces", True)
+    assert list((ROOT / "migrations" / "versions").glob("*.py"))
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", ".data", ".git", "build", "*.egg-info"} <= ignored

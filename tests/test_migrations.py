@@ -1,0 +1,150 @@
+"""Alembic: the migrations run both ways on an empty database, and match the models."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+import app.models  # noqa: F401  (registers every table on the metadata)
+from app import migrate
+from app.db import Base
+from tests.conftest import _admin
+
+# Everything of ours in the public schema, by kind; alembic_version's own objects aside.
+OUR_OBJECTS = """
+SELECT 'relation ' || relname FROM pg_class
+ WHERE relnamespace = 'public'::regnamespace
+   AND relname NOT IN ('alembic_version', 'alembic_version_pkc')
+UNION ALL
+SELECT 'type ' || typname FROM pg_type
+ WHERE typnamespace = 'public'::regnamespace
+   AND typname NOT IN ('alembic_version', '_alembic_version')
+UNION ALL
+SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+ORDER BY 1
+"""
+
+# What compare_metadata does not look at: CHECK expressions, partial-index predicates,
+# server defaults and enum labels, as PostgreSQL itself spells them.
+DEFINITIONS = """
+SELECT 'constraint ' || conrelid::regclass || '.' || conname, pg_get_constraintdef(oid)
+  FROM pg_constraint
+ WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text <> 'alembic_version'
+UNION ALL
+SELECT 'index ' || tablename || '.' || indexname, indexdef
+  FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'alembic_version'
+UNION ALL
+SELECT 'column ' || table_name || '.' || column_name,
+       concat_ws(' ', udt_name, is_nullable, column_default)
+  FROM information_schema.columns
+ WHERE table_schema = 'public' AND table_name <> 'alembic_version'
+UNION ALL
+SELECT 'enum ' || t.typname, string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
+  FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
+ GROUP BY t.typname
+"""
+
+TRIGGERS = """
+SELECT tgrelid::regclass::text AS table_name, tgname, tgfoid::regproc::text AS function
+  FROM pg_trigger WHERE NOT tgisinternal
+"""
+
+
+@pytest.fixture
+async def empty_database_url(server_url: str) -> AsyncIterator[str]:
+    """A brand-new database nobody has migrated, dropped after the test."""
+    name = f"campaign_migrations_{uuid.uuid4().hex[:12]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _query(url: str, sql: str) -> list[Any]:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            return list((await connection.execute(text(sql))).all())
+    finally:
+        await engine.dispose()
+
+
+async def _revision(url: str) -> str | None:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(migrate.current_revision)
+    finally:
+        await engine.dispose()
+
+
+async def _objects(url: str) -> list[str]:
+    return [row[0] for row in await _query(url, OUR_OBJECTS)]
+
+
+async def test_upgrade_downgrade_upgrade_on_an_empty_database(empty_database_url: str) -> None:
+    url = empty_database_url
+    await asyncio.to_thread(migrate.upgrade, url)
+    assert await _revision(url) == migrate.head_revision()
+    upgraded = await _objects(url)
+    tables = {name.removeprefix("relation ") for name in upgraded}
+    assert set(Base.metadata.tables) <= tables
+
+    await asyncio.to_thread(migrate.downgrade, url, "base")
+    assert await _revision(url) is None
+    assert await _objects(url) == []
+
+    await asyncio.to_thread(migrate.upgrade, url)
+    assert await _revision(url) == migrate.head_revision()
+    assert await _objects(url) == upgraded
+
+
+def _diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return compare_metadata(context, Base.metadata)
+
+
+async def test_models_and_migrations_do_not_drift(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        diff = await connection.run_sync(_diff)
+    assert diff == []
+
+
+async def test_migrated_schema_equals_the_models_create_all(
+    database_url: str, empty_database_url: str
+) -> None:
+    """compare_metadata skips CHECK expressions and index predicates; PostgreSQL does not."""
+    scratch = create_async_engine(empty_database_url, poolclass=NullPool)
+    try:
+        async with scratch.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+    finally:
+        await scratch.dispose()
+    migrated = dict(await _query(database_url, DEFINITIONS))
+    from_models = dict(await _query(empty_database_url, DEFINITIONS))
+    assert {k: v for k, v in migrated.items() if from_models.get(k) != v} == {}
+    assert migrated.keys() == from_models.keys()
+
+
+async def test_every_table_keeps_updated_at_and_enrollments_guard_status(
+    database_url: str,
+) -> None:
+    triggers = {tuple(row) for row in await _query(database_url, TRIGGERS)}
+    expected = {
+        (table, f"trg_{table}_updated_at", "set_updated_at") for table in Base.metadata.tables
+    }
+    expected.add(("enrollments", "trg_enrollments_status_guard", "enrollment_status_guard"))
+    assert triggers == expected
