@@ -160,6 +160,48 @@ def cmd_enroll(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if summary.rejected else 0
 
 
+def cmd_orphans_relink(settings: Settings, args: argparse.Namespace) -> None:
+    from app.services.orphans import relink_orphans
+
+    print(f"relinked {_run_with_session(settings, relink_orphans)} orphaned events")
+
+
+def cmd_orphans_purge(settings: Settings, args: argparse.Namespace) -> None:
+    from app.services.orphans import parse_age, purge_orphans
+
+    try:
+        age = parse_age(args.older_than)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+    async def work(session: AsyncSession) -> int:
+        return await purge_orphans(session, age)
+
+    print(f"purged {_run_with_session(settings, work)} orphaned events older than {age}")
+
+
+def cmd_counters_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 1 when counters differ from the events and --fix was not given."""
+    from app.services.counters import check_counters, fix_counters
+
+    async def work(session: AsyncSession) -> Any:
+        differences = await check_counters(session)
+        if differences and args.fix:
+            await fix_counters(session)
+        return differences
+
+    differences = _run_with_session(settings, work)
+    for d in differences:
+        print(f"{d.instance_id}\t{d.counter}\tstored {d.stored}\tfrom events {d.recomputed}")
+    if not differences:
+        print("counters match the events")
+        return 0
+    if args.fix:
+        print(f"fixed {len(differences)} counters")
+        return 0
+    return 1
+
+
 def cmd_export_schema(settings: Settings | None, args: argparse.Namespace) -> None:
     from schema import build_schema
 
@@ -260,6 +302,23 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("instance_id")
     enroll.add_argument("csv", help="contact_id plus personalization columns (become metadata)")
     enroll.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    orphans = commands.add_parser("orphans", help="relink or purge orphaned events")
+    orphan_commands = orphans.add_subparsers(dest="orphan_command", required=True)
+    orphan_commands.add_parser(
+        "relink", help="attach orphans whose enrollment now exists, applying their effects"
+    ).set_defaults(handler=cmd_orphans_relink)
+    purge = orphan_commands.add_parser("purge", help="delete orphans older than an age")
+    purge.add_argument("--older-than", required=True, help="e.g. 30d, 12h, 2w")
+    purge.set_defaults(handler=cmd_orphans_purge)
+
+    counters = commands.add_parser("counters", help="check instance counters against events")
+    counter_commands = counters.add_subparsers(dest="counter_command", required=True)
+    check = counter_commands.add_parser(
+        "check", help="recompute counters from events; exit 1 on a difference"
+    )
+    check.add_argument("--fix", action="store_true", help="repair the differences found")
+    check.set_defaults(handler=cmd_counters_check)
 
     keys = commands.add_parser("api-key", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="key_command", required=True)

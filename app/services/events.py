@@ -266,12 +266,12 @@ async def ingest(session: AsyncSession, events: Sequence[NewEvent]) -> IngestRes
         ids[i] = next(keyless) if key is None else by_key.pop((events[i].provider.value, key), None)
     result.event_ids = ids
     linked = [row for row in inserted if row.enrollment_id is not None]
-    await _count_outcomes(session, linked)
-    await _apply_effects(session, linked)
+    await count_outcomes(session, linked)
+    await apply_effects(session, linked)
     return result
 
 
-async def _count_outcomes(session: AsyncSession, linked: Sequence[Any]) -> None:
+async def count_outcomes(session: AsyncSession, linked: Sequence[Any]) -> None:
     """Record first outcomes; only new ones move the counters, in one shard per transaction."""
     outcomes = sorted(
         {
@@ -317,7 +317,7 @@ def _rank(status: EnrollmentStatus) -> int:
     return TERMINAL_PRECEDENCE.get(status, -1)
 
 
-async def _apply_effects(session: AsyncSession, linked: Sequence[Any]) -> None:
+async def apply_effects(session: AsyncSession, linked: Sequence[Any]) -> None:
     """Lock only the enrollments whose events change them, in id order, and update them."""
     effects: dict[str, list[Any]] = defaultdict(list)
     for row in linked:
