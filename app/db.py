@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from app.settings import ConfigError, Settings
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -83,3 +88,24 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded attributes after commit, so payloads can be built from them."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+async def run_in_transaction(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    attempts: int = 3,
+) -> T:
+    """Run ``work`` in one transaction, again from the start if PostgreSQL chose it as a
+    deadlock or serialization victim (it was rolled back, so a retry is safe)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with sessionmaker.begin() as session:
+                return await work(session)
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "sqlstate", None)
+            if code not in _RETRYABLE or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")

@@ -193,7 +193,7 @@ async def change_enrollment(session: AsyncSession, enrollment_id: str, action: s
     sources, verb = _PER_CONTACT[action]
     key = require_id("id", enrollment_id)
     enrollment = await session.scalar(
-        select(Enrollment).where(Enrollment.id == key).with_for_update()
+        select(Enrollment).where(Enrollment.id == key).with_for_update(key_share=True)
     )
     if enrollment is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"no enrollment with id {enrollment_id}", ("id",))

@@ -3,7 +3,9 @@ their effects on enrollments and bumps counters for first outcomes only.
 
 Both the webhook shim and the recordEvent mutation come through ``ingest``.
 Lock order, the same in every transaction so that batches cannot deadlock: event keys, outcome
-keys and counter shards in sorted order, then enrollment rows in id order.
+keys and counter shards in sorted order, then enrollment rows in id order. Enrollment rows are
+locked FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks that inserting
+events and outcomes (foreign keys to enrollments) take.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ _LOCK_ENROLLMENTS = text(
     JOIN campaign_templates t ON t.id = i.template_id
     WHERE e.id = ANY(CAST(:ids AS uuid[]))
     ORDER BY e.id
-    FOR UPDATE OF e
+    FOR NO KEY UPDATE OF e
     """
 )
 

@@ -106,7 +106,9 @@ async def transition(
         p.raise_if_any()
     key = require_id("id", instance_id)
     instance = await session.scalar(
-        select(CampaignInstance).where(CampaignInstance.id == key).with_for_update()
+        # NO KEY UPDATE: serialises with other transitions and enrollers, not with the
+        # foreign-key checks of events being ingested for this instance.
+        select(CampaignInstance).where(CampaignInstance.id == key).with_for_update(key_share=True)
     )
     if instance is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"no instance with id {instance_id}", ("id",))

@@ -59,7 +59,9 @@ async def _flush(session: AsyncSession) -> None:
 
 async def _locked_template(session: AsyncSession, template_id: uuid.UUID) -> CampaignTemplate:
     template = await session.scalar(
-        select(CampaignTemplate).where(CampaignTemplate.id == template_id).with_for_update()
+        select(CampaignTemplate)
+        .where(CampaignTemplate.id == template_id)
+        .with_for_update(key_share=True)
     )
     if template is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"no template with id {template_id}", ("id",))
@@ -213,7 +215,9 @@ async def add_step(
 async def _locked_step(session: AsyncSession, model: StepModel, step_id: str) -> Any:
     """The step, locked, on an active template; a removed step counts as not found."""
     key = require_id("id", step_id)
-    step = await session.scalar(select(model).where(model.id == key).with_for_update())
+    step = await session.scalar(
+        select(model).where(model.id == key).with_for_update(key_share=True)
+    )
     if step is None or not step.is_active:
         raise DomainError(ErrorCode.NOT_FOUND, f"no active step with id {step_id}", ("id",))
     _require_active(await _locked_template(session, step.template_id), "id")

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.db import run_in_transaction
 from app.domain.enums import Scope
 from app.domain.errors import DomainError
 from app.http_errors import UNAUTHENTICATED_MESSAGE, json_error
@@ -110,8 +111,9 @@ async def _store(request: Request, translation: Translation) -> dict[str, int]:
     ]
     if problems.errors:
         raise Refused(400, "INVALID_EVENT", "; ".join(_describe(e) for e in problems.errors[:20]))
-    async with request.app.state.sessionmaker.begin() as session:
-        result = await ingest(session, events)
+    result = await run_in_transaction(
+        request.app.state.sessionmaker, lambda session: ingest(session, events)
+    )
     return {
         "accepted": result.accepted,
         "duplicates": result.duplicates,

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
 
+from app.db import run_in_transaction
 from app.domain.enums import ErrorCode
 from app.domain.errors import DomainError, DomainErrors
 from resolvers.context import Context
@@ -62,8 +63,7 @@ async def run_mutation(
     """Run ``work`` in its own transaction; a domain error rolls it back and becomes payload
     errors. Loader caches are dropped after a write so the payload reads what was committed."""
     try:
-        async with context.sessionmaker.begin() as session:
-            value = await work(session)
+        value = await run_in_transaction(context.sessionmaker, work)
     except DomainErrors as exc:
         return Outcome(None, _payload_errors(exc.errors, arguments))
     except DomainError as exc:

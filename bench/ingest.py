@@ -1,0 +1,218 @@
+"""Benchmark webhook ingestion from a second process: a realistic event mix with 5% duplicates,
+in batches of 1 and of 100, against `campaign-api serve`; then the counters check, and the same
+machine's PostgreSQL single-row insert rate (pgbench) for comparison.
+
+    .venv/bin/python -m bench.ingest [--workers 2] [--clients 16] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app import migrate
+from app.auth import create_api_key
+from app.db import create_engine, create_sessionmaker
+from app.domain.enums import Scope
+from app.services.counters import check_counters
+from app.settings import Settings
+from bench.common import LoadResult, bench_database_url, closed_loop, running_server
+
+MIX = (
+    ("sent", 30),
+    ("delivered", 28),
+    ("opened", 25),
+    ("clicked", 8),
+    ("replied", 3),
+    ("bounced", 2),
+    ("unsubscribed", 1),
+    ("profile_visited", 2),
+    ("connection_requested", 1),
+)
+ENROLLMENTS = 5_000
+
+
+async def prepare(url: str) -> tuple[str, list[str]]:
+    await asyncio.to_thread(migrate.upgrade, url)
+    engine = create_engine(Settings(database_url=url, statement_timeout_ms=0))
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            await session.execute(text("DELETE FROM api_keys WHERE name = 'bench-ingest'"))
+            key = await create_api_key(session, "bench-ingest", frozenset({Scope.WEBHOOKS}))
+            if not await session.scalar(text("SELECT count(*) FROM enrollments")):
+                template = await session.scalar(
+                    text(
+                        "INSERT INTO campaign_templates (name, type)"
+                        " VALUES ('ingest bench', 'multi_channel') RETURNING id"
+                    )
+                )
+                await session.execute(
+                    text(
+                        "INSERT INTO email_steps (template_id, step_number, body, delay_hours)"
+                        " SELECT :t, g, 'Hello {{first_name}}, step ' || g, 24"
+                        " FROM generate_series(1, 3) g"
+                    ),
+                    {"t": template},
+                )
+                await session.execute(
+                    text(
+                        "INSERT INTO campaign_instances (template_id, name, status, started_at)"
+                        " SELECT :t, 'ingest ' || g, 'active', now() FROM generate_series(1, 4) g"
+                    ),
+                    {"t": template},
+                )
+                await session.execute(
+                    text(
+                        "INSERT INTO enrollments (instance_id, contact_id, status)"
+                        " SELECT i.id, i.id::text || '-' || g, 'active'"
+                        " FROM campaign_instances i CROSS JOIN generate_series(1, :n) g"
+                    ),
+                    {"n": ENROLLMENTS // 4},
+                )
+                await session.execute(
+                    text("UPDATE campaign_instances SET total_enrolled = :n"),
+                    {"n": ENROLLMENTS // 4},
+                )
+        async with engine.connect() as connection:
+            ids = list(await connection.scalars(text("SELECT id::text FROM enrollments")))
+    finally:
+        await engine.dispose()
+    return key, ids
+
+
+class EventSource:
+    """Events in a realistic mix; about 5% repeat a recently sent provider event id."""
+
+    def __init__(self, enrollment_ids: list[str]) -> None:
+        self.enrollment_ids = enrollment_ids
+        self.recent: deque[dict[str, Any]] = deque(maxlen=500)
+        self.types = [t for t, weight in MIX for _ in range(weight)]
+
+    def next(self) -> dict[str, Any]:
+        if self.recent and random.random() < 0.05:
+            return random.choice(self.recent)
+        event_type = random.choice(self.types)
+        event = {
+            "enrollment_id": random.choice(self.enrollment_ids),
+            "event_type": event_type,
+            "provider": "api",
+            "provider_event_id": uuid.uuid4().hex,
+            "step_number": random.randint(1, 3),
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "metadata": {"source": "bench"},
+        }
+        self.recent.append(event)
+        return event
+
+
+async def load(
+    base: str, key: str, source: EventSource, batch: int, clients: int, seconds: float
+) -> tuple[LoadResult, int]:
+    stored = 0
+    headers = {"authorization": f"Bearer {key}"}
+
+    async def one(client: httpx.AsyncClient) -> bool:
+        nonlocal stored
+        body = source.next() if batch == 1 else {"events": [source.next() for _ in range(batch)]}
+        response = await client.post(f"{base}/webhooks/events", json=body, headers=headers)
+        if response.status_code != 200:
+            return False
+        stored += response.json()["accepted"]
+        return True
+
+    result = await closed_loop(one, clients, seconds)
+    return result, stored
+
+
+def pgbench_insert_rate(url: str, clients: int, seconds: int) -> float | None:
+    """Single-row INSERTs per second by pgbench on the same server, or None without pgbench."""
+    binary = shutil.which("pgbench")
+    if binary is None:
+        return None
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    subprocess.run(
+        [
+            "psql",
+            dsn,
+            "-qc",
+            "CREATE TABLE IF NOT EXISTS pgbench_insert (id bigserial PRIMARY KEY, a text,"
+            " b int, at timestamptz DEFAULT now())",
+        ],
+        check=True,
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "insert.sql"
+        script.write_text("INSERT INTO pgbench_insert (a, b) VALUES (md5(random()::text), 1);\n")
+        done = subprocess.run(
+            [
+                binary,
+                "-n",
+                "-c",
+                str(clients),
+                "-j",
+                "2",
+                "-T",
+                str(seconds),
+                "-f",
+                str(script),
+                dsn,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    for line in done.stdout.splitlines():
+        if line.startswith("tps ="):
+            return float(line.split()[2])
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--port", type=int, default=8093)
+    args = parser.parse_args()
+
+    url = bench_database_url("campaign_bench_ingest")
+    key, enrollment_ids = asyncio.run(prepare(url))
+    source = EventSource(enrollment_ids)
+    print(f"workers={args.workers} clients={args.clients} seconds={args.seconds}")
+    with running_server(url, args.port, args.workers) as base:
+        for batch in (1, 100):
+            result, stored = asyncio.run(load(base, key, source, batch, args.clients, args.seconds))
+            print(
+                result.line(f"batch of {batch}")
+                + f"  events stored/s={stored / result.seconds:,.0f}"
+            )
+
+    async def counters() -> int:
+        engine = create_engine(Settings(database_url=url, statement_timeout_ms=0))
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                return len(await check_counters(session))
+        finally:
+            await engine.dispose()
+
+    print(f"counters check: {asyncio.run(counters())} differences")
+    rate = pgbench_insert_rate(url, args.clients, 15)
+    if rate is not None:
+        print(f"pgbench single-row INSERT: {rate:,.0f} tps (same server, {args.clients} clients)")
+
+
+if __name__ == "__main__":
+    main()
