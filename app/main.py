@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.db import create_engine, create_sessionmaker
 from app.migrate import head_revision
+from app.services.ingest_batcher import IngestBatcher
 from app.settings import Settings, get_settings
 from app.webhooks.routes import routes as webhook_routes
 
@@ -65,9 +66,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.ingest_batcher = IngestBatcher(app.state.sessionmaker)
         try:
             yield
         finally:
+            await app.state.ingest_batcher.close()
             await engine.dispose()
 
     return Starlette(

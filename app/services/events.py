@@ -90,6 +90,8 @@ class IngestResult:
     orphaned: int = 0
     event_ids: list[uuid.UUID | None] = field(default_factory=list)
     """Per input event: the stored event's id, or None for a duplicate."""
+    orphans: set[uuid.UUID] = field(default_factory=set)
+    """The ids of the stored events whose enrollment could not be resolved."""
 
 
 def check_event(p: Problems, event: NewEvent, prefix: tuple[str, ...] = ()) -> NewEvent:
@@ -259,7 +261,8 @@ async def ingest(session: AsyncSession, events: Sequence[NewEvent]) -> IngestRes
     inserted = (await session.execute(_INSERT_EVENTS, rows)).all()
     result.accepted = len(inserted)
     result.duplicates = len(events) - len(inserted)
-    result.orphaned = sum(1 for row in inserted if row.enrollment_id is None)
+    result.orphans = {row.id for row in inserted if row.enrollment_id is None}
+    result.orphaned = len(result.orphans)
     by_key = {(row.provider, row.provider_event_id): row.id for row in inserted}
     keyless = iter(row.id for row in inserted if row.provider_event_id is None)
     ids: list[uuid.UUID | None] = [None] * len(events)

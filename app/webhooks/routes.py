@@ -21,12 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.db import run_in_transaction
 from app.domain.enums import Scope
 from app.domain.errors import DomainError
 from app.http_errors import UNAUTHENTICATED_MESSAGE, json_error
 from app.request_auth import principal_for
-from app.services.events import check_event, ingest
+from app.services.events import check_event
 from app.services.validation import Problems
 from app.settings import Settings
 from app.webhooks import generic, lemlist, phantombuster, postmark
@@ -111,9 +110,7 @@ async def _store(request: Request, translation: Translation) -> dict[str, int]:
     ]
     if problems.errors:
         raise Refused(400, "INVALID_EVENT", "; ".join(_describe(e) for e in problems.errors[:20]))
-    result = await run_in_transaction(
-        request.app.state.sessionmaker, lambda session: ingest(session, events)
-    )
+    result = await request.app.state.ingest_batcher.submit(events)
     return {
         "accepted": result.accepted,
         "duplicates": result.duplicates,

@@ -1,0 +1,106 @@
+"""Group commit for webhooks: concurrent requests share one ingestion transaction.
+
+A busy provider sends many single-event requests at once. Giving each its own transaction
+costs a commit (and its round trips) per event; instead, requests queue their events, and one
+task stores whatever has gathered (up to ``max_events``, waiting at most ``max_wait_s`` after
+the first) in one transaction. Each request is answered only after that commit, with the
+counts of its own events, so "acknowledged means stored" still holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import run_in_transaction
+from app.services.events import NewEvent, ingest
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    accepted: int
+    duplicates: int
+    orphaned: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    events: Sequence[NewEvent]
+    done: asyncio.Future[BatchCounts]
+
+
+class IngestBatcher:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        max_events: int = 1_000,
+        max_wait_s: float = 0.002,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._max_events = max_events
+        self._max_wait_s = max_wait_s
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, events: Sequence[NewEvent]) -> BatchCounts:
+        """Store ``events`` with whatever else is waiting; return once they are committed."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="ingest-batcher")
+        pending = _Pending(events, asyncio.get_running_loop().create_future())
+        await self._queue.put(pending)
+        return await pending.done
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _gather(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        size = len(batch[0].events)
+        deadline = asyncio.get_running_loop().time() + self._max_wait_s
+        while size < self._max_events:
+            timeout = deadline - asyncio.get_running_loop().time()
+            try:
+                item = (
+                    self._queue.get_nowait()
+                    if timeout <= 0
+                    else await asyncio.wait_for(self._queue.get(), timeout)
+                )
+            except (TimeoutError, asyncio.QueueEmpty):
+                break
+            batch.append(item)
+            size += len(item.events)
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._gather()
+            events = [event for pending in batch for event in pending.events]
+            try:
+                result = await run_in_transaction(
+                    self._sessionmaker, lambda session, events=events: ingest(session, events)
+                )
+            except Exception as exc:  # every waiting request must hear of the failure
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                continue
+            position = 0
+            for pending in batch:
+                ids = result.event_ids[position : position + len(pending.events)]
+                position += len(pending.events)
+                stored = [i for i in ids if i is not None]
+                if not pending.done.done():
+                    pending.done.set_result(
+                        BatchCounts(
+                            accepted=len(stored),
+                            duplicates=len(ids) - len(stored),
+                            orphaned=sum(1 for i in stored if i in result.orphans),
+                        )
+                    )
