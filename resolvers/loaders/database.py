@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Executable, Row
+from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
@@ -19,13 +20,20 @@ class RequestDatabase:
         self._connection: AsyncConnection | None = None
         self._lock = asyncio.Lock()
 
-    async def fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
+    async def fetch(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The rows as plain attribute records.
+
+        GraphQL execution probes every returned object (``hasattr(obj, "__await__")``); on a
+        SQLAlchemy Row each failed probe raises and formats an internal KeyError, which
+        made that probe a tenth of a nested query's time.
+        """
         async with self._lock:
             if self._connection is None:
                 connection = await self._engine.connect()
                 self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             result = await self._connection.execute(statement, params)
-            return result.all()
+            keys = list(result.keys())
+            return [SimpleNamespace(**dict(zip(keys, row, strict=True))) for row in result.all()]
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiodataloader import DataLoader
-from sqlalchemy import Row
 
 from app.keyset import PageRequest
 from resolvers.loaders.database import RequestDatabase
@@ -34,7 +33,7 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    rows: Sequence[Row[Any]]
+    rows: Sequence[Any]
     has_next: bool
     has_previous: bool
     sort: str
@@ -63,7 +62,7 @@ def keyset_sql(table: Table, page: PageRequest) -> tuple[str, str, dict[str, Any
     return where, f" ORDER BY {a}.{table.sort} DESC, {a}.id DESC", params
 
 
-def to_page(rows: Sequence[Row[Any]], page: PageRequest, sort: str) -> Page:
+def to_page(rows: Sequence[Any], page: PageRequest, sort: str) -> Page:
     return Page(
         rows=rows[: page.first],
         has_next=len(rows) > page.first,
@@ -82,7 +81,7 @@ class ByIdLoader(DataLoader):  # type: ignore[misc]
             *table.json_columns,
         )
 
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[Row[Any] | None]:
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[Any | None]:
         rows = await self._db.fetch(self._statement, {"ids": list(keys)})
         found = {row.id: row for row in rows}
         return [found.get(key) for key in keys]
@@ -95,12 +94,12 @@ class ListByParentLoader(DataLoader):  # type: ignore[misc]
         super().__init__()
         self._db, self._table, self._parent, self._order = db, table, parent, order
 
-    async def batch_load_fn(self, keys: Sequence[tuple[str, Filters]]) -> list[list[Row[Any]]]:
+    async def batch_load_fn(self, keys: Sequence[tuple[str, Filters]]) -> list[list[Any]]:
         t = self._table
         groups: dict[Filters, list[str]] = defaultdict(list)
         for parent_id, filters in keys:
             groups[filters].append(parent_id)
-        found: dict[tuple[str, Filters], list[Row[Any]]] = defaultdict(list)
+        found: dict[tuple[str, Filters], list[Any]] = defaultdict(list)
         for filters, parent_ids in groups.items():
             where, params = filter_sql(t.alias, filters)
             statement = typed(
@@ -141,7 +140,7 @@ class PageByParentLoader(DataLoader):  # type: ignore[misc]
                 *t.json_columns,
             )
             rows = await self._db.fetch(statement, params | keyset_params | {"ids": parent_ids})
-            by_parent: dict[str, list[Row[Any]]] = defaultdict(list)
+            by_parent: dict[str, list[Any]] = defaultdict(list)
             for row in rows:
                 by_parent[row.parent_key].append(row)
             for parent_id in parent_ids:
