@@ -32,12 +32,15 @@ def normalize_database_url(raw: str) -> str:
     """Accept ``postgresql://`` and ``postgresql+asyncpg://`` and return the asyncpg form."""
     try:
         url: URL = make_url(raw)
-    except ArgumentError as exc:
+        port = url.port  # parsed lazily: a non-numeric port fails here
+    except (ArgumentError, ValueError) as exc:
         raise ValueError("is not a URL like postgresql://user:password@host:port/db") from exc
     if url.get_backend_name() not in ("postgresql", "postgres"):
         raise ValueError(f"must be a PostgreSQL URL, not {url.get_backend_name()!r}")
     if url.get_driver_name() not in ("", "asyncpg", "psycopg2", "psycopg", "default"):
         raise ValueError(f"driver {url.get_driver_name()!r} is not supported; use asyncpg")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range")
     if not url.database:
         raise ValueError("names no database")
     return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
@@ -98,9 +101,10 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            name = ".".join(str(p) for p in err["loc"])
+            where = name if name in ("", "DATABASE_URL") else f"CAMPAIGN_{name.upper()}"
             message = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{where.upper() if where != 'settings' else where}: {message}")
+            problems.append(f"{where or 'settings'}: {message}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 
