@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from app.domain.enums import ErrorCode
 from app.domain.errors import DomainError
@@ -49,10 +49,11 @@ def decode_cursor(value: str) -> Cursor:
         stamp, _, row_id = raw.partition("|")
         sort_key = datetime.fromisoformat(stamp)
         parsed_id = str(uuid.UUID(row_id))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        # Our cursors are UTC times PostgreSQL stored; anything it could not store is forged.
+        if sort_key.tzinfo is None or not 1 < sort_key.astimezone(UTC).year < 9999:
+            raise invalid
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise invalid from None
-    if sort_key.tzinfo is None:
-        raise invalid
     return Cursor(sort_key, parsed_id)
 
 

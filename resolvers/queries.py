@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain.enums import ErrorCode
+from app.domain.errors import DomainError
 from app.keyset import page_request, parse_id
 from resolvers.context import Context
-from resolvers.errors import bad_arguments_as_graphql_errors
+from resolvers.errors import bad_arguments_as_graphql_errors, to_graphql_error
 from resolvers.loaders import EVENTS, INSTANCES, TEMPLATES, Filters, RequestDatabase
 from resolvers.loaders.generic import Table, filter_sql, keyset_sql, to_page
 from resolvers.loaders.sql import typed
@@ -56,6 +58,10 @@ async def templates(
     search: str | None,
 ) -> PageResult:
     extra_where, extra_params = "", {}
+    if search and "\x00" in search:
+        raise to_graphql_error(
+            DomainError(ErrorCode.INVALID, "search must not contain NUL characters", ("search",))
+        )
     if search:
         extra_where = " AND t.name ILIKE :search ESCAPE '\\'"
         extra_params = {"search": f"%{_escape_like(search)}%"}
