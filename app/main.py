@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from app import log_redaction
 from app.db import create_engine, create_sessionmaker
 from app.migrate import head_revision
 from app.services.ingest_batcher import IngestBatcher
@@ -56,6 +57,7 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; the engine is created in the lifespan, inside the server's loop."""
     settings = settings or get_settings()
+    log_redaction.install()
     # The composition root: the one place in app/ that reaches up to the GraphQL layer.
     from resolvers.graphql_app import GraphQLEndpoint
     from schema import build_schema

@@ -33,7 +33,7 @@ from app.domain.enums import (
     Provider,
 )
 from app.domain.errors import DomainError
-from app.domain.limits import PROVIDER_EVENT_ID_MAX, STEP_NUMBER_MAX
+from app.domain.limits import JSON_MAX_BYTES, PROVIDER_EVENT_ID_MAX, STEP_NUMBER_MAX
 from app.models.outcomes import COUNTERS, SHARDS
 from app.services.validation import Problems
 
@@ -62,6 +62,7 @@ STATUS_OF: dict[EventType, EnrollmentStatus] = {
     EventType.UNSUBSCRIBED: EnrollmentStatus.UNSUBSCRIBED,
     EventType.SPAM_COMPLAINT: EnrollmentStatus.UNSUBSCRIBED,
 }
+COMPLETED = EnrollmentStatus.COMPLETED
 _RUNNING = frozenset({EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED})
 
 
@@ -113,10 +114,24 @@ def check_event(p: Problems, event: NewEvent, prefix: tuple[str, ...] = ()) -> N
         add("provider_event_id", f"must have 1 to {PROVIDER_EVENT_ID_MAX} characters")
     if event.occurred_at is not None and event.occurred_at.tzinfo is None:
         add("occurred_at", "must carry a time zone")
+    if event.enrollment_ref is not None and (
+        "\x00" in event.enrollment_ref or len(event.enrollment_ref) > 255
+    ):
+        add("enrollment_id", "must be at most 255 characters, without NUL characters")
     inner = Problems()
     metadata = inner.json_object("metadata", event.metadata)
     p.errors.extend(DomainError(e.code, e.message, (*prefix, *e.field)) for e in inner.errors)
     return replace(event, channel=channel, metadata=metadata or {})
+
+
+def _with_ref(event: NewEvent) -> dict[str, Any]:
+    """An orphan's metadata keeps the reference that could not be resolved; if that would push
+    metadata already at the size limit over it, the provider's fields give way."""
+    ref = {"unresolved_enrollment_ref": event.enrollment_ref or ""}
+    metadata = {**event.metadata, **ref}
+    if len(json.dumps(metadata, ensure_ascii=False).encode()) > JSON_MAX_BYTES:
+        return {**ref, "metadata_dropped": True}
+    return metadata
 
 
 def _parse_uuid(value: str | None) -> str | None:
@@ -213,8 +228,8 @@ _UPDATE_ENROLLMENTS = text(
         status = u.status::enrollment_status,
         current_step = u.current_step,
         next_action_at = u.next_action_at,
-        completed_at = coalesce(e.completed_at, u.completed_at),
-        unsubscribed_at = coalesce(e.unsubscribed_at, u.unsubscribed_at)
+        completed_at = greatest(e.completed_at, u.completed_at),
+        unsubscribed_at = least(e.unsubscribed_at, u.unsubscribed_at)
     FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:steps AS int[]),
                 CAST(:next_action_ats AS timestamptz[]), CAST(:completed_ats AS timestamptz[]),
                 CAST(:unsubscribed_ats AS timestamptz[]))
@@ -246,9 +261,7 @@ async def ingest(session: AsyncSession, events: Sequence[NewEvent]) -> IngestRes
     for i in order:
         event = events[i]
         enrollment_id = refs[i] if refs[i] in known else None
-        metadata = dict(event.metadata)
-        if enrollment_id is None:
-            metadata["unresolved_enrollment_ref"] = (event.enrollment_ref or "")[:255]
+        metadata = _with_ref(event) if enrollment_id is None else event.metadata
         rows["enrollment_ids"].append(enrollment_id)
         rows["instance_ids"].append(known.get(enrollment_id) if enrollment_id else None)
         rows["event_types"].append(event.event_type.value)
@@ -352,8 +365,13 @@ async def apply_effects(session: AsyncSession, linked: Sequence[Any]) -> None:
 def _next_state(
     enrollment: Any, events: list[Any], sequences: dict[str, list[tuple[int, int]]]
 ) -> dict[str, Any] | None:
-    """The enrollment after these events, or None when they change nothing. The step only
-    moves forward; among terminal statuses a lower one never overwrites a higher one."""
+    """The enrollment after these events, or None when they change nothing.
+
+    The result does not depend on arrival order: the step only moves forward, a lower terminal
+    status never overwrites a higher one, the next step is due after the LATEST touch of the
+    current step (two touches of one step may arrive either way round), completion is dated by
+    the latest touch of the last step and an unsubscribe by the earliest report.
+    """
     status = EnrollmentStatus(enrollment.status)
     step = enrollment.current_step
     next_action_at = enrollment.next_action_at
@@ -361,28 +379,34 @@ def _next_state(
     sent = [e for e in events if EventType(e.event_type) in SENT_TYPES and e.step_number]
     if sent:
         latest = max(sent, key=lambda e: (e.step_number, e.occurred_at))
-        if latest.step_number > step:
-            step = latest.step_number
-            if status in _RUNNING:
-                following = [s for s in sequences[str(enrollment.template_id)] if s[0] > step]
-                if following:
-                    next_action_at = latest.occurred_at + timedelta(hours=following[0][1])
-                else:
-                    status, next_action_at = EnrollmentStatus.COMPLETED, None
-                    completed_at = latest.occurred_at
-    for event in sorted(events, key=lambda e: e.occurred_at):
+        advanced = latest.step_number > step
+        step = max(step, latest.step_number)
+        if latest.step_number == step and (status in _RUNNING or status is COMPLETED):
+            following = [s for s in sequences[str(enrollment.template_id)] if s[0] > step]
+            if not following:
+                completed_at = latest.occurred_at
+                if status in _RUNNING:
+                    status, next_action_at = COMPLETED, None
+            elif status in _RUNNING:
+                due = latest.occurred_at + timedelta(hours=following[0][1])
+                keep = not advanced and next_action_at is not None and next_action_at > due
+                next_action_at = next_action_at if keep else due
+    for event in events:
         target = STATUS_OF.get(EventType(event.event_type))
         if target is not None and _rank(target) > _rank(status):
             status, next_action_at = target, None
-        if target is EnrollmentStatus.UNSUBSCRIBED and unsubscribed_at is None:
-            unsubscribed_at = event.occurred_at
+        if target is EnrollmentStatus.UNSUBSCRIBED:
+            unsubscribed_at = min(filter(None, (unsubscribed_at, event.occurred_at)))
     if status is not EnrollmentStatus.UNSUBSCRIBED:
         unsubscribed_at = None
+    if status is not COMPLETED:
+        completed_at = None
     unchanged = (
         status.value == enrollment.status
         and step == enrollment.current_step
         and next_action_at == enrollment.next_action_at
         and unsubscribed_at is None
+        and completed_at is None
     )
     if unchanged:
         return None

@@ -81,26 +81,32 @@ class IngestBatcher:
     async def _run(self) -> None:
         while True:
             batch = await self._gather()
-            events = [event for pending in batch for event in pending.events]
             try:
-                result = await run_in_transaction(
-                    self._sessionmaker, lambda session, events=events: ingest(session, events)
-                )
-            except Exception as exc:  # every waiting request must hear of the failure
+                await self._store(batch)
+            except Exception:
+                # One bad request must not fail the others: each gets its own transaction.
                 for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(exc)
-                continue
-            position = 0
-            for pending in batch:
-                ids = result.event_ids[position : position + len(pending.events)]
-                position += len(pending.events)
-                stored = [i for i in ids if i is not None]
-                if not pending.done.done():
-                    pending.done.set_result(
-                        BatchCounts(
-                            accepted=len(stored),
-                            duplicates=len(ids) - len(stored),
-                            orphaned=sum(1 for i in stored if i in result.orphans),
-                        )
+                    try:
+                        await self._store([pending])
+                    except Exception as exc:  # the request's own failure is its answer
+                        if not pending.done.done():
+                            pending.done.set_exception(exc)
+
+    async def _store(self, batch: list[_Pending]) -> None:
+        events = [event for pending in batch for event in pending.events]
+        result = await run_in_transaction(
+            self._sessionmaker, lambda session: ingest(session, events)
+        )
+        position = 0
+        for pending in batch:
+            ids = result.event_ids[position : position + len(pending.events)]
+            position += len(pending.events)
+            stored = [i for i in ids if i is not None]
+            if not pending.done.done():
+                pending.done.set_result(
+                    BatchCounts(
+                        accepted=len(stored),
+                        duplicates=len(ids) - len(stored),
+                        orphaned=sum(1 for i in stored if i in result.orphans),
                     )
+                )
