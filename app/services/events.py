@@ -35,7 +35,7 @@ from app.domain.enums import (
 from app.domain.errors import DomainError
 from app.domain.limits import JSON_MAX_BYTES, PROVIDER_EVENT_ID_MAX, STEP_NUMBER_MAX
 from app.models.outcomes import COUNTERS, SHARDS
-from app.services.validation import Problems
+from app.services.validation import Problems, storable
 
 SENT_TYPES = frozenset(
     {
@@ -110,12 +110,12 @@ def check_event(p: Problems, event: NewEvent, prefix: tuple[str, ...] = ()) -> N
     if event.step_number is not None and not 1 <= event.step_number <= STEP_NUMBER_MAX:
         add("step_number", f"must be between 1 and {STEP_NUMBER_MAX} (got {event.step_number})")
     peid = event.provider_event_id
-    if peid is not None and (not 1 <= len(peid) <= PROVIDER_EVENT_ID_MAX or "\x00" in peid):
+    if peid is not None and (not 1 <= len(peid) <= PROVIDER_EVENT_ID_MAX or not storable(peid)):
         add("provider_event_id", f"must have 1 to {PROVIDER_EVENT_ID_MAX} characters")
     if event.occurred_at is not None and event.occurred_at.tzinfo is None:
         add("occurred_at", "must carry a time zone")
     if event.enrollment_ref is not None and (
-        "\x00" in event.enrollment_ref or len(event.enrollment_ref) > 255
+        not storable(event.enrollment_ref) or len(event.enrollment_ref) > 255
     ):
         add("enrollment_id", "must be at most 255 characters, without NUL characters")
     inner = Problems()

@@ -22,6 +22,7 @@ from app.domain.limits import (
     CONNECTION_NOTE_MAX,
     DELAY_HOURS_MAX,
     DESCRIPTION_MAX,
+    JSON_MAX_BYTES,
     LINKEDIN_MESSAGE_MAX,
     NAME_MAX,
     STEP_NUMBER_MAX,
@@ -46,6 +47,12 @@ def _step_conflict(step_number: int | None = None) -> DomainError:
 _CONSTRAINT_ERRORS = {
     "uq_email_steps_template_id_step_number_active": _step_conflict(),
     "uq_linkedin_steps_template_id_step_number_active": _step_conflict(),
+    # PostgreSQL prints numbers such as 1e300 in full, so its measure can exceed ours.
+    "ck_campaign_templates_settings_object": DomainError(
+        ErrorCode.INVALID,
+        f"settings is larger than {JSON_MAX_BYTES} bytes as stored (numbers are written out)",
+        ("settings",),
+    ),
 }
 
 
@@ -57,14 +64,16 @@ async def _flush(session: AsyncSession) -> None:
         raise translate(exc, _CONSTRAINT_ERRORS) from None
 
 
-async def _locked_template(session: AsyncSession, template_id: uuid.UUID) -> CampaignTemplate:
+async def _locked_template(
+    session: AsyncSession, template_id: uuid.UUID, field: str = "id"
+) -> CampaignTemplate:
     template = await session.scalar(
         select(CampaignTemplate)
         .where(CampaignTemplate.id == template_id)
         .with_for_update(key_share=True)
     )
     if template is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"no template with id {template_id}", ("id",))
+        raise DomainError(ErrorCode.NOT_FOUND, f"no template with id {template_id}", (field,))
     return template
 
 
@@ -162,12 +171,15 @@ def _linkedin_step_fields(p: Problems, values: dict[str, Any]) -> dict[str, Any]
         CONNECTION_NOTE_MAX if action is LinkedInAction.CONNECTION_REQUEST else LINKEDIN_MESSAGE_MAX
     )
     raw_message = values.get("message")
-    message = p.text("message", raw_message, max_length=limit)
     blank = not (raw_message or "").strip()
-    if action is LinkedInAction.MESSAGE and blank:
+    message = None
+    if action is LinkedInAction.PROFILE_VISIT:
+        if not blank:
+            p.add("message", "must be empty for a 'profile_visit' step")
+    elif action is LinkedInAction.MESSAGE and blank:
         p.add("message", "is required for a 'message' step")
-    if action is LinkedInAction.PROFILE_VISIT and not blank:
-        p.add("message", "must be empty for a 'profile_visit' step")
+    else:
+        message = p.text("message", raw_message, max_length=limit)
     return {
         "step_number": p.integer("step_number", values["step_number"], 1, STEP_NUMBER_MAX),
         "delay_hours": p.integer("delay_hours", values["delay_hours"], 0, DELAY_HOURS_MAX),
@@ -196,13 +208,19 @@ async def _number_taken(
 async def add_step(
     session: AsyncSession, model: StepModel, template_id: str, values: dict[str, Any]
 ) -> uuid.UUID:
-    template = await _locked_template(session, require_id("template_id", template_id))
+    template = await _locked_template(
+        session, require_id("template_id", template_id), "template_id"
+    )
     _require_active(template, "template_id")
     p = Problems()
+    # delayHours defaults to 0; an explicit null means the same.
+    values = {"delay_hours": 0} | {
+        k: v for k, v in values.items() if v is not None or k != "delay_hours"
+    }
     if model is EmailStep:
-        clean = _email_step_fields(p, {"delay_hours": 0} | values)
+        clean = _email_step_fields(p, values)
     else:
-        clean = _linkedin_step_fields(p, {"delay_hours": 0} | values)
+        clean = _linkedin_step_fields(p, values)
     p.raise_if_any()
     if await _number_taken(session, model, template.id, clean["step_number"]):
         raise _step_conflict(clean["step_number"])

@@ -42,8 +42,8 @@ class Problems:
             if required:
                 self.add(field, "is required")
             return None
-        if "\x00" in value:
-            self.add(field, "must not contain NUL characters")
+        if not storable(value):
+            self.add(field, "must be valid Unicode without NUL characters")
             return None
         trimmed = value.strip()
         if not trimmed and not required and min_length == 0:
@@ -104,17 +104,28 @@ def _json_problem(value: Any) -> str | None:
             if depth > JSON_MAX_DEPTH:
                 return f"is nested deeper than {JSON_MAX_DEPTH} levels"
             if isinstance(item, dict):
-                if any("\x00" in k for k in item):
-                    return "must not contain NUL characters"
+                if not all(storable(k) for k in item):
+                    return "must be valid Unicode without NUL characters"
                 children = item.values()
             else:
                 children = item
             stack.extend((child, depth + 1) for child in children)
-        elif isinstance(item, str) and "\x00" in item:
-            return "must not contain NUL characters"
+        elif isinstance(item, str) and not storable(item):
+            return "must be valid Unicode without NUL characters"
         elif isinstance(item, float) and not math.isfinite(item):
             return "must not contain NaN or infinite numbers"
     return None
+
+
+def storable(text: str) -> bool:
+    """What PostgreSQL can store as text: UTF-8 encodable (no lone surrogates), no NUL."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def require_id(field: str, value: str) -> uuid.UUID:

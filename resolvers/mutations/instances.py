@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from strawberry import UNSET
+
 from app.services import lifecycle
 from resolvers.context import Context
 from resolvers.mutations.common import Outcome, run_mutation
@@ -14,7 +16,7 @@ async def create_instance(context: Context, data: Any) -> Outcome[uuid.UUID]:
     values = {
         "template_id": data.template_id,
         "name": data.name,
-        "provider_config": data.provider_config,
+        "provider_config": None if data.provider_config is UNSET else data.provider_config,
     }
     return await run_mutation(
         context,
