@@ -9,6 +9,7 @@ events with the rules of domain.md, never copied from the service.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 
 from app.seed import (
+    _enrollments,
+    _events,
     seed_id,
 )
 from tests.graphql_client import gql
@@ -245,3 +248,34 @@ async def newest_first(app: Starlette, table: str, where: str = "true", **params
     sort = "occurred_at" if table == "campaign_events" else "created_at"
     sql = f"SELECT id::text AS id FROM {table} WHERE {where} ORDER BY {sort} DESC, id DESC"
     return [row["id"] for row in await fetch(app, sql, **params)]
+
+
+def seed_figures(instance_key: str) -> dict[str, Any]:
+    """Counters, per-step and per-channel figures of one seeded instance, from the seed's own
+    event list and the rules of domain.md (unique outcomes per enrollment, channel and step)."""
+    instance_id = seed_id(f"instance:{instance_key}")
+    enrolled = sum(1 for e in _enrollments(DEFS_NOW) if e["instance_id"] == instance_id)
+    events = [e for e in _events(DEFS_NOW) if e["instance_id"] == instance_id]
+    outcomes: set[tuple[str, uuid.UUID, str, int]] = set()
+    groups: set[tuple[str, int]] = set()
+    for e in events:
+        step = e["step_number"] or 0
+        groups.add((e["channel"].name, step))
+        counter = COUNTER_OF.get(e["event_type"].name)
+        if counter:
+            outcomes.add((counter, e["enrollment_id"], e["channel"].name, step))
+
+    def metrics(pred: Any) -> dict[str, int]:
+        counts = dict.fromkeys(METRIC_NAMES, 0) | {"enrolled": enrolled}
+        for counter, _, channel, step in outcomes:
+            if pred(channel, step):
+                counts[counter] += 1
+        return counts
+
+    return {
+        "metrics": metrics(lambda c, s: True),
+        "byStep": {(c, s): metrics(lambda c2, s2, c=c, s=s: (c2, s2) == (c, s)) for c, s in groups},
+        "byChannel": {
+            c: metrics(lambda c2, s2, c=c: c2 == c) for c in {channel for channel, _ in groups}
+        },
+    }

@@ -8,9 +8,8 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from app.seed import SEED_ACTOR, _enrollments, _events, _instances, _transitions, seed_id
+from app.seed import SEED_ACTOR, _instances, _transitions, seed_id
 from tests.graphql.seed_reading import (
-    COUNTER_OF,
     DEFS_NOW,
     INSTANCE_FIELDS,
     INSTANCE_SQL,
@@ -28,6 +27,7 @@ from tests.graphql.seed_reading import (
     rates_of,
     run,
     same,
+    seed_figures,
     sid,
     template_expected,
 )
@@ -126,37 +126,6 @@ async def test_instance_by_id_reads_every_scalar(
     assert warm["template"]["id"] == sid("template:linkedin")
     for unknown in (sid("instance:nope"), sid("template:tech")):
         assert await ok(client, read_key, query, {"id": unknown}) == {"instance": None}
-
-
-def seed_figures(instance_key: str) -> dict[str, Any]:
-    """Counters, per-step and per-channel figures of one seeded instance, from the seed's own
-    event list and the rules of domain.md (unique outcomes per enrollment, channel and step)."""
-    instance_id = seed_id(f"instance:{instance_key}")
-    enrolled = sum(1 for e in _enrollments(DEFS_NOW) if e["instance_id"] == instance_id)
-    events = [e for e in _events(DEFS_NOW) if e["instance_id"] == instance_id]
-    outcomes: set[tuple[str, uuid.UUID, str, int]] = set()
-    groups: set[tuple[str, int]] = set()
-    for e in events:
-        step = e["step_number"] or 0
-        groups.add((e["channel"].name, step))
-        counter = COUNTER_OF.get(e["event_type"].name)
-        if counter:
-            outcomes.add((counter, e["enrollment_id"], e["channel"].name, step))
-
-    def metrics(pred: Any) -> dict[str, int]:
-        counts = dict.fromkeys(METRIC_NAMES, 0) | {"enrolled": enrolled}
-        for counter, _, channel, step in outcomes:
-            if pred(channel, step):
-                counts[counter] += 1
-        return counts
-
-    return {
-        "metrics": metrics(lambda c, s: True),
-        "byStep": {(c, s): metrics(lambda c2, s2, c=c, s=s: (c2, s2) == (c, s)) for c, s in groups},
-        "byChannel": {
-            c: metrics(lambda c2, s2, c=c: c2 == c) for c in {channel for channel, _ in groups}
-        },
-    }
 
 
 PERFORMANCE_QUERY = f"""query($id: ID!) {{ instance(id: $id) {{
