@@ -137,6 +137,56 @@ async def load(
     return result, stored
 
 
+_WRK_SCRIPT = """
+ids = {%(ids)s}
+types = {"sent", "delivered", "opened", "opened", "clicked", "delivered", "sent"}
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format(
+    '{"enrollment_id":"%%s","event_type":"%%s","provider_event_id":"w%%d-%%d","step_number":%%d}',
+    ids[math.random(#ids)], types[math.random(#types)], math.random(1000000000), counter,
+    math.random(3))
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
+                                  ["Authorization"] = "Bearer %(key)s"}, body)
+end
+"""
+
+
+def wrk_single_events(base: str, key: str, ids: list[str], connections: int, seconds: int) -> str:
+    """Single-event requests from wrk, a C load generator that leaves the cores to the server."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        return "wrk not installed (apt-get install wrk): skipped"
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "ingest.lua"
+        script.write_text(
+            _WRK_SCRIPT % {"ids": ", ".join(f'"{i}"' for i in ids[:2000]), "key": key}
+        )
+        done = subprocess.run(
+            [
+                binary,
+                "-t",
+                "1",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"{base}/webhooks/events",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    wanted = ("Requests/sec", "50%", "99%", "Non-2xx", "Socket errors")
+    return "; ".join(
+        line.strip() for line in done.stdout.splitlines() if line.strip().startswith(wanted)
+    )
+
+
 def pgbench_insert_rate(url: str, clients: int, seconds: int) -> float | None:
     """Single-row INSERTs per second by pgbench on the same server, or None without pgbench."""
     binary = shutil.which("pgbench")
@@ -199,6 +249,8 @@ def main() -> None:
                 result.line(f"batch of {batch}")
                 + f"  events stored/s={stored / result.seconds:,.0f}"
             )
+        wrk = wrk_single_events(base, key, enrollment_ids, 32, int(args.seconds))
+        print(f"wrk, 1 event per request, 32 connections: {wrk}")
 
     async def counters() -> int:
         engine = create_engine(Settings(database_url=url, statement_timeout_ms=0))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -60,10 +60,15 @@ async def _read_json(request: Request, limit: int) -> Any:
     if declared and declared.isdigit() and int(declared) > limit:
         raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
+    except ClientDisconnect:
+        raise Refused(
+            400, "CLIENT_DISCONNECTED", "the client left before sending the body"
+        ) from None
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
