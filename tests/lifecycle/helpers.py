@@ -18,7 +18,29 @@ from starlette.applications import Starlette
 
 from tests.graphql_client import gql
 
-ERRORS = "errors { field code message }"
+# The template and step documents are shared with the mutation tests (re-exported here).
+from tests.mutations.helpers import (
+    ADD_EMAIL_STEP as ADD_EMAIL_STEP,
+)
+from tests.mutations.helpers import (
+    ADD_LINKEDIN_STEP as ADD_LINKEDIN_STEP,
+)
+from tests.mutations.helpers import (
+    ARCHIVE_TEMPLATE as ARCHIVE_TEMPLATE,
+)
+from tests.mutations.helpers import (
+    CREATE_TEMPLATE as CREATE_TEMPLATE,
+)
+from tests.mutations.helpers import (
+    ERRORS as ERRORS,
+)
+from tests.mutations.helpers import (
+    REMOVE_EMAIL_STEP as REMOVE_EMAIL_STEP,
+)
+from tests.mutations.helpers import (
+    REMOVE_LINKEDIN_STEP as REMOVE_LINKEDIN_STEP,
+)
+
 INSTANCE_FIELDS = """
     id name status providerConfig startedAt pausedAt completedAt failureReason
     template { id }
@@ -28,46 +50,6 @@ INSTANCE_FIELDS = """
 ENROLLMENT_FIELDS = (
     "id contactId status currentStep nextActionAt metadata enrolledAt completedAt instance { id }"
 )
-
-CREATE_TEMPLATE = f"""
-mutation CreateTemplate($input: CreateTemplateInput!) {{
-  createTemplate(input: $input) {{ template {{ id type isActive }} {ERRORS} }}
-}}
-"""
-
-ARCHIVE_TEMPLATE = f"""
-mutation ArchiveTemplate($id: ID!) {{
-  archiveTemplate(id: $id) {{ template {{ id isActive }} {ERRORS} }}
-}}
-"""
-
-ADD_EMAIL_STEP = f"""
-mutation AddEmailStep($templateId: ID!, $input: EmailStepInput!) {{
-  addEmailStep(templateId: $templateId, input: $input) {{
-    step {{ id stepNumber delayHours }} {ERRORS}
-  }}
-}}
-"""
-
-ADD_LINKEDIN_STEP = f"""
-mutation AddLinkedInStep($templateId: ID!, $input: LinkedInStepInput!) {{
-  addLinkedInStep(templateId: $templateId, input: $input) {{
-    step {{ id stepNumber delayHours }} {ERRORS}
-  }}
-}}
-"""
-
-REMOVE_EMAIL_STEP = f"""
-mutation RemoveEmailStep($id: ID!) {{
-  removeEmailStep(id: $id) {{ step {{ id isActive }} {ERRORS} }}
-}}
-"""
-
-REMOVE_LINKEDIN_STEP = f"""
-mutation RemoveLinkedInStep($id: ID!) {{
-  removeLinkedInStep(id: $id) {{ step {{ id isActive }} {ERRORS} }}
-}}
-"""
 
 CREATE_INSTANCE = f"""
 mutation CreateInstance($input: CreateInstanceInput!) {{
