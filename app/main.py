@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -17,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from app import log_redaction
 from app.db import create_engine, create_sessionmaker
 from app.migrate import head_revision
+from app.request_context import RequestIdMiddleware
 from app.services.ingest_batcher import IngestBatcher
 from app.settings import Settings, get_settings
 from app.webhooks.routes import routes as webhook_routes
@@ -83,5 +85,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *webhook_routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
+        middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
     )

@@ -96,3 +96,19 @@ async def test_key_use_is_recorded(
             text("SELECT last_used_at FROM api_keys WHERE name = 'test-reader'")
         )
     assert used is not None
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    first = await client.get("/healthz")
+    second = await client.post("/graphql", json=QUERY)
+    ids = {first.headers["x-request-id"], second.headers["x-request-id"]}
+    assert len(ids) == 2
+    assert all(len(i) == 32 for i in ids)
+
+
+async def test_a_well_formed_caller_request_id_is_kept(client: httpx.AsyncClient) -> None:
+    kept = await client.get("/healthz", headers={"x-request-id": "proxy-123.abc"})
+    assert kept.headers["x-request-id"] == "proxy-123.abc"
+    replaced = await client.get("/healthz", headers={"x-request-id": "bad id\twith spaces"})
+    assert replaced.headers["x-request-id"] != "bad id\twith spaces"
+    assert len(replaced.headers["x-request-id"]) == 32
