@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +46,13 @@ def bench_database_url(name: str) -> str:
 
 
 @contextmanager
-def running_server(database_url: str, port: int, workers: int) -> Iterator[str]:
-    """Start ``campaign-api serve`` on the bench database; yield its base URL."""
+def running_server(
+    database_url: str, port: int, workers: int, settings: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """Start ``campaign-api serve`` on the bench database (``settings``: extra environment);
+    yield its base URL."""
     env = os.environ | {"DATABASE_URL": database_url, "CAMPAIGN_LOG_LEVEL": "warning"}
+    env |= dict(settings or {})
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "campaign-api"),

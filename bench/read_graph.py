@@ -1,16 +1,19 @@
 """Benchmark the nested read queries (dashboard, instance detail) against a running server.
 
     .venv/bin/python -m bench.read_graph [--workers 2] [--clients 10] [--seconds 20]
+                                         [--fast both|on|off]
 
 Builds (once) a database `campaign_bench_read` with 50 templates, 250 instances, 50,000
 enrollments and 500,000 events, starts `campaign-api serve` on it, and prints statements per
-request, requests per second and p50/p99 latency for each query.
+request, requests per second and p50/p99 latency for each query, by default once with the
+standard executor and once with the fast path (CAMPAIGN_FAST_EXECUTION), in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -23,7 +26,7 @@ from app.db import create_engine, create_sessionmaker
 from app.domain.enums import Scope
 from app.main import create_app
 from app.settings import Settings
-from bench.common import bench_database_url, closed_loop, running_server
+from bench.common import LoadResult, bench_database_url, closed_loop, running_server
 from tests.factories import Shape, build_dataset
 from tests.test_statement_counts import DASHBOARD
 
@@ -85,12 +88,45 @@ async def statements_per_request(url: str, key: str, payloads: dict[str, Any]) -
     return counts
 
 
+async def one_response(url: str, key: str, payload: dict[str, Any]) -> Any:
+    app = create_app(Settings(database_url=url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            response = await client.post(
+                "/graphql", json=payload, headers={"authorization": f"Bearer {key}"}
+            )
+            return response.json()
+
+
+def measure(
+    url: str, port: int, args: argparse.Namespace, key: str, payloads: dict[str, Any], fast: bool
+) -> dict[str, LoadResult]:
+    """Serve with the fast path on or off and load each query in turn."""
+    headers = {"authorization": f"Bearer {key}"}
+    results = {}
+    setting = {"CAMPAIGN_FAST_EXECUTION": "true" if fast else "false"}
+    with running_server(url, port, args.workers, setting) as base:
+        for name, payload in payloads.items():
+
+            async def one(client: httpx.AsyncClient, payload: dict[str, Any] = payload) -> bool:
+                response = await client.post(f"{base}/graphql", json=payload, headers=headers)
+                return response.status_code == 200 and b'"errors"' not in response.content
+
+            asyncio.run(closed_loop(one, args.clients, 3))  # warm-up
+            results[name] = asyncio.run(closed_loop(one, args.clients, args.seconds))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument(
+        "--fast", choices=("both", "on", "off"), default="both", help="CAMPAIGN_FAST_EXECUTION"
+    )
     args = parser.parse_args()
 
     url = bench_database_url("campaign_bench_read")
@@ -100,26 +136,16 @@ def main() -> None:
         "instance detail": {"query": INSTANCE_DETAIL, "variables": {"id": instance_id}},
     }
     counts = asyncio.run(statements_per_request(url, key, payloads))
-    headers = {"authorization": f"Bearer {key}"}
-    with running_server(url, args.port, args.workers) as base:
-        size = len(
-            httpx.post(
-                f"{base}/graphql", json=payloads["dashboard"], headers=headers, timeout=60
-            ).content
-        )
-        print(
-            f"workers={args.workers} clients={args.clients} seconds={args.seconds}"
-            f" dashboard response={size / 1024:.0f} KiB"
-        )
-        for name, payload in payloads.items():
-
-            async def one(client: httpx.AsyncClient, payload: dict[str, Any] = payload) -> bool:
-                response = await client.post(f"{base}/graphql", json=payload, headers=headers)
-                return response.status_code == 200 and b'"errors"' not in response.content
-
-            asyncio.run(closed_loop(one, args.clients, 3))  # warm-up
-            result = asyncio.run(closed_loop(one, args.clients, args.seconds))
-            print(result.line(name) + f"  statements/request={counts[name]}")
+    size = len(json.dumps(asyncio.run(one_response(url, key, payloads["dashboard"]))))
+    print(
+        f"workers={args.workers} clients={args.clients} seconds={args.seconds}"
+        f" dashboard response={size / 1024:.0f} KiB"
+    )
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.fast]
+    for fast in modes:
+        for name, result in measure(url, args.port, args, key, payloads, fast).items():
+            label = f"{name} ({'fast' if fast else 'standard'})"
+            print(result.line(label) + f"  statements/request={counts[name]}")
 
 
 if __name__ == "__main__":
