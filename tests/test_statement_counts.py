@@ -12,17 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from tests.conftest import TABLES
+from tests.examples import example
 from tests.factories import Shape, build_dataset
 from tests.graphql_client import gql
 
-DASHBOARD = """
-{ templates(first: 10) { totalCount nodes { id name emailSteps { stepNumber }
-    linkedinSteps { stepNumber action }
-    instances(first: 5) { totalCount nodes { id status metrics { sent opened }
-      performance { rates { openRate replyRate } }
-      enrollments(first: 10) { totalCount nodes { id status
-        events(first: 5) { nodes { eventType occurredAt } } } } } } } } }
-"""
+DASHBOARD = example("dashboard.graphql")
 
 
 @contextmanager
