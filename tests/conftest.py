@@ -29,6 +29,7 @@ from app.db import (
 )
 from app.domain.enums import Scope
 from app.main import create_app
+from app.seed import seed
 from app.settings import Settings, normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,3 +158,11 @@ async def read_key(app: Starlette) -> str:
 @pytest.fixture
 async def write_key(app: Starlette) -> str:
     return await _make_key(app, "test-writer", frozenset({Scope.READ, Scope.WRITE}))
+
+
+@pytest.fixture
+async def seeded(app: Starlette) -> Starlette:
+    """The demo data, seeded into the test database (read tests, examples, the browser)."""
+    async with app.state.sessionmaker.begin() as session:
+        assert await seed(session) is True
+    return app
