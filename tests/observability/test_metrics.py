@@ -8,16 +8,19 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, text
 from starlette.applications import Starlette
 
 from app import metrics
 from app.auth import create_api_key
+from app.csv_import import import_csv
 from app.domain.enums import Scope
 from app.main import create_app
 from app.seed import seed, seed_id
@@ -276,3 +279,20 @@ def test_a_malformed_metrics_bind_is_a_configuration_error(
     monkeypatch.setenv("CAMPAIGN_METRICS_BIND", "no-port-here")
     with pytest.raises(ConfigError, match="CAMPAIGN_METRICS_BIND"):
         load_settings()
+
+
+async def test_the_csv_command_counts_the_enrollments_it_creates(
+    app: Starlette, tmp_path: Path
+) -> None:
+    async with app.state.sessionmaker.begin() as session:
+        assert await seed(session)
+    contacts = ["csv-1", "csv-2", "csv-3", "csv-2"]  # one repeat, skipped
+    path = tmp_path / "contacts.csv"
+    path.write_text("contact_id,first_name\n" + "".join(f"{c},N\n" for c in contacts))
+    name = "campaign_enrollments_created_total"
+    before = REGISTRY.get_sample_value(name, {"source": "csv"}) or 0.0
+    summary = await import_csv(
+        app.state.sessionmaker, str(seed_id("instance:warm-draft")), path, batch_size=2
+    )
+    assert (summary.enrolled, summary.skipped) == (len(set(contacts)), 1)
+    assert REGISTRY.get_sample_value(name, {"source": "csv"}) == before + len(set(contacts))
