@@ -119,3 +119,24 @@ async def test_statements_under_the_threshold_are_not_logged(
         await quiet.dispose()
     assert production.slow_sql_ms == 1000, "the documented default"
     assert "slow_sql" not in capsys.readouterr().err
+
+
+def test_tracebacks_are_rendered_and_redacted(
+    production: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail() -> None:
+        raise ValueError(f"cannot enroll {ADDRESS} with key {KEY}")
+
+    try:
+        fail()
+    except ValueError:
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+        get_logger("test").exception("ours_failed")
+    output = capsys.readouterr().err
+    assert ADDRESS not in output
+    assert KEY not in output
+    stdlib, ours = json_lines(output)
+    for line in (stdlib, ours):
+        assert "Traceback" in line["exception"]
+        assert "ValueError: cannot enroll [redacted-email]" in line["exception"]
+        assert line["level"] == "error"
