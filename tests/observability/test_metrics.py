@@ -142,7 +142,8 @@ async def test_counters_move_by_what_the_requests_did(
     finally:
         event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
 
-    # Webhooks: two linked events and an orphan, then the same three again, then a refusal.
+    # Webhooks: two linked events and an orphan, then the same three again, then a refusal
+    # and an activity of a type that is not tracked.
     batch = {
         "events": [
             webhook_event(enrollment_id, "opened", step=1),
@@ -160,6 +161,11 @@ async def test_counters_move_by_what_the_requests_did(
         json=load("lemlist", "paused"),
     )
     assert refused.status_code == 401
+    untracked = load("lemlist", "paused")  # an activity type the service does not track
+    ignored = await client.post(
+        "/webhooks/lemlist", params={"secret": LEMLIST_SECRET}, json=untracked
+    )
+    assert ignored.json() == {"accepted": 0, "duplicates": 0, "orphaned": 0, "ignored": 1}
     assert (await client.get("/metrics")).status_code == 401
     assert (
         await client.get("/metrics", headers={"authorization": f"Bearer {read_key}"})
@@ -174,6 +180,7 @@ async def test_counters_move_by_what_the_requests_did(
     assert delta(requests, route="/graphql", method="POST", status="200") == graphql_requests
     assert delta(requests, route="/webhooks/events", method="POST", status="200") == 2
     assert delta(requests, route="/webhooks/lemlist", method="POST", status="401") == 1
+    assert delta(requests, route="/webhooks/lemlist", method="POST", status="200") == 1
     # The scrape before is counted once it has answered; the failed reads too.
     assert delta(requests, route="/metrics", method="GET", status="200") == 1
     assert delta(requests, route="/metrics", method="GET", status="401") == 1
@@ -191,6 +198,8 @@ async def test_counters_move_by_what_the_requests_did(
     assert delta(webhooks, provider="api", outcome="orphaned") == 1
     assert delta(webhooks, provider="api", outcome="duplicate") == 3
     assert delta(webhooks, provider="lemlist", outcome="refused") == 1
+    assert delta(webhooks, provider="lemlist", outcome="ignored") == 1
+    assert delta(webhooks, provider="lemlist", outcome="accepted") == 0
 
     enrolled = "campaign_enrollments_created_total"
     assert delta(enrolled, source="enrollContact") == 2
