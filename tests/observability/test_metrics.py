@@ -305,3 +305,20 @@ async def test_the_csv_command_counts_the_enrollments_it_creates(
     )
     assert (summary.enrolled, summary.skipped) == (len(set(contacts)), 1)
     assert REGISTRY.get_sample_value(name, {"source": "csv"}) == before + len(set(contacts))
+
+
+async def test_a_taken_metrics_address_is_logged_and_the_app_still_starts(
+    settings: Settings, clean_db: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        application = create_app(settings.model_copy(update={"metrics_bind": bind}))
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                assert (await client.get("/healthz")).status_code == 200
+    output = capsys.readouterr().err
+    assert "metrics_bind_failed" in output
+    assert bind in output
