@@ -25,6 +25,7 @@ from app.auth import create_api_key, hash_key, list_api_keys, parse_scopes, revo
 from app.db import create_engine, create_sessionmaker, resolve_database_url
 from app.domain.enums import Scope
 from app.domain.errors import DomainError, DomainErrors
+from app.logs import configure_logging
 from app.settings import ConfigError, Settings, get_settings
 
 
@@ -209,8 +210,11 @@ def cmd_export_schema(settings: Settings | None, args: argparse.Namespace) -> No
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
+    """uvicorn with our logging: no log config of its own (its records go through structlog)
+    and no access log (the access middleware writes a richer, redacted line per request)."""
     import uvicorn
 
+    configure_logging(settings)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -219,6 +223,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
         workers=workers,
         reload=reload,
         log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
     )
 
 

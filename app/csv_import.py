@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.domain.enums import ErrorCode
 from app.domain.errors import DomainError
 from app.domain.limits import BULK_ENROLL_MAX
@@ -71,6 +72,7 @@ async def import_csv(
         async with sessionmaker.begin() as session:
             result = await bulk_enroll(session, instance_id, batch)
         summary.enrolled += len(result.enrolled_ids)
+        metrics.enrollments_created_total.labels("csv").inc(len(result.enrolled_ids))
         summary.skipped += result.skipped
         progress(len(batch))
         batch.clear()

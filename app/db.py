@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from app.settings import ConfigError, Settings
 
@@ -65,10 +66,28 @@ def resolve_database_url(settings: Settings) -> str:
     return url
 
 
+class ObservedPool(AsyncAdaptedQueuePool):
+    """The usual pool, which also knows how many checkouts are queued for a connection
+    (/metrics reports it: a steadily non-zero value means the pool is too small)."""
+
+    waiting: int = 0
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        full = 0 <= self._max_overflow <= self._overflow and self._pool.empty()
+        if not full:
+            return super()._do_get()
+        self.waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            self.waiting -= 1
+
+
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     """An asyncpg engine whose every connection carries the statement and idle timeouts."""
     return create_async_engine(
         url or resolve_database_url(settings),
+        poolclass=ObservedPool,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_s,

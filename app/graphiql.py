@@ -81,9 +81,11 @@ _TEMPLATE = """<!doctype html>
 
   <body>
     <div id="auth-help">
-      <strong>Authentication:</strong> open the <strong>Headers</strong> tab below the query
-      editor and set <code>{"Authorization": "Bearer &lt;your key&gt;"}</code>
-      (replace <code>&lt;your key&gt;</code> with your API key).
+      <strong>Authentication:</strong> every operation needs an API key. Open the
+      <strong>Headers</strong> tab below the query editor and enter
+      <code>{"Authorization": "Bearer cak_..."}</code>, with your whole key (it starts with
+      <code>cak_</code>; create one with <code>campaign-api api-key create</code>) in place of
+      <code>cak_...</code>. Then run the query with the &#9654; button or Ctrl-Enter.
     </div>
     <div id="graphiql" class="graphiql-container">Loading...</div>
     <script src="__GRAPHIQL_STATIC_PREFIX__/graphiql.min.js"></script>

@@ -15,12 +15,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app import log_redaction
+from app import metrics
+from app.access_log import AccessLogMiddleware
 from app.db import create_engine, create_sessionmaker
+from app.logs import configure_logging
+from app.metrics_endpoint import metrics_endpoint, metrics_listener
 from app.migrate import head_revision
 from app.request_context import RequestIdMiddleware
 from app.services.ingest_batcher import IngestBatcher
 from app.settings import Settings, get_settings
+from app.sql_observer import instrument_engine
 from app.webhooks.routes import routes as webhook_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -59,10 +63,13 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; the engine is created in the lifespan, inside the server's loop."""
     settings = settings or get_settings()
-    log_redaction.install()
+    configure_logging(settings)
     # The composition root: the one place in app/ that reaches up to the GraphQL layer.
+    from resolvers.fast_execution import on_fallback
     from resolvers.graphql_app import GraphQLEndpoint
     from schema import build_schema
+
+    on_fallback(metrics.fastpath_fell_back)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,9 +78,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.ingest_batcher = IngestBatcher(app.state.sessionmaker)
+        instrument_engine(engine, settings.slow_sql_ms)
+        metrics.watch_pool(engine)
         try:
-            yield
+            with metrics_listener(settings.metrics_bind):
+                yield
         finally:
+            metrics.unwatch_pool(engine)
             await app.state.ingest_batcher.close()
             await engine.dispose()
 
@@ -81,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route(
                 "/graphql",
                 GraphQLEndpoint(build_schema(fast_execution=settings.fast_execution)),
@@ -89,6 +101,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *webhook_routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],
         lifespan=lifespan,
     )

@@ -46,6 +46,14 @@ def normalize_database_url(raw: str) -> str:
     return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def parse_bind(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9100`` for IPv6) into its parts; ValueError when malformed."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must look like host:port, e.g. 127.0.0.1:9100")
+    return host.strip("[]"), int(port)
+
+
 class Settings(BaseSettings):
     """Every knob of the service; see the configuration table in the README."""
 
@@ -70,6 +78,8 @@ class Settings(BaseSettings):
     phantombuster_webhook_secret: SecretStr | None = None
     webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     fast_execution: bool = True
+    slow_sql_ms: int = Field(default=1_000, ge=0)
+    metrics_bind: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -77,6 +87,14 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         return normalize_database_url(value.strip())
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _check_metrics_bind(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_bind(value)
+        return value.strip()
 
     @model_validator(mode="after")
     def _production_needs_database(self) -> Settings:

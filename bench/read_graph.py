@@ -27,20 +27,14 @@ from app.domain.enums import Scope
 from app.main import create_app
 from app.settings import Settings
 from bench.common import LoadResult, bench_database_url, closed_loop, running_server
+from tests.examples import example
 from tests.factories import Shape, build_dataset
-from tests.test_statement_counts import DASHBOARD
 
 SHAPE = Shape(
     templates=50, instances_per_template=5, enrollments_per_instance=200, events_per_enrollment=10
 )
-INSTANCE_DETAIL = """
-query InstanceDetail($id: ID!) { instance(id: $id) { id name status startedAt
-  metrics { enrolled sent delivered opened clicked replied bounced unsubscribed }
-  performance { rates { deliveryRate openRate clickRate replyRate bounceRate unsubscribeRate } }
-  enrollments(first: 50) { totalCount pageInfo { hasNextPage endCursor }
-    nodes { id contactId status currentStep nextActionAt
-      events(first: 20) { nodes { eventType channel stepNumber occurredAt } } } } } }
-"""
+INSTANCE_DETAIL = example("instance_detail.graphql")
+DASHBOARD = example("dashboard.graphql")
 
 
 async def prepare(url: str) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,6 +21,8 @@ class Context:
     sessionmaker: async_sessionmaker[AsyncSession]
     principal: Principal
     db: RequestDatabase
+    request_state: dict[str, Any]
+    """The ASGI ``scope["state"]``: what the access log reads after the response."""
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

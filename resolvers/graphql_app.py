@@ -26,6 +26,7 @@ class _StrawberryView(GraphQL[Context, None]):
             sessionmaker=state.sessionmaker,
             principal=request.scope["state"]["principal"],
             db=request.scope["state"]["db"],
+            request_state=request.scope["state"],
         )
 
 

@@ -7,6 +7,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
 from resolvers.fast_execution import FastExecutor
+from resolvers.operation_facts import OperationFacts
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -26,6 +27,6 @@ def build_schema(fast_execution: bool = False) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[_mask_errors],
+        extensions=[_mask_errors, OperationFacts],
         execution_context_class=FastExecutor if fast_execution else None,
     )

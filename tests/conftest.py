@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from app import migrate
+from app import metrics, migrate
 from app.auth import create_api_key
 from app.db import (
     create_engine,
@@ -139,6 +139,8 @@ async def reference_app(settings: Settings) -> AsyncIterator[Starlette]:
     """The same service on Strawberry's standard executor: the fast path's reference."""
     application = create_app(settings.model_copy(update={"fast_execution": False}))
     async with application.router.lifespan_context(application):
+        # Not part of what the process's metrics describe: its pool is nobody's concern.
+        metrics.unwatch_pool(application.state.engine)
         yield application
 
 
@@ -153,6 +155,14 @@ async def differential(app: Starlette, reference_app: Starlette) -> AsyncIterato
 @pytest.fixture
 async def client(differential: DifferentialApp) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=differential)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def direct_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose queries run once: for tests that count what the process did (metrics)."""
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
@@ -179,7 +189,7 @@ async def write_key(app: Starlette) -> str:
 
 @pytest.fixture
 async def seeded(app: Starlette) -> Starlette:
-    """The demo data, seeded into the test database before a read test."""
+    """The demo data, seeded into the test database (read tests, examples, the browser)."""
     async with app.state.sessionmaker.begin() as session:
         assert await seed(session) is True
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,7 +50,11 @@ class IngestBatcher:
     async def submit(self, events: Sequence[NewEvent]) -> BatchCounts:
         """Store ``events`` with whatever else is waiting; return once they are committed."""
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="ingest-batcher")
+            # A context of its own: it serves many requests, so it must not carry the first
+            # one's request id and statement count.
+            self._task = asyncio.create_task(
+                self._run(), name="ingest-batcher", context=contextvars.Context()
+            )
         pending = _Pending(events, asyncio.get_running_loop().create_future())
         await self._queue.put(pending)
         return await pending.done

@@ -11,7 +11,6 @@ import binascii
 import contextlib
 import hmac
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +20,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app import metrics
 from app.domain.enums import Scope
 from app.domain.errors import DomainError
 from app.http_errors import UNAUTHENTICATED_MESSAGE, json_error
+from app.logs import get_logger
 from app.request_auth import principal_for
 from app.services.events import check_event
 from app.services.validation import Problems
@@ -32,7 +33,7 @@ from app.webhooks import generic, lemlist, phantombuster, postmark
 from app.webhooks.common import PayloadError, Translation
 from app.webhooks.openapi import OPENAPI
 
-logger = logging.getLogger("campaign_api.webhooks")
+log = get_logger("webhooks")
 
 Translator = Callable[[Any, datetime], Translation]
 
@@ -79,6 +80,7 @@ async def _authenticate_key(request: Request) -> None:
     principal = await principal_for(request, request.app.state.engine)
     if principal is None:
         raise Refused(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
+    request.state.principal = principal  # for the access log: the key's name, never the key
     if not principal.allows(Scope.WEBHOOKS):
         raise Refused(403, "FORBIDDEN", "this API key lacks the 'webhooks' scope")
 
@@ -129,6 +131,19 @@ def _describe(error: DomainError) -> str:
     return where + error.message
 
 
+def _count_events(provider: str, counts: dict[str, int]) -> None:
+    """Each event in exactly one outcome: the answer's ``accepted`` includes the orphans."""
+    outcomes = {
+        "accepted": counts["accepted"] - counts["orphaned"],
+        "orphaned": counts["orphaned"],
+        "duplicate": counts["duplicates"],
+        "ignored": counts["ignored"],
+    }
+    for outcome, number in outcomes.items():
+        if number:
+            metrics.webhook_events_total.labels(provider, outcome).inc(number)
+
+
 def _endpoint(
     provider: str, authenticate: Callable[[Request], Awaitable[None]], translate: Translator
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -142,13 +157,16 @@ def _endpoint(
                 raise Refused(400, "INVALID_PAYLOAD", str(exc)) from None
             counts = await _store(request, translation)
         except Refused as refusal:
-            logger.warning(
-                "webhook refused: provider=%s status=%s reason=%s",
-                provider,
-                refusal.status,
-                refusal.code,
+            log.warning(
+                "webhook_refused",
+                provider=provider,
+                status=refusal.status,
+                reason=refusal.code,
+                detail=refusal.message,
             )
+            metrics.webhook_events_total.labels(provider, "refused").inc()
             return json_error(refusal.status, refusal.code, refusal.message)
+        _count_events(provider, counts)
         return JSONResponse(counts)
 
     return endpoint

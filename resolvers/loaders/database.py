@@ -44,11 +44,17 @@ class RequestDatabase:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        self._driver: Any = None
         self._lock = asyncio.Lock()
         self._closed = False
 
     async def fetch(self, read: ReadStatement, params: Mapping[str, Any]) -> Sequence[Any]:
-        """The rows as records whose attributes are the statement's columns."""
+        """The rows as records whose attributes are the statement's columns.
+
+        Reads go straight to asyncpg: SQLAlchemy's result machinery cost more than the
+        queries. The engine's statement events are still emitted, so every observer (the
+        per-request statement count, slow-SQL warnings, tests' counters) sees these reads.
+        """
         async with self._lock:
             if self._closed:
                 # A loader batch left running after its response was sent (graphql-core lets
@@ -58,17 +64,27 @@ class RequestDatabase:
             if self._connection is None:
                 connection = await self._engine.connect()
                 self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                self._driver = (await self._connection.get_raw_connection()).driver_connection
+            observed = self._connection.sync_connection
+            assert observed is not None
+            events = observed.dispatch
+            arguments = read.arguments(params)
+            events.before_cursor_execute(observed, None, read.sql, arguments, None, False)
             try:
-                result = await self._connection.execute(read.statement, params)
+                rows = await self._driver.fetch(read.sql, *arguments)
             except BaseException:
                 # graphql-core cancels the siblings of a failed non-null field; a statement
                 # cut off midway leaves the connection unusable, so the next read gets another.
-                connection, self._connection = self._connection, None
+                connection, self._connection, self._driver = self._connection, None, None
                 await connection.invalidate()
                 await connection.close()
                 raise
-            make = record_class(tuple(result.keys()), read.json_columns)._make
-            return [make(row) for row in result.all()]
+            events.after_cursor_execute(observed, None, read.sql, arguments, None, False)
+            if not rows:
+                return []
+            record = record_class(tuple(rows[0].keys()), read.json_columns)
+            new = tuple.__new__
+            return [new(record, row) for row in rows]
 
     async def close(self) -> None:
         """Under the lock: a read still connecting must finish and have its connection closed."""
@@ -76,4 +92,4 @@ class RequestDatabase:
         async with self._lock:
             if self._connection is not None:
                 await self._connection.close()
-                self._connection = None
+                self._connection = self._driver = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from sqlalchemy import TextClause, text
+from functools import lru_cache
+from typing import Any
 
 TEMPLATE = (
     "t.id::text AS id, t.name, t.description, t.type, t.path_type,"
@@ -41,14 +43,31 @@ TRANSITION = (
 )
 
 
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
 @dataclass(frozen=True, slots=True)
 class ReadStatement:
-    """A read and the columns it returns as JSON text, decoded only when a field reads them:
-    most queries never ask for metadata, and decoding it for every row cost more than SQL."""
+    """A read in the driver's own form (``$1`` placeholders), and the columns it returns as
+    JSON text, decoded only when a field reads them: most queries never ask for metadata, and
+    decoding it for every row cost more than the SQL did."""
 
-    statement: TextClause
+    sql: str
+    parameters: tuple[str, ...]
     json_columns: frozenset[str]
 
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] for name in self.parameters]
 
+
+@lru_cache(maxsize=1024)
 def typed(sql: str, *json_columns: str) -> ReadStatement:
-    return ReadStatement(text(sql), frozenset(json_columns))
+    """Compile ``:name`` placeholders to positional ones, once per statement text."""
+    names: list[str] = []
+
+    def position(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return ReadStatement(_NAMED_PARAMETER.sub(position, sql), tuple(names), frozenset(json_columns))

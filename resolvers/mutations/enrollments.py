@@ -8,6 +8,7 @@ from typing import Any
 
 from strawberry import UNSET
 
+from app import metrics
 from app.services import enrollment
 from app.services.enrollment import BulkResult, ContactInput
 from resolvers.context import Context
@@ -20,21 +21,27 @@ def _contact(data: Any) -> ContactInput:
 
 
 async def enroll_contact(context: Context, instance_id: str, data: Any) -> Outcome[uuid.UUID]:
-    return await run_mutation(
+    outcome = await run_mutation(
         context,
         lambda s: enrollment.enroll_contact(s, instance_id, _contact(data)),
         arguments=frozenset({"instance_id"}),
     )
+    if outcome.value is not None:
+        metrics.enrollments_created_total.labels("enrollContact").inc()
+    return outcome
 
 
 async def bulk_enroll(
     context: Context, instance_id: str, contacts: Sequence[Any]
 ) -> Outcome[BulkResult]:
-    return await run_mutation(
+    outcome = await run_mutation(
         context,
         lambda s: enrollment.bulk_enroll(s, instance_id, [_contact(c) for c in contacts]),
         arguments=frozenset({"instance_id", "contacts"}),
     )
+    if outcome.value is not None:
+        metrics.enrollments_created_total.labels("bulkEnroll").inc(len(outcome.value.enrolled_ids))
+    return outcome
 
 
 async def change(context: Context, enrollment_id: str, action: str) -> Outcome[uuid.UUID]:

@@ -67,7 +67,7 @@ class QueryGenerator:
         query_type = self.schema.query_type
         assert query_type is not None
         body = self.selection(build, query_type, depth=0)
-        header = f"query Generated{seed}"
+        header = "query Generated"  # one name: metrics keep a bounded set of operation names
         if build.definitions:
             header += f"({', '.join(build.definitions)})"
         text = f"{header} {body}"

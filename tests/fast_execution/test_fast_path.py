@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 
 from resolvers.fast_execution import executor as fast_executor
@@ -83,9 +84,12 @@ async def test_an_error_falls_back_and_says_why(
     fallbacks: list[str],
     differential: DifferentialApp,
 ) -> None:
+    counted = ("campaign_graphql_fastpath_fallbacks_total", {"reason": "field error"})
+    before = REGISTRY.get_sample_value(*counted) or 0.0
     body = await gql(client, read_key, '{ templates(after: "nope") { nodes { id } } }')
     assert body["errors"][0]["path"] == ["templates"]
     assert fallbacks == ["field error"]
+    assert REGISTRY.get_sample_value(*counted) == before + 1  # the metric operators watch
     assert differential.compared == 1
 
 

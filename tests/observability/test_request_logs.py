@@ -1,0 +1,197 @@
+"""The logs of real requests, read from the server's captured stderr: one JSON line per request
+with its facts, webhook refusals with their reason, and no key, secret, credential or e-mail
+address from any request anywhere in the output."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from tests.observability.conftest import json_lines
+from tests.webhooks.helpers import (
+    LEMLIST_SECRET,
+    PHANTOMBUSTER_SECRET,
+    POSTMARK_PASSWORD,
+    POSTMARK_USER,
+    Step,
+    basic_auth,
+    count_rows,
+    load,
+    make_campaign,
+    with_enrollment,
+)
+from tests.webhooks.helpers import (
+    event as webhook_event,
+)
+
+ADDRESS = "ada.lovelace@analytical.example"
+OTHER_ADDRESS = "grace.hopper@navy.example"
+TEMPLATE_NAMES = "query TemplateNames { templates(first: 5) { nodes { name } } }"
+ENROLL = """
+mutation EnrollByAddress($instanceId: ID!, $input: EnrollContactInput!) {
+  enrollContact(instanceId: $instanceId, input: $input) { enrollment { id } errors { code } }
+}
+"""
+
+
+class Requests:
+    """Sends requests with a known X-Request-ID each, remembering what each one carried."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.ids: dict[str, str] = {}
+
+    async def send(
+        self, label: str, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
+        self.ids[label] = f"test-{label}-{uuid.uuid4().hex[:8]}"
+        all_headers = {"x-request-id": self.ids[label], **(headers or {})}
+        return await self.http.request(method, path, headers=all_headers, **kw)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+async def test_each_request_is_one_line_with_its_facts_and_no_secret(
+    served: str,
+    app: Starlette,
+    engine: AsyncEngine,
+    read_key: str,
+    write_key: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    campaign = await make_campaign(engine, (Step("email", 1, 0),), template_type="email")
+    webhook_key = "cak_" + "never-valid-" + uuid.uuid4().hex  # a well-formed, unknown key
+    lemlist = with_enrollment(load("lemlist", "emailsOpened"), "lemlist", campaign.enrollment_id)
+    lemlist["leadEmail"] = ADDRESS
+    postmark = with_enrollment(load("postmark", "Open"), "postmark", campaign.enrollment_id)
+    postmark["Recipient"] = OTHER_ADDRESS
+    postmark_auth = basic_auth(POSTMARK_USER, POSTMARK_PASSWORD)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async with httpx.AsyncClient(base_url=served) as http:
+        r = Requests(http)
+        event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            query = await r.send(
+                "query", "POST", "/graphql", bearer(read_key), json={"query": TEMPLATE_NAMES}
+            )
+        finally:
+            event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
+        assert query.status_code == 200, query.text
+        enroll_variables = {
+            "instanceId": campaign.instance_id,
+            "input": {"contactId": ADDRESS, "metadata": {"email": OTHER_ADDRESS}},
+        }
+        mutation = await r.send(
+            "mutation",
+            "POST",
+            "/graphql",
+            bearer(write_key),
+            json={"query": ENROLL, "variables": enroll_variables},
+        )
+        assert mutation.json()["data"]["enrollContact"]["errors"] == [], mutation.text
+        unknown = await r.send(
+            "unknown-key", "POST", "/graphql", bearer(webhook_key), json={"query": TEMPLATE_NAMES}
+        )
+        assert unknown.status_code == 401
+        events_body = webhook_event(campaign.enrollment_id, "opened", step=1)
+        events_body["metadata"] = {"recipient": ADDRESS}
+        refused_events = await r.send(
+            "events-unknown-key", "POST", "/webhooks/events", bearer(webhook_key), json=events_body
+        )
+        assert refused_events.status_code == 401
+        wrong_secret = "wrong-" + LEMLIST_SECRET[::-1]
+        refused = await r.send(
+            "lemlist-wrong",
+            "POST",
+            "/webhooks/lemlist",
+            params={"secret": wrong_secret},
+            json=lemlist,
+        )
+        assert refused.status_code == 401
+        accepted = await r.send(
+            "lemlist", "POST", "/webhooks/lemlist", params={"secret": LEMLIST_SECRET}, json=lemlist
+        )
+        assert accepted.status_code == 200, accepted.text
+        stored = await r.send(
+            "postmark", "POST", "/webhooks/postmark", postmark_auth, json=postmark
+        )
+        assert stored.status_code == 200, stored.text
+        missing = await r.send("missing", "GET", "/no/such/page")
+        assert missing.status_code == 404
+    assert await count_rows(engine, "campaign_events") == 2
+
+    output = capsys.readouterr().err
+    lines = json_lines(output)  # every line of the production log is JSON
+    access = {
+        label: [line for line in lines if line.get("request_id") == rid]
+        for label, rid in r.ids.items()
+    }
+    request_lines = {
+        label: [line for line in found if line["event"] == "request"]
+        for label, found in access.items()
+    }
+    for label, found in request_lines.items():
+        assert len(found) == 1, (label, found)
+    line = {label: found[0] for label, found in request_lines.items()}
+
+    expected = {
+        "request_id": r.ids["query"],
+        "method": "POST",
+        "route": "/graphql",
+        "status": 200,
+        "api_key_name": "test-reader",
+        "graphql_operation": "TemplateNames",
+        "graphql_type": "query",
+        "sql_statements": len(statements),
+    }
+    assert {name: line["query"].get(name) for name in expected} == expected
+    assert len(statements) >= 2  # the key lookup and the templates: the count is real
+    for label in r.ids:
+        assert isinstance(line[label]["duration_ms"], int | float), line[label]
+        assert line[label]["duration_ms"] >= 0
+        assert line[label]["level"] == "info"
+        assert "timestamp" in line[label]
+    assert line["mutation"]["graphql_operation"] == "EnrollByAddress"
+    assert line["mutation"]["graphql_type"] == "mutation"
+    assert line["mutation"]["api_key_name"] == "test-writer"
+    assert line["mutation"]["sql_statements"] >= 2
+    assert (line["unknown-key"]["status"], line["unknown-key"]["api_key_name"]) == (401, None)
+    assert line["unknown-key"]["graphql_operation"] is None
+    assert (line["lemlist"]["route"], line["lemlist"]["status"]) == ("/webhooks/lemlist", 200)
+    assert (line["postmark"]["route"], line["postmark"]["status"]) == ("/webhooks/postmark", 200)
+    assert (line["missing"]["route"], line["missing"]["status"]) == ("unmatched", 404)
+
+    refusals = [entry for entry in access["lemlist-wrong"] if entry["event"] == "webhook_refused"]
+    assert len(refusals) == 1, access["lemlist-wrong"]
+    assert refusals[0]["level"] == "warning"
+    assert (refusals[0]["provider"], refusals[0]["status"]) == ("lemlist", 401)
+    assert refusals[0]["reason"] == "UNAUTHENTICATED"
+    key_refusals = [e for e in access["events-unknown-key"] if e["event"] == "webhook_refused"]
+    assert [(e["provider"], e["reason"]) for e in key_refusals] == [("api", "UNAUTHENTICATED")]
+
+    secrets = [
+        read_key,
+        write_key,
+        webhook_key,
+        LEMLIST_SECRET,
+        wrong_secret,
+        PHANTOMBUSTER_SECRET,
+        POSTMARK_PASSWORD,
+        postmark_auth["authorization"].split()[1],
+        ADDRESS,
+        OTHER_ADDRESS,
+    ]
+    for secret in secrets:
+        assert secret not in output, secret
