@@ -36,8 +36,7 @@ async def _root_page(
     params |= extra_params or {}
     cursor, order, keyset_params = keyset_sql(t, page)
     statement = typed(
-        f"SELECT {t.columns} FROM {t.name} {t.alias} WHERE true{where}{cursor}{order} LIMIT :limit",
-        *t.json_columns,
+        f"SELECT {t.columns} FROM {t.name} {t.alias} WHERE true{where}{cursor}{order} LIMIT :limit"
     )
     rows = await db.fetch(statement, params | keyset_params)
     count_statement = typed(f"SELECT count(*) AS n FROM {t.name} {t.alias} WHERE true{where}")

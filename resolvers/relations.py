@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from app.keyset import page_request
+from app.keyset import PageRequest, page_request
 from app.services.analytics import Metrics
 from resolvers.context import Context
 from resolvers.errors import bad_arguments_as_graphql_errors
 from resolvers.loaders import Filters, StepFigures
 from resolvers.loaders.generic import CountByParentLoader, PageByParentLoader
 from resolvers.pages import PageResult
+
+
+@lru_cache(maxsize=256)
+def _page(first: int | None, after: str | None) -> PageRequest:
+    """Parsed once per distinct arguments: every parent of a nested page asks the same."""
+    with bad_arguments_as_graphql_errors():
+        return page_request(first, after)
 
 
 async def child_page(
@@ -21,9 +29,7 @@ async def child_page(
     after: str | None,
     filters: Filters,
 ) -> PageResult:
-    with bad_arguments_as_graphql_errors():
-        page = page_request(first, after)
-    loaded = await page_loader.load((parent_id, page, filters))
+    loaded = await page_loader.load((parent_id, _page(first, after), filters))
 
     async def count() -> int:
         return int(await count_loader.load((parent_id, filters)))

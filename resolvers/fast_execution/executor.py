@@ -99,7 +99,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         return self.build_response(data)
 
 
-Pending = tuple[Awaitable[Any], Completion, Path, Any, Any]
+Pending = tuple[Awaitable[Any], Completion, Path | None, Any, Any]
 
 
 class _PlanRun:
@@ -165,7 +165,9 @@ class _PlanRun:
                 if completion.shape is Shape.LEAF and value is not None:
                     out[field.key] = completion.coerce(value)
                 else:
-                    field_path = Path(path, field.key, plan.type.name)
+                    field_path = (
+                        Path(path, field.key, plan.type.name) if completion.needs_path else None
+                    )
                     self.complete(completion, value, field_path, out, field.key)
             elif kind is Source.TYPENAME:
                 out[field.key] = plan.type.name
@@ -258,8 +260,9 @@ class _PlanRun:
                 self.complete_leaves(item, value, items)
                 return
             is_awaitable = self.is_awaitable
+            needs_path = item.needs_path
             for index, element in enumerate(value):
-                item_path = Path(path, index, None)
+                item_path = Path(path, index, None) if needs_path else None
                 if is_awaitable(element):
                     self.pending.append((element, item, item_path, items, index))
                 else:

@@ -78,6 +78,13 @@ class Completion:
     plan: ObjectPlan | None = None
     item: Completion | None = None
 
+    @property
+    def needs_path(self) -> bool:
+        """Whether a resolver below this value reads a path (``info.path``)."""
+        if self.plan is not None:
+            return self.plan.needs_path
+        return self.item is not None and self.item.needs_path
+
 
 class Source(Enum):
     ATTRIBUTE = "attribute"
@@ -127,6 +134,8 @@ def direct_call(strawberry_field: Any, handlers: tuple[Any, ...]) -> DirectCall 
 class ObjectPlan:
     type: GraphQLObjectType
     fields: tuple[FieldPlan, ...]
+    needs_path: bool = False
+    """Objects without a resolver anywhere below are completed without building paths."""
 
     @property
     def type_name(self) -> str:
@@ -202,7 +211,11 @@ class _Compiler:
                 continue  # graphql-core leaves an unknown field out of the response
             completion = self.completion(definition.type, details)
             fields.append(self.field_plan(key, definition, details, completion))
-        return ObjectPlan(object_type, tuple(fields))
+        needs_path = any(
+            f.source is Source.RESOLVER or (f.completion is not None and f.completion.needs_path)
+            for f in fields
+        )
+        return ObjectPlan(object_type, tuple(fields), needs_path)
 
     def field_plan(
         self,

@@ -18,12 +18,12 @@ from resolvers.loaders.generic import (
 )
 from resolvers.loaders.performance import StepFigures, StepFiguresByInstanceLoader
 
-TEMPLATES = Table("campaign_templates", "t", sql.TEMPLATE, ("settings",))
+TEMPLATES = Table("campaign_templates", "t", sql.TEMPLATE)
 EMAIL_STEPS = Table("email_steps", "s", sql.EMAIL_STEP)
 LINKEDIN_STEPS = Table("linkedin_steps", "s", sql.LINKEDIN_STEP)
-INSTANCES = Table("campaign_instances", "i", sql.INSTANCE, ("provider_config",))
-ENROLLMENTS = Table("enrollments", "n", sql.ENROLLMENT, ("metadata",))
-EVENTS = Table("campaign_events", "e", sql.EVENT, ("metadata",), sort="occurred_at")
+INSTANCES = Table("campaign_instances", "i", sql.INSTANCE)
+ENROLLMENTS = Table("enrollments", "n", sql.ENROLLMENT)
+EVENTS = Table("campaign_events", "e", sql.EVENT, sort="occurred_at")
 TRANSITIONS = Table("instance_transitions", "x", sql.TRANSITION)
 
 

@@ -5,37 +5,38 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import namedtuple
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from resolvers.loaders.sql import ReadStatement
 
-_TUPLE_METHODS = frozenset(dir(tuple))
 
+class Row(asyncpg.Record):
+    """A row whose columns read as attributes; ``<name>_json`` columns read as ``<name>``,
+    decoded when read (most queries never ask for metadata, and decoding every row's cost
+    more than the SQL did).
 
-def _decoded(index: int) -> property:
-    return property(lambda record: json.loads(record[index]) if record[index] is not None else None)
-
-
-@lru_cache(maxsize=256)
-def record_class(keys: tuple[str, ...], json_columns: frozenset[str]) -> type[tuple[Any, ...]]:
-    """A tuple type per result shape, with the columns as attributes and JSON decoded on read.
-
-    Rows must not be SQLAlchemy ``Row`` objects: GraphQL execution probes every returned
-    object (``hasattr(obj, "__await__")``), and on a Row each failed probe raises and
-    formats an internal KeyError. A named tuple answers that probe cheaply and builds in C.
+    Built by the driver in C. GraphQL execution probes objects for ``__await__``: dunder
+    names fail at once, without a lookup.
     """
-    clashes = _TUPLE_METHODS.intersection(keys)
-    if clashes:
-        raise ValueError(f"columns {sorted(clashes)} would hide tuple methods; alias them")
-    stored = [f"{key}_json" if key in json_columns else key for key in keys]
-    base = namedtuple("Record", stored)  # type: ignore[misc]
-    decoded = {key: _decoded(stored.index(f"{key}_json")) for key in json_columns if key in keys}
-    return type("Record", (base,), {"__slots__": (), **decoded})
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name[:2] != "__":
+            try:
+                return self[name]
+            except KeyError:
+                try:
+                    text = self[name + "_json"]
+                except KeyError:
+                    pass
+                else:
+                    return None if text is None else json.loads(text)
+        raise AttributeError(name)
 
 
 class RequestDatabase:
@@ -71,7 +72,7 @@ class RequestDatabase:
             arguments = read.arguments(params)
             events.before_cursor_execute(observed, None, read.sql, arguments, None, False)
             try:
-                rows = await self._driver.fetch(read.sql, *arguments)
+                rows = await self._driver.fetch(read.sql, *arguments, record_class=Row)
             except BaseException:
                 # graphql-core cancels the siblings of a failed non-null field; a statement
                 # cut off midway leaves the connection unusable, so the next read gets another.
@@ -80,11 +81,7 @@ class RequestDatabase:
                 await connection.close()
                 raise
             events.after_cursor_execute(observed, None, read.sql, arguments, None, False)
-            if not rows:
-                return []
-            record = record_class(tuple(rows[0].keys()), read.json_columns)
-            new = tuple.__new__
-            return [new(record, row) for row in rows]
+            return rows
 
     async def close(self) -> None:
         """Under the lock: a read still connecting must finish and have its connection closed."""

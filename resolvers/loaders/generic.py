@@ -27,7 +27,6 @@ class Table:
     name: str
     alias: str
     columns: str
-    json_columns: tuple[str, ...] = ()
     sort: str = "created_at"
 
 
@@ -77,8 +76,7 @@ class ByIdLoader(DataLoader):  # type: ignore[misc]
         self._db = db
         self._statement = typed(
             f"SELECT {table.columns} FROM {table.name} {table.alias}"
-            f" WHERE {table.alias}.id = ANY(CAST(:ids AS uuid[]))",
-            *table.json_columns,
+            f" WHERE {table.alias}.id = ANY(CAST(:ids AS uuid[]))"
         )
 
     async def batch_load_fn(self, keys: Sequence[str]) -> list[Any | None]:
@@ -106,8 +104,7 @@ class ListByParentLoader(DataLoader):  # type: ignore[misc]
                 f"SELECT {t.alias}.{self._parent}::text AS parent_key, {t.columns}"
                 f" FROM {t.name} {t.alias}"
                 f" WHERE {t.alias}.{self._parent} = ANY(CAST(:ids AS uuid[])){where}"
-                f" ORDER BY {t.alias}.{self._parent}, {self._order}",
-                *t.json_columns,
+                f" ORDER BY {t.alias}.{self._parent}, {self._order}"
             )
             for row in await self._db.fetch(statement, params | {"ids": parent_ids}):
                 found[(row.parent_key, filters)].append(row)
@@ -136,8 +133,7 @@ class PageByParentLoader(DataLoader):  # type: ignore[misc]
                 f" FROM unnest(CAST(:ids AS uuid[])) AS p(parent_id)"
                 f" CROSS JOIN LATERAL (SELECT {t.columns} FROM {t.name} {t.alias}"
                 f" WHERE {t.alias}.{self._parent} = p.parent_id{where}{cursor}{order}"
-                f" LIMIT :limit) c",
-                *t.json_columns,
+                f" LIMIT :limit) c"
             )
             rows = await self._db.fetch(statement, params | keyset_params | {"ids": parent_ids})
             by_parent: dict[str, list[Any]] = defaultdict(list)

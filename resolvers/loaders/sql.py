@@ -1,4 +1,5 @@
-"""The SELECT lists of the read side: ids as text, JSON as text that rows decode on demand."""
+"""The SELECT lists of the read side: ids as text, JSON as text (``<name>_json``) that rows
+decode when a field reads ``<name>``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 TEMPLATE = (
     "t.id::text AS id, t.name, t.description, t.type, t.path_type,"
-    " t.icp_profile_id::text AS icp_profile_id, t.settings::text AS settings, t.created_by,"
+    " t.icp_profile_id::text AS icp_profile_id, t.settings::text AS settings_json, t.created_by,"
     " t.is_active, t.created_at, t.updated_at"
 )
 EMAIL_STEP = (
@@ -23,20 +24,21 @@ LINKEDIN_STEP = (
 )
 INSTANCE = (
     "i.id::text AS id, i.template_id::text AS template_id, i.name, i.status,"
-    " i.provider_config::text AS provider_config, i.started_at, i.paused_at, i.completed_at,"
+    " i.provider_config::text AS provider_config_json, i.started_at, i.paused_at, i.completed_at,"
     " i.failure_reason, i.created_at, i.updated_at,"
     " i.total_enrolled, i.total_sent, i.total_delivered, i.total_opened, i.total_clicked,"
     " i.total_replied, i.total_bounced, i.total_unsubscribed"
 )
 ENROLLMENT = (
     "n.id::text AS id, n.instance_id::text AS instance_id, n.contact_id, n.status,"
-    " n.current_step, n.next_action_at, n.metadata::text AS metadata, n.enrolled_at,"
+    " n.current_step, n.next_action_at, n.metadata::text AS metadata_json, n.enrolled_at,"
     " n.completed_at, n.unsubscribed_at, n.created_at, n.updated_at"
 )
 EVENT = (
     "e.id::text AS id, e.enrollment_id::text AS enrollment_id,"
     " e.instance_id::text AS instance_id, e.event_type, e.channel, e.provider,"
-    " e.provider_event_id, e.step_number, e.occurred_at, e.metadata::text AS metadata, e.created_at"
+    " e.provider_event_id, e.step_number, e.occurred_at, e.metadata::text AS metadata_json,"
+    " e.created_at"
 )
 TRANSITION = (
     "x.instance_id::text AS instance_id, x.from_status, x.to_status, x.actor, x.reason, x.at"
@@ -48,20 +50,17 @@ _NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 @dataclass(frozen=True, slots=True)
 class ReadStatement:
-    """A read in the driver's own form (``$1`` placeholders), and the columns it returns as
-    JSON text, decoded only when a field reads them: most queries never ask for metadata, and
-    decoding it for every row cost more than the SQL did."""
+    """A read in the driver's own form (``$1`` placeholders) and its parameters' order."""
 
     sql: str
     parameters: tuple[str, ...]
-    json_columns: frozenset[str]
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] for name in self.parameters]
 
 
 @lru_cache(maxsize=1024)
-def typed(sql: str, *json_columns: str) -> ReadStatement:
+def typed(sql: str) -> ReadStatement:
     """Compile ``:name`` placeholders to positional ones, once per statement text."""
     names: list[str] = []
 
@@ -70,4 +69,4 @@ def typed(sql: str, *json_columns: str) -> ReadStatement:
             names.append(match.group(1))
         return f"${names.index(match.group(1)) + 1}"
 
-    return ReadStatement(_NAMED_PARAMETER.sub(position, sql), tuple(names), frozenset(json_columns))
+    return ReadStatement(_NAMED_PARAMETER.sub(position, sql), tuple(names))
