@@ -219,6 +219,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
         workers=workers,
         reload=reload,
         log_level=settings.log_level.lower(),
+        # On SIGTERM: stop accepting, let requests in flight finish for this long, then close.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

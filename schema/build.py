@@ -6,6 +6,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
+from resolvers.database_outage import ReportDatabaseOutage
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -24,5 +25,5 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[_mask_errors],
+        extensions=[_mask_errors, ReportDatabaseOutage],
     )
