@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +46,19 @@ def bench_database_url(name: str) -> str:
 
 
 @contextmanager
-def running_server(database_url: str, port: int, workers: int) -> Iterator[str]:
+def running_server(
+    database_url: str, port: int, workers: int, extra_env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """Start ``campaign-api serve`` on the bench database; yield its base URL."""
+    with server_process(database_url, port, workers, extra_env) as (base, _):
+        yield base
+
+
+@contextmanager
+def server_process(
+    database_url: str, port: int, workers: int, extra_env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``running_server``, also yielding the process (to watch its memory, for one)."""
     env = os.environ | {"DATABASE_URL": database_url, "CAMPAIGN_LOG_LEVEL": "warning"}
     process = subprocess.Popen(
         [
@@ -58,7 +69,7 @@ def running_server(database_url: str, port: int, workers: int) -> Iterator[str]:
             "--workers",
             str(workers),
         ],
-        env=env,
+        env=env | dict(extra_env or {}),
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -71,10 +82,10 @@ def running_server(database_url: str, port: int, workers: int) -> Iterator[str]:
             time.sleep(0.2)
         else:
             raise RuntimeError("the server did not become ready")
-        yield base
+        yield base, process
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        process.wait(timeout=30)
 
 
 @dataclass(frozen=True)
