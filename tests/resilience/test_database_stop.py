@@ -28,7 +28,7 @@ from app.settings import Settings
 from tests.resilience.helpers import READ, assert_unavailable, lemlist_event
 from tests.resilience.second_server import SecondServer, second_server
 from tests.webhooks.conftest import webhook_settings
-from tests.webhooks.helpers import Step, event, make_campaign
+from tests.webhooks.helpers import Step, event, make_campaign, post_events, post_lemlist
 
 POOL_TIMEOUT_S = 2.0
 ANSWER_BOUND_S = POOL_TIMEOUT_S + 10  # generous: only a hang exceeds it
@@ -80,11 +80,11 @@ class Stream:
         elif kind == "api":
             body = event(self.enrollment_id, "opened", 1)
             event_id = body["provider_event_id"]
-            call = self.client.post("/webhooks/events", json=body, headers=auth)
+            call = post_events(self.client, self.key, body)
         else:
             body = lemlist_event(self.enrollment_id)
             event_id = body["_id"]
-            call = self.client.post(f"/webhooks/lemlist?secret={_lemlist_secret()}", json=body)
+            call = post_lemlist(self.client, body)
         sent_at = time.monotonic()
         try:
             response = await asyncio.wait_for(call, ANSWER_BOUND_S)
@@ -119,12 +119,6 @@ class Stream:
 
     def run(self) -> Awaitable[list[None]]:
         return asyncio.gather(*(self._client(n) for n in range(CLIENTS)))
-
-
-def _lemlist_secret() -> str:
-    from tests.webhooks.helpers import LEMLIST_SECRET
-
-    return LEMLIST_SECRET
 
 
 async def _stored(app: Starlette) -> dict[str, int]:
@@ -190,12 +184,8 @@ async def test_a_stopped_database_gives_503s_and_the_same_app_recovers_losing_no
         # The providers retry what was refused: afterwards every event is stored exactly once.
         for answer in refused:
             if answer.kind == "api":
-                retry = await client.post(
-                    "/webhooks/events", json=answer.body, headers={"authorization": f"Bearer {key}"}
-                )
+                retry = await post_events(client, key, answer.body)
             else:
-                retry = await client.post(
-                    f"/webhooks/lemlist?secret={_lemlist_secret()}", json=answer.body
-                )
+                retry = await post_lemlist(client, answer.body)
             assert retry.status_code == 200, retry.text
         assert await _stored(app) == {a.event_id: 1 for a in posted}
