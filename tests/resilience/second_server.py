@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ def _free_port() -> int:
 
 
 class SecondServer:
-    """``start``, ``stop`` (immediate: backends die without a goodbye) and ``url``."""
+    """``start``, ``stop`` (immediate: backends die without a goodbye), ``frozen`` and ``url``."""
 
     def __init__(self, pgdata: Path, port: int, user: str | None) -> None:
         self.pgdata, self.port, self._user = pgdata, port, user
@@ -51,6 +52,36 @@ class SecondServer:
 
     def stop(self, mode: str = "immediate") -> None:
         self._pg_ctl("-w", "-m", mode, "stop")
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stops answering but keeps its connections open, as behind a network
+        partition: its processes are suspended (SIGSTOP) until the block ends."""
+        postmaster = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        processes = _process_tree(postmaster)
+        for pid in processes:  # the postmaster first: it forks no new backend once stopped
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in processes:
+                os.kill(pid, signal.SIGCONT)
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and its descendants, from the parent ids in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found = [root]
+    for pid in found:
+        found.extend(children.get(pid, []))
+    return found
 
 
 def _prepare_for_root(*directories: Path) -> str:

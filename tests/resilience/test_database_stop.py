@@ -1,5 +1,6 @@
 """The acceptance test for a lost database: a server of the test's own is stopped in the middle
-of a stream of GraphQL reads and webhook posts, then started again on the same port.
+of a stream of GraphQL reads and webhook posts, then started again on the same port. And a
+server that stops answering without closing its connections (frozen, as behind a partition).
 
 While it is down every request answers 503 with Retry-After, quickly (a bound against hangs,
 not a speed measurement); once it is back the same application instance answers 200 again
@@ -189,3 +190,48 @@ async def test_a_stopped_database_gives_503s_and_the_same_app_recovers_losing_no
                 retry = await post_lemlist(client, answer.body)
             assert retry.status_code == 200, retry.text
         assert await _stored(app) == {a.event_id: 1 for a in posted}
+
+
+@pytest.fixture
+async def strict_app(server: SecondServer, settings: Settings) -> AsyncIterator[Starlette]:
+    """Short timeouts: the driver gives up on a silent server after 2 + 1 s."""
+    own = webhook_settings(settings).model_copy(
+        update={
+            "database_url": server.url,
+            "pool_timeout_s": 1.0,
+            "statement_timeout_ms": 2000,
+            "pool_size": 4,
+        }
+    )
+    application = create_app(own)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.mark.slow
+async def test_a_server_that_stops_answering_gives_503s_not_hangs(
+    strict_app: Starlette, server: SecondServer
+) -> None:
+    async with strict_app.state.sessionmaker.begin() as session:
+        key = await create_api_key(session, "frozen", frozenset({Scope.READ, Scope.WEBHOOKS}))
+    campaign = await make_campaign(strict_app.state.engine, (Step("email", 1, 0),))
+    transport = httpx.ASGITransport(app=strict_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        stream = Stream(client, key, campaign.enrollment_id)
+
+        async def one_of_each() -> list[Answer]:
+            # Several at once, so that pooled (now silent) connections are reused too.
+            kinds = ("graphql", "api", "lemlist") * 2
+            return await asyncio.gather(*(stream._one(kind) for kind in kinds))
+
+        assert {a.status for a in await one_of_each()} == {200}
+        with server.frozen():
+            during = await one_of_each()
+            ready = await client.get("/readyz")
+        for answer in during:
+            assert_unavailable(answer.response)
+        assert ready.status_code == 503
+        after = await one_of_each()
+        assert {a.status for a in after} == {200}, [a.response.text for a in after]
+        stored = await _stored(strict_app)
+        assert all(stored.get(a.event_id) == 1 for a in after if a.event_id)
