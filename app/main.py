@@ -97,7 +97,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/graphql", GraphQLEndpoint(build_schema()), methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                GraphQLEndpoint(build_schema(fast_execution=settings.fast_execution)),
+                methods=["GET", "POST"],
+            ),
             *webhook_routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],

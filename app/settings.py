@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     postmark_webhook_password: SecretStr | None = None
     phantombuster_webhook_secret: SecretStr | None = None
     webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    fast_execution: bool = True
     shutdown_grace_s: int = Field(default=20, ge=1, le=3600)
 
     @field_validator("database_url")

@@ -24,3 +24,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db)
+
+    def reset_for_retry(self) -> None:
+        """Forget what this request loaded, so a re-run sees what a first run would see."""
+        self.loaders = Loaders(self.db)

@@ -29,7 +29,9 @@ from app.db import (
 )
 from app.domain.enums import Scope
 from app.main import create_app
+from app.seed import seed
 from app.settings import Settings, normalize_database_url
+from tests.differential import DifferentialApp
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = (
@@ -132,9 +134,25 @@ async def app(settings: Settings, clean_db: None) -> AsyncIterator[Starlette]:
         yield application
 
 
+@pytest.fixture(scope="session")
+async def reference_app(settings: Settings) -> AsyncIterator[Starlette]:
+    """The same service on Strawberry's standard executor: the fast path's reference."""
+    application = create_app(settings.model_copy(update={"fast_execution": False}))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
 @pytest.fixture
-async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+async def differential(app: Starlette, reference_app: Starlette) -> AsyncIterator[DifferentialApp]:
+    """Every query a test sends also runs on the reference; any difference fails the test."""
+    wrapper = DifferentialApp(app, reference_app)
+    yield wrapper
+    assert not wrapper.mismatches, wrapper.mismatches[0]
+
+
+@pytest.fixture
+async def client(differential: DifferentialApp) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=differential)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
@@ -157,3 +175,11 @@ async def read_key(app: Starlette) -> str:
 @pytest.fixture
 async def write_key(app: Starlette) -> str:
     return await _make_key(app, "test-writer", frozenset({Scope.READ, Scope.WRITE}))
+
+
+@pytest.fixture
+async def seeded(app: Starlette) -> Starlette:
+    """The demo data, seeded into the test database before a read test."""
+    async with app.state.sessionmaker.begin() as session:
+        assert await seed(session) is True
+    return app

@@ -1,0 +1,155 @@
+"""The fast path's contract: same statements, automatic fallback with a reason, bounded plans."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from resolvers.fast_execution import executor as fast_executor
+from resolvers.fast_execution import on_fallback
+from resolvers.fast_execution.plan import PlanCache
+from tests.differential import DifferentialApp
+from tests.graphql_client import gql
+from tests.test_statement_counts import DASHBOARD, counted_statements
+
+INSTANCE_DETAIL = """query Detail($id: ID!) { instance(id: $id) { id name status
+  metrics { enrolled sent opened } performance { rates { openRate } byStep { stepNumber } }
+  transitions { toStatus at } enrollments(first: 5) { totalCount
+    nodes { contactId events(first: 3) { nodes { eventType occurredAt } } } } } }"""
+
+
+@pytest.fixture
+def fallbacks() -> Iterator[list[str]]:
+    reasons: list[str] = []
+    on_fallback(reasons.append)
+    yield reasons
+    fast_executor._listeners.remove(reasons.append)
+
+
+@pytest.fixture
+def compilations(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every plan compiled while the test runs (the cache is emptied first)."""
+    compiled: list[Any] = []
+    original = fast_executor.compile_query
+
+    def counting(*args: Any) -> Any:
+        compiled.append(args[3])
+        return original(*args)
+
+    monkeypatch.setattr(fast_executor, "PLANS", PlanCache())
+    monkeypatch.setattr(fast_executor, "compile_query", counting)
+    return compiled
+
+
+async def _instance_id(client: httpx.AsyncClient, key: str) -> str:
+    body = await gql(client, key, "{ instances(first: 1) { nodes { id } } }")
+    return str(body["data"]["instances"]["nodes"][0]["id"])
+
+
+async def test_both_paths_run_the_same_statements(
+    seeded: Starlette, reference_app: Starlette, client: httpx.AsyncClient, read_key: str
+) -> None:
+    instance_id = await _instance_id(client, read_key)
+    for query, variables in ((DASHBOARD, None), (INSTANCE_DETAIL, {"id": instance_id})):
+        with counted_statements(seeded.state.engine) as fast:
+            fast_body = await gql(client, read_key, query, variables)
+        reference = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=reference_app), base_url="http://reference"
+        )
+        async with reference:
+            with counted_statements(reference_app.state.engine) as standard:
+                standard_body = await gql(reference, read_key, query, variables)
+        assert "errors" not in fast_body
+        assert fast_body == standard_body
+        assert len(fast) == len(standard), (fast, standard)
+
+
+async def test_a_clean_query_stays_on_the_fast_path(
+    seeded: Starlette, client: httpx.AsyncClient, read_key: str, fallbacks: list[str]
+) -> None:
+    body = await gql(client, read_key, DASHBOARD)
+    assert body["data"]["templates"]["nodes"]
+    assert fallbacks == []
+
+
+async def test_an_error_falls_back_and_says_why(
+    seeded: Starlette,
+    client: httpx.AsyncClient,
+    read_key: str,
+    fallbacks: list[str],
+    differential: DifferentialApp,
+) -> None:
+    body = await gql(client, read_key, '{ templates(after: "nope") { nodes { id } } }')
+    assert body["errors"][0]["path"] == ["templates"]
+    assert fallbacks == ["field error"]
+    assert differential.compared == 1
+
+
+async def test_introspection_and_permission_failures_fall_back(
+    seeded: Starlette, client: httpx.AsyncClient, write_key: str, fallbacks: list[str]
+) -> None:
+    from app.auth import create_api_key
+    from app.domain.enums import Scope
+
+    async with seeded.state.sessionmaker.begin() as session:
+        no_read = await create_api_key(session, "no-read", frozenset({Scope.WEBHOOKS}))
+    introspection = await gql(client, write_key, "{ __schema { queryType { name } } }")
+    assert introspection["data"]["__schema"]["queryType"]["name"] == "Query"
+    refused = await gql(client, no_read, "{ templates { totalCount } }")
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert fallbacks == ["introspection", "field error"]
+
+
+async def test_mutations_take_the_standard_path_without_counting_as_fallbacks(
+    app: Starlette, client: httpx.AsyncClient, write_key: str, fallbacks: list[str]
+) -> None:
+    body = await gql(
+        client,
+        write_key,
+        'mutation { createTemplate(input: {name: "Fast", type: EMAIL, pathType: STRUCTURED})'
+        " { template { id name } errors { code } } }",
+    )
+    assert body["data"]["createTemplate"]["template"]["name"] == "Fast"
+    assert fallbacks == []
+
+
+async def test_a_plan_is_compiled_once_per_document_and_directive_values(
+    seeded: Starlette, client: httpx.AsyncClient, read_key: str, compilations: list[Any]
+) -> None:
+    query = (
+        "query Q($withName: Boolean!) { templates { nodes { id name @include(if: $withName) } } }"
+    )
+    with_name = await gql(client, read_key, query, {"withName": True})
+    again = await gql(client, read_key, query, {"withName": True})
+    without_name = await gql(client, read_key, query, {"withName": False})
+    assert with_name == again
+    assert "name" in with_name["data"]["templates"]["nodes"][0]
+    assert "name" not in without_name["data"]["templates"]["nodes"][0]
+    assert len(compilations) == 2  # one per value of the directive's variable
+
+
+async def test_the_setting_turns_the_fast_path_off(
+    reference_app: Starlette, read_key: str, compilations: list[Any]
+) -> None:
+    transport = httpx.ASGITransport(app=reference_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://reference") as reference:
+        body = await gql(reference, read_key, "{ templates { totalCount } }")
+    assert body == {"data": {"templates": {"totalCount": 0}}}
+    assert compilations == []
+
+
+def test_the_plan_cache_is_bounded() -> None:
+    cache = PlanCache(size=2)
+    made: list[str] = []
+
+    def compile_for(key: str) -> Any:
+        made.append(key)
+        return (key,)
+
+    for key in ("a", "b", "a", "c", "b"):
+        assert cache.get_or_compile(key, lambda key=key: compile_for(key)) == (key,)
+    assert made == ["a", "b", "c", "b"]  # "a" was used again, so "b" was the one to go
