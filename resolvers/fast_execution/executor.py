@@ -12,12 +12,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from graphql import ExecutionResult
+from graphql import ExecutionResult, GraphQLError
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 
+from app.db_errors import is_database_unavailable
 from resolvers.fast_execution.plan import (
     Bail,
     Completion,
@@ -88,6 +89,13 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             data = await _PlanRun(self).execute(plan)
         except Bail as bail:
+            if is_database_unavailable(bail):
+                # A re-run would wait on the missing database a second time (and could meet
+                # another error): answer with this one, which resolvers/database_outage turns
+                # into a 503.
+                error = GraphQLError("the database is unavailable", original_error=bail.__cause__)
+                self.collected_errors.add(error, None)
+                return self.build_response(None)
             _fell_back(bail.reason)
             # From a clean slate: with warm DataLoader caches the standard executor would
             # complete fields in another order and could report other errors first.
@@ -138,7 +146,7 @@ class _PlanRun:
                     if isinstance(result, BaseException):
                         if not isinstance(result, Exception):
                             raise result
-                        raise Bail("field error")
+                        raise Bail("field error") from result
                     self.complete(completion, result, path, container, key)
         except Bail:
             self.discard_pending()
