@@ -94,6 +94,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         pool_pre_ping=True,
         connect_args={
             "timeout": settings.pool_timeout_s,
+            "command_timeout": _client_timeout_s(settings),
             "server_settings": {
                 "statement_timeout": str(settings.statement_timeout_ms),
                 "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
@@ -102,6 +103,16 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
             },
         },
     )
+
+
+def _client_timeout_s(settings: Settings) -> float | None:
+    """How long the driver waits for any answer, the pre-ping's included: a server that stops
+    answering without closing the connection (a partition, a frozen host) would otherwise
+    hold a request forever. Later than the server's own statement timeout, so that one
+    normally fires first; none when statement timeouts are off."""
+    if not settings.statement_timeout_ms:
+        return None
+    return settings.statement_timeout_ms / 1000 + settings.pool_timeout_s
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from app import metrics
 from app.access_log import AccessLogMiddleware
 from app.db import create_engine, create_sessionmaker
+from app.db_errors import is_database_unavailable
 from app.logs import configure_logging
 from app.metrics_endpoint import metrics_endpoint, metrics_listener
 from app.migrate import head_revision
@@ -25,6 +27,7 @@ from app.request_context import RequestIdMiddleware
 from app.services.ingest_batcher import IngestBatcher
 from app.settings import Settings, get_settings
 from app.sql_observer import instrument_engine
+from app.unavailable import RETRY_AFTER_S, DatabaseUnavailableMiddleware
 from app.webhooks.routes import routes as webhook_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -35,19 +38,32 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def _schema_revision(engine: AsyncEngine) -> str | None:
+    """The database's Alembic revision; None on a database never migrated."""
+    async with engine.connect() as connection:
+        if not await connection.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL")):
+            return None
+        revision: str | None = (
+            await connection.execute(text("SELECT version_num FROM alembic_version"))
+        ).scalar_one_or_none()
+        return revision
+
+
 async def readyz(request: Request) -> Response:
     """Ready when the database answers and its schema is at the migrations' head."""
     expected = head_revision()
     try:
-        async with request.app.state.engine.connect() as connection:
-            current = (
-                await connection.execute(text("SELECT version_num FROM alembic_version"))
-            ).scalar_one_or_none()
-    except (SQLAlchemyError, OSError):
+        # A probe must answer within its own timeout: bound the wait for a pool slot and the
+        # connect together, not one after the other.
+        async with asyncio.timeout(request.app.state.settings.pool_timeout_s):
+            current = await _schema_revision(request.app.state.engine)
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
         return JSONResponse(
             {"status": "unavailable", "reason": "the database does not answer"},
             status_code=503,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         )
     if current != expected:
         return JSONResponse(
@@ -101,6 +117,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *webhook_routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(AccessLogMiddleware),
+            Middleware(DatabaseUnavailableMiddleware),
+        ],
         lifespan=lifespan,
     )

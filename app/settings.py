@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     fast_execution: bool = True
     slow_sql_ms: int = Field(default=1_000, ge=0)
     metrics_bind: str | None = None
+    shutdown_grace_s: int = Field(default=20, ge=1, le=3600)
 
     @field_validator("database_url")
     @classmethod

@@ -47,12 +47,19 @@ def bench_database_url(name: str) -> str:
 
 @contextmanager
 def running_server(
-    database_url: str, port: int, workers: int, settings: Mapping[str, str] | None = None
+    database_url: str, port: int, workers: int, extra_env: Mapping[str, str] | None = None
 ) -> Iterator[str]:
-    """Start ``campaign-api serve`` on the bench database (``settings``: extra environment);
-    yield its base URL."""
+    """Start ``campaign-api serve`` on the bench database; yield its base URL."""
+    with server_process(database_url, port, workers, extra_env) as (base, _):
+        yield base
+
+
+@contextmanager
+def server_process(
+    database_url: str, port: int, workers: int, extra_env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``running_server``, also yielding the process (to watch its memory, for one)."""
     env = os.environ | {"DATABASE_URL": database_url, "CAMPAIGN_LOG_LEVEL": "warning"}
-    env |= dict(settings or {})
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "campaign-api"),
@@ -62,7 +69,7 @@ def running_server(
             "--workers",
             str(workers),
         ],
-        env=env,
+        env=env | dict(extra_env or {}),
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -75,10 +82,10 @@ def running_server(
             time.sleep(0.2)
         else:
             raise RuntimeError("the server did not become ready")
-        yield base
+        yield base, process
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        process.wait(timeout=30)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
+from resolvers.database_outage import ReportDatabaseOutage
 from resolvers.fast_execution import FastExecutor
 from resolvers.operation_facts import OperationFacts
 from schema.mutation import Mutation
@@ -27,6 +28,6 @@ def build_schema(fast_execution: bool = False) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[_mask_errors, OperationFacts],
+        extensions=[_mask_errors, OperationFacts, ReportDatabaseOutage],
         execution_context_class=FastExecutor if fast_execution else None,
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import run_in_transaction
+from app.db_errors import is_database_unavailable
 from app.services.events import NewEvent, ingest
 
 
@@ -88,14 +89,18 @@ class IngestBatcher:
             batch = await self._gather()
             try:
                 await self._store(batch)
-            except Exception:
+            except Exception as exc:
+                if is_database_unavailable(exc):
+                    # Retrying one by one would only wait on the missing database once per
+                    # request: everyone waiting gets the answer now, and the next batch retries.
+                    _fail(batch, exc)
+                    continue
                 # One bad request must not fail the others: each gets its own transaction.
                 for pending in batch:
                     try:
                         await self._store([pending])
-                    except Exception as exc:  # the request's own failure is its answer
-                        if not pending.done.done():
-                            pending.done.set_exception(exc)
+                    except Exception as own:  # the request's own failure is its answer
+                        _fail([pending], own)
 
     async def _store(self, batch: list[_Pending]) -> None:
         events = [event for pending in batch for event in pending.events]
@@ -115,3 +120,9 @@ class IngestBatcher:
                         orphaned=sum(1 for i in stored if i in result.orphans),
                     )
                 )
+
+
+def _fail(batch: list[_Pending], exc: Exception) -> None:
+    for pending in batch:
+        if not pending.done.done():
+            pending.done.set_exception(exc)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from inspect import CO_ITERABLE_COROUTINE
+from types import GeneratorType
 from typing import Any
 
-from graphql import ExecutionResult
+from graphql import ExecutionResult, GraphQLError
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 
+from app.db_errors import is_database_unavailable
 from resolvers.fast_execution.plan import (
     Bail,
     Completion,
@@ -45,6 +48,22 @@ def on_fallback(listener: FallbackListener) -> None:
 def _fell_back(reason: str) -> None:
     for listener in _listeners:
         listener(reason)
+
+
+_AWAITABLE_BY_TYPE: dict[type, bool] = {}
+
+
+def is_awaitable(value: Any) -> bool:
+    """What ``await`` accepts, decided on the value's type (as ``await`` itself does) and
+    remembered per type: probing each row for ``__await__`` was a tenth of a request."""
+    kind = type(value)
+    if kind is GeneratorType:  # a generator-based coroutine is one by its code's flags
+        return bool(value.gi_code.co_flags & CO_ITERABLE_COROUTINE)
+    try:
+        return _AWAITABLE_BY_TYPE[kind]
+    except KeyError:
+        awaitable = _AWAITABLE_BY_TYPE[kind] = hasattr(kind, "__await__")
+        return awaitable
 
 
 def _untouched(*_: Any) -> None:
@@ -88,6 +107,13 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             data = await _PlanRun(self).execute(plan)
         except Bail as bail:
+            if is_database_unavailable(bail):
+                # A re-run would wait on the missing database a second time (and could meet
+                # another error): answer with this one, which resolvers/database_outage turns
+                # into a 503.
+                error = GraphQLError("the database is unavailable", original_error=bail.__cause__)
+                self.collected_errors.add(error, None)
+                return self.build_response(None)
             _fell_back(bail.reason)
             # From a clean slate: with warm DataLoader caches the standard executor would
             # complete fields in another order and could report other errors first.
@@ -118,7 +144,7 @@ class _PlanRun:
 
     def __init__(self, executor: FastExecutor) -> None:
         self.executor = executor
-        self.is_awaitable = executor.is_awaitable
+        self.is_awaitable = is_awaitable
         self.pending: list[Pending] = []
         self.arguments: dict[int, dict[str, Any]] = {}
         self.converted: dict[int, dict[str, Any]] = {}
@@ -138,7 +164,7 @@ class _PlanRun:
                     if isinstance(result, BaseException):
                         if not isinstance(result, Exception):
                             raise result
-                        raise Bail("field error")
+                        raise Bail("field error") from result
                     self.complete(completion, result, path, container, key)
         except Bail:
             self.discard_pending()

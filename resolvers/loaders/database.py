@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -17,11 +19,7 @@ from resolvers.loaders.sql import ReadStatement
 class Row(asyncpg.Record):
     """A row whose columns read as attributes; ``<name>_json`` columns read as ``<name>``,
     decoded when read (most queries never ask for metadata, and decoding every row's cost
-    more than the SQL did).
-
-    Built by the driver in C. GraphQL execution probes objects for ``__await__``: dunder
-    names fail at once, without a lookup.
-    """
+    more than the SQL did). Used the first time a statement runs; then its shape's class."""
 
     __slots__ = ()
 
@@ -37,6 +35,36 @@ class Row(asyncpg.Record):
                 else:
                     return None if text is None else json.loads(text)
         raise AttributeError(name)
+
+
+def _json_at(index: int) -> property:
+    def decoded(row: asyncpg.Record) -> Any:
+        text = row[index]
+        return None if text is None else json.loads(text)
+
+    return property(decoded)
+
+
+_RECORD_ATTRIBUTES = frozenset(dir(asyncpg.Record))
+
+
+@lru_cache(maxsize=256)
+def shape_class(columns: tuple[str, ...]) -> type[asyncpg.Record]:
+    """A record class with one C-level property per column: reading a field costs no Python
+    call, and a missing attribute (GraphQL's ``__await__`` probe) fails without one."""
+    clashes = _RECORD_ATTRIBUTES.intersection(columns)
+    if clashes:
+        raise ValueError(f"columns {sorted(clashes)} would hide record methods; alias them")
+    attributes: dict[str, Any] = {"__slots__": ()}
+    for index, column in enumerate(columns):
+        attributes[column] = property(itemgetter(index))
+        if column.endswith("_json"):
+            attributes[column.removesuffix("_json")] = _json_at(index)
+    return type("Row", (asyncpg.Record,), attributes)
+
+
+_SHAPES: dict[str, type[asyncpg.Record]] = {}
+"""Each statement's record class, learnt from its first rows (statements are a fixed set)."""
 
 
 class RequestDatabase:
@@ -72,7 +100,8 @@ class RequestDatabase:
             arguments = read.arguments(params)
             events.before_cursor_execute(observed, None, read.sql, arguments, None, False)
             try:
-                rows = await self._driver.fetch(read.sql, *arguments, record_class=Row)
+                shape = _SHAPES.get(read.sql, Row)
+                rows = await self._driver.fetch(read.sql, *arguments, record_class=shape)
             except BaseException:
                 # graphql-core cancels the siblings of a failed non-null field; a statement
                 # cut off midway leaves the connection unusable, so the next read gets another.
@@ -81,6 +110,8 @@ class RequestDatabase:
                 await connection.close()
                 raise
             events.after_cursor_execute(observed, None, read.sql, arguments, None, False)
+            if shape is Row and rows and len(_SHAPES) < 1024:
+                _SHAPES[read.sql] = shape_class(tuple(rows[0].keys()))
             return rows
 
     async def close(self) -> None:

@@ -1,0 +1,202 @@
+"""SIGTERM on ``campaign-api serve``: the request in flight finishes, new connections are
+refused, the application shuts down (disposing its pool) and the process exits 0; a request
+still running when the grace period ends is cut off and stores nothing.
+
+A webhook request is made slow for real: the test holds a row lock on the enrollment its event
+needs, so the request waits in PostgreSQL until the test lets go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.auth import create_api_key
+from app.domain.enums import Scope
+from tests.resilience.helpers import wait_for_lock_wait
+from tests.webhooks.helpers import Campaign, Step, count_rows, event, make_campaign, post_events
+
+CLI = Path(sys.executable).parent / "campaign-api"
+EXIT_MARGIN_S = 15  # a bound against a hang, not a speed measurement
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_db")]
+
+
+@dataclass(slots=True)
+class Served:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(database_url: str, directory: Path, grace_s: int) -> Iterator[Served]:
+    """``campaign-api serve`` on the test database, as an operator starts it."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "PYTHONWARNINGS") and not key.startswith("CAMPAIGN_")
+    }
+    env |= {
+        "DATABASE_URL": database_url,
+        "CAMPAIGN_SHUTDOWN_GRACE_S": str(grace_s),
+        "CAMPAIGN_LOG_LEVEL": "info",
+    }
+    port = _free_port()
+    log = directory / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(CLI), "serve", "--port", str(port)],
+            env=env,
+            cwd=directory,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(process, port, log)
+    try:
+        for _ in range(300):
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{served.base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail("the server never became ready:\n" + log.read_text())
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+async def _refuses_connections(port: int) -> bool:
+    """Whether a new TCP connection is refused, waiting up to ~10 s for that to happen."""
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            return True
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def _webhook_key(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    async with sessionmaker.begin() as session:
+        return await create_api_key(session, "shutdown", frozenset({Scope.WEBHOOKS}))
+
+
+async def _campaign(engine: AsyncEngine) -> Campaign:
+    return await make_campaign(engine, (Step("email", 1, 0), Step("email", 2, 24)))
+
+
+_LOCK = text("SELECT id FROM enrollments WHERE id = CAST(:id AS uuid) FOR UPDATE")
+
+
+async def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(
+    database_url: str,
+    tmp_path: Path,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    key = await _webhook_key(sessionmaker)
+    campaign = await _campaign(engine)
+    grace_s = 30
+    with serving(database_url, tmp_path, grace_s) as served:
+        async with (
+            engine.connect() as locker,
+            httpx.AsyncClient(base_url=served.base, timeout=60) as client,
+        ):
+            await locker.execute(_LOCK, {"id": campaign.enrollment_id})
+            slow = asyncio.create_task(
+                post_events(client, key, [event(campaign.enrollment_id, "sent", 1)])
+            )
+            await wait_for_lock_wait(engine)
+
+            served.process.send_signal(signal.SIGTERM)
+            assert await _refuses_connections(served.port)
+            assert not slow.done()  # still waiting on the lock while new ones are refused
+
+            await locker.commit()
+            response = await slow
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == 1
+        returncode = await asyncio.to_thread(served.process.wait, grace_s + EXIT_MARGIN_S)
+    assert returncode == 0
+    log = served.log.read_text()
+    assert "Application shutdown complete" in log, log  # the lifespan closed the pool
+    assert "Traceback" not in log, log
+    assert await count_rows(engine, "campaign_events") == 1
+
+
+async def test_a_request_still_running_after_the_grace_period_is_cut_off_and_stores_nothing(
+    database_url: str,
+    tmp_path: Path,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    key = await _webhook_key(sessionmaker)
+    campaign = await _campaign(engine)
+    grace_s = 1
+    with serving(database_url, tmp_path, grace_s) as served:
+        async with (
+            engine.connect() as locker,
+            httpx.AsyncClient(base_url=served.base, timeout=60) as client,
+        ):
+            await locker.execute(_LOCK, {"id": campaign.enrollment_id})
+            slow = asyncio.create_task(
+                post_events(client, key, [event(campaign.enrollment_id, "sent", 1)])
+            )
+            backend = await wait_for_lock_wait(engine)
+
+            served.process.send_signal(signal.SIGTERM)
+            returncode = await asyncio.to_thread(served.process.wait, grace_s + EXIT_MARGIN_S)
+            outcome = await asyncio.gather(slow, return_exceptions=True)
+            await locker.commit()
+    assert returncode == 0
+    (answer,) = outcome
+    if isinstance(answer, httpx.Response):
+        assert answer.status_code >= 500, answer.text  # never an acknowledgement
+    else:
+        assert isinstance(answer, httpx.HTTPError), answer
+    await _gone(engine, backend)  # its transaction ended without a commit
+    assert await count_rows(engine, "campaign_events") == 0
+
+
+async def _gone(engine: AsyncEngine, pid: int) -> None:
+    for _ in range(400):
+        async with engine.connect() as connection:
+            alive = await connection.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+            )
+        if not alive:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"backend {pid} of the stopped server never ended")
