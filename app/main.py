@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from app import log_redaction
 from app.db import create_engine, create_sessionmaker
 from app.migrate import head_revision
+from app.rate_limit import RateLimiter
 from app.request_context import RequestIdMiddleware
 from app.services.ingest_batcher import IngestBatcher
 from app.settings import Settings, get_settings
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.ingest_batcher = IngestBatcher(app.state.sessionmaker)
+        app.state.rate_limiter = RateLimiter(settings)
         try:
             yield
         finally:
@@ -83,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             Route(
                 "/graphql",
-                GraphQLEndpoint(build_schema(fast_execution=settings.fast_execution)),
+                GraphQLEndpoint(build_schema(settings, fast_execution=settings.fast_execution)),
                 methods=["GET", "POST"],
             ),
             *webhook_routes,

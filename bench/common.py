@@ -51,7 +51,15 @@ def running_server(
 ) -> Iterator[str]:
     """Start ``campaign-api serve`` on the bench database (``settings``: extra environment);
     yield its base URL."""
-    env = os.environ | {"DATABASE_URL": database_url, "CAMPAIGN_LOG_LEVEL": "warning"}
+    env = os.environ | {
+        "DATABASE_URL": database_url,
+        "CAMPAIGN_LOG_LEVEL": "warning",
+        # The load comes from one address and one key: the rate limits would cap the benchmark.
+        "CAMPAIGN_RATE_LIMIT_PER_MINUTE": "100000000",
+        "CAMPAIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE": "100000000",
+        # bench.bulk_enroll sends 10,000 contacts with personalization: about 1.1 MB.
+        "CAMPAIGN_GRAPHQL_MAX_BYTES": str(8 * 1024 * 1024),
+    }
     env |= dict(settings or {})
     process = subprocess.Popen(
         [
