@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
+from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.schema.base import BaseSchema
 
@@ -26,6 +28,13 @@ from resolvers.loaders import RequestDatabase
 
 
 class _StrawberryView(GraphQL[Context, None]):
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry refuses some requests (an unknown operationName…) in plain text: JSON here."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as error:
+            return json_error(error.status_code, "INVALID_REQUEST", error.reason)
+
     async def get_context(self, request: Any, response: Any) -> Context:
         state = request.app.state
         return Context(

@@ -122,6 +122,7 @@ async def test_json_with_a_charset_is_accepted(client: httpx.AsyncClient, read_k
         (b'{"query": "{ __typename }", "variables": [1]}', "INVALID_REQUEST"),
         (b'{"query": "{ __typename }", "operationName": 3}', "INVALID_REQUEST"),
         (b'{"query": "{ __typename }", "extensions": "x"}', "INVALID_REQUEST"),
+        (b'{"query": "query A { __typename }", "operationName": "B"}', "INVALID_REQUEST"),
     ],
 )
 async def test_a_malformed_request_is_400_as_json(
