@@ -74,6 +74,23 @@ async def test_a_declared_length_over_the_limit_is_413_before_reading(
     assert body.pulled == 0
 
 
+async def test_an_absurd_declared_length_is_413(client: httpx.AsyncClient, read_key: str) -> None:
+    headers = auth(read_key) | {"content-length": "9" * 5_000}
+    response = await client.post("/graphql", content=b"{}", headers=headers)
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_a_declared_length_that_is_not_ascii_digits_is_ignored(
+    client: httpx.AsyncClient, read_key: str
+) -> None:
+    """The body is then read and measured as if no length had been declared."""
+    headers: dict[str, Any] = auth(read_key) | {"content-length": "\u00b2".encode("latin-1")}
+    response = await client.post(
+        "/graphql", content=b'{"query": "{ __typename }"}', headers=headers
+    )
+    assert response.status_code == 200, response.text
+
+
 async def test_an_undeclared_length_is_read_only_up_to_the_limit(
     app: Starlette, client: httpx.AsyncClient, read_key: str
 ) -> None:
