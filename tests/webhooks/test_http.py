@@ -568,7 +568,7 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
         operation = paths[f"/webhooks/{endpoint}"]["post"]
         assert "application/json" in operation["requestBody"]["content"]
         assert "200" in operation["responses"]
-        for status in ("400", "401", "413", "415"):
+        for status in ("400", "401", "413", "415", "429"):
             assert status in operation["responses"], (endpoint, status)
         for requirement in operation["security"]:
             for scheme in requirement:
