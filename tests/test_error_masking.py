@@ -16,9 +16,19 @@ from app.main import create_app
 from app.services import templates as template_service
 from app.settings import Environment, Settings
 from resolvers.loaders.database import RequestDatabase
+from resolvers.loaders.sql import ReadStatement
 from tests.leaks import leaks
 
 BROKEN_TABLE = "no_such_table_for_masking"
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Straight to the app: the suite's ``client`` (tests/differential.py) reads each body
+    whole and may run the request twice, which would hide that the app logs each failure once."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as direct:
+        yield direct
 
 
 def assert_masked(response: httpx.Response) -> dict[str, Any]:
@@ -52,7 +62,8 @@ async def test_a_failing_sql_statement_in_a_query_is_masked(
     original = RequestDatabase.fetch
 
     async def broken_fetch(self: RequestDatabase, statement: Any, params: Any) -> Any:
-        return await original(self, text(f"SELECT * FROM {BROKEN_TABLE}"), {})
+        broken = ReadStatement(text(f"SELECT * FROM {BROKEN_TABLE}"), frozenset())
+        return await original(self, broken, {})
 
     monkeypatch.setattr(RequestDatabase, "fetch", broken_fetch)
     response = await client.post(

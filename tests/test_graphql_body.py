@@ -13,6 +13,15 @@ from starlette.applications import Starlette
 CHUNK = 64 * 1024
 
 
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Straight to the app: the suite's ``client`` (tests/differential.py) reads each body
+    whole and may run the request twice, which would hide how the app reads a body."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as direct:
+        yield direct
+
+
 def auth(key: str, content_type: str | None = "application/json") -> dict[str, str]:
     headers = {"authorization": f"Bearer {key}"}
     if content_type is not None:
