@@ -11,6 +11,19 @@ def json_error(
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
+class Refused(Exception):
+    """A request answered with an error status before anything was done for it."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+    def response(self) -> JSONResponse:
+        return json_error(self.status, self.code, self.message, self.headers)
+
+
 UNAUTHENTICATED_MESSAGE = (
     "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'; "
     "create one with 'campaign-api api-key create --name NAME --scopes read,write'"

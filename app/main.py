@@ -23,6 +23,7 @@ from app.db_errors import is_database_unavailable
 from app.logs import configure_logging
 from app.metrics_endpoint import metrics_endpoint, metrics_listener
 from app.migrate import head_revision
+from app.rate_limit import RateLimiter
 from app.request_context import RequestIdMiddleware
 from app.services.ingest_batcher import IngestBatcher
 from app.settings import Settings, get_settings
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.ingest_batcher = IngestBatcher(app.state.sessionmaker)
         instrument_engine(engine, settings.slow_sql_ms)
         metrics.watch_pool(engine)
+        app.state.rate_limiter = RateLimiter(settings)
         try:
             with metrics_listener(settings.metrics_bind):
                 yield
@@ -111,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route(
                 "/graphql",
-                GraphQLEndpoint(build_schema(fast_execution=settings.fast_execution)),
+                GraphQLEndpoint(build_schema(settings, fast_execution=settings.fast_execution)),
                 methods=["GET", "POST"],
             ),
             *webhook_routes,

@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     slow_sql_ms: int = Field(default=1_000, ge=0)
     metrics_bind: str | None = None
     shutdown_grace_s: int = Field(default=20, ge=1, le=3600)
+    # Abuse limits (issue 6): GraphQL documents, request bodies, request rates, introspection.
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=0)
+    max_tokens: int = Field(default=5_000, ge=10)
+    max_query_cost: int = Field(default=50_000, ge=1)
+    graphql_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    auth_failures_per_minute: int = Field(default=20, ge=1)
+    webhook_rate_limit_per_minute: int = Field(default=6_000, ge=1)
+    introspection: bool | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -108,6 +118,11 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """On in development; off in production unless CAMPAIGN_INTROSPECTION=true."""
+        return self.introspection if self.introspection is not None else not self.is_production
 
     @property
     def embedded_pgdata(self) -> Path:

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.schema.base import BaseSchema
 
+from app.auth import Principal
 from app.graphiql import render_graphiql_page
-from app.http_errors import UNAUTHENTICATED_MESSAGE, json_error
+from app.http_body import parse_json, read_body
+from app.http_errors import UNAUTHENTICATED_MESSAGE, Refused, json_error
 from app.request_auth import principal_for
+from app.request_limits import (
+    limiter,
+    record_failed_authentication,
+    refuse_blocked_address,
+    spend,
+)
 from resolvers.context import Context
 from resolvers.loaders import RequestDatabase
 
 
 class _StrawberryView(GraphQL[Context, None]):
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry refuses some requests (an unknown operationName…) in plain text: JSON here."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as error:
+            return json_error(error.status_code, "INVALID_REQUEST", error.reason)
+
     async def get_context(self, request: Any, response: Any) -> Context:
         state = request.app.state
         return Context(
@@ -48,19 +65,59 @@ class GraphQLEndpoint:
                 )
             await response(scope, receive, send)
             return
-        principal = await principal_for(request, request.app.state.engine)
-        if principal is None:
-            response = json_error(
-                401,
-                "UNAUTHENTICATED",
-                UNAUTHENTICATED_MESSAGE,
-                headers={"WWW-Authenticate": 'Bearer realm="campaign-api"'},
-            )
-            await response(scope, receive, send)
+        try:
+            principal, body = await self._admit(request)
+        except Refused as refusal:
+            await refusal.response()(scope, receive, send)
             return
         db = RequestDatabase(request.app.state.engine)
         scope.setdefault("state", {}).update(principal=principal, db=db)
         try:
-            await self._view(scope, receive, send)
+            await self._view(scope, _replay(body, receive), send)
         finally:
             await db.close()
+
+    async def _admit(self, request: Request) -> tuple[Principal, bytes]:
+        """Rate limits, authentication and the body's limits, cheapest first; raises Refused."""
+        refuse_blocked_address(request)
+        principal = await principal_for(request, request.app.state.engine)
+        if principal is None:
+            record_failed_authentication(request)
+            raise Refused(
+                401,
+                "UNAUTHENTICATED",
+                UNAUTHENTICATED_MESSAGE,
+                {"WWW-Authenticate": 'Bearer realm="campaign-api"'},
+            )
+        spend(limiter(request).requests, principal.key_id)
+        body = await read_body(request, request.app.state.settings.graphql_max_bytes)
+        _check_operation(parse_json(body))
+        return principal, body
+
+
+def _check_operation(payload: Any) -> None:
+    """The request's shape, refused as JSON here rather than as Strawberry's plain text."""
+    if not isinstance(payload, dict):
+        raise Refused(400, "INVALID_REQUEST", "the body must be one JSON object (no batches)")
+    if not isinstance(payload.get("query"), str) or not payload["query"].strip():
+        raise Refused(400, "INVALID_REQUEST", "'query' must be a non-empty string")
+    if not isinstance(payload.get("variables"), dict | None):
+        raise Refused(400, "INVALID_REQUEST", "'variables' must be an object or null")
+    if not isinstance(payload.get("operationName"), str | None):
+        raise Refused(400, "INVALID_REQUEST", "'operationName' must be a string or null")
+    if not isinstance(payload.get("extensions"), dict | None):
+        raise Refused(400, "INVALID_REQUEST", "'extensions' must be an object or null")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the body already read to Strawberry, then pass on what the server sends next."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed

@@ -1,33 +1,59 @@
-"""Assemble the executable schema: root types bound to resolvers."""
+"""Assemble the executable schema: root types bound to resolvers, with the abuse limits."""
 
 from __future__ import annotations
 
-import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from collections.abc import Callable
 
+import strawberry
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from app.settings import Settings
 from resolvers.database_outage import ReportDatabaseOutage
 from resolvers.fast_execution import FastExecutor
 from resolvers.operation_facts import OperationFacts
+from schema.limits import QueryCostLimit, TokenLimitedParserCache, alias_rule, depth_rule
+from schema.masking import MaskUnexpectedErrors
 from schema.mutation import Mutation
 from schema.query import Query
 
-
-def _unexpected(error: GraphQLError) -> bool:
-    """Mask what the service did not raise on purpose: no SQL or internals reach a client."""
-    original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError)
+CACHE_SIZE = 256
+"""Distinct documents kept parsed and validated; bounded so unique queries cannot grow memory."""
 
 
-def _mask_errors() -> MaskErrors:
-    return MaskErrors(should_mask_error=_unexpected, error_message="Internal server error")
+def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
+    """Factories, so each request gets fresh extension instances around shared caches."""
+    # The rule classes are made once: they are part of the validation cache's key.
+    rules = [depth_rule(settings.max_query_depth), alias_rule(settings.max_aliases)]
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: TokenLimitedParserCache(settings.max_tokens, maxsize=CACHE_SIZE),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=CACHE_SIZE),
+        lambda: QueryCostLimit(settings.max_query_cost),
+        MaskUnexpectedErrors,
+        # Inside the masking: an outage is seen (and made a 503) before errors are masked.
+        OperationFacts,
+        ReportDatabaseOutage,
+    ]
+    if not settings.introspection_enabled:
+        extensions.insert(1, DisableIntrospection)
+    return extensions
 
 
-def build_schema(fast_execution: bool = False) -> strawberry.Schema:
-    """The schema; ``fast_execution`` runs queries through compiled plans (fast_execution/)."""
+def build_schema(
+    settings: Settings | None = None, fast_execution: bool = False
+) -> strawberry.Schema:
+    """The schema; ``fast_execution`` runs queries through compiled plans (fast_execution/).
+
+    Without settings (``export-schema``, which must work in any environment) the limits are
+    the defaults, read from no environment; limits never change the SDL."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[_mask_errors, OperationFacts, ReportDatabaseOutage],
+        extensions=_extensions(settings or Settings.model_construct()),
         execution_context_class=FastExecutor if fast_execution else None,
     )

@@ -87,9 +87,21 @@ def database_url(server_url: str) -> Iterator[str]:
         asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+UNLIMITED_RATE = 1_000_000
+"""Requests per minute for the shared test app: the suite sends bursts from one address and
+key; tests/test_rate_limits.py builds its own app to check the real limits at their boundary."""
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, environment="development", pool_size=5)
+    return Settings(
+        database_url=database_url,
+        environment="development",
+        pool_size=5,
+        rate_limit_per_minute=UNLIMITED_RATE,
+        webhook_rate_limit_per_minute=UNLIMITED_RATE,
+        auth_failures_per_minute=UNLIMITED_RATE,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,11 @@ def _operation(summary: str, schema: dict[str, Any], security: str) -> dict[str,
         ("403", "the API key lacks the webhooks scope"),
         ("413", "the body is too large"),
         ("415", "the body is not application/json"),
+        (
+            "429",
+            "too many requests for this credential, or failed ones from this address;"
+            " retry after the Retry-After header's seconds",
+        ),
     ):
         responses[status] = {
             "description": meaning,

@@ -10,22 +10,28 @@ import base64
 import binascii
 import contextlib
 import hmac
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app import metrics
 from app.domain.enums import Scope
 from app.domain.errors import DomainError
-from app.http_errors import UNAUTHENTICATED_MESSAGE, json_error
+from app.http_body import read_json
+from app.http_errors import UNAUTHENTICATED_MESSAGE, Refused
 from app.logs import get_logger
 from app.request_auth import principal_for
+from app.request_limits import (
+    limiter,
+    record_failed_authentication,
+    refuse_blocked_address,
+    spend,
+)
 from app.services.events import check_event
 from app.services.validation import Problems
 from app.settings import Settings
@@ -36,14 +42,8 @@ from app.webhooks.openapi import OPENAPI
 log = get_logger("webhooks")
 
 Translator = Callable[[Any, datetime], Translation]
-
-
-class Refused(Exception):
-    """A request answered with an error status and nothing stored."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+Authenticator = Callable[[Request], Awaitable[Hashable]]
+"""Checks a request's credentials (Refused 401/403) and says whose they are, for rate limits."""
 
 
 def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
@@ -53,48 +53,27 @@ def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
 
 
-async def _read_json(request: Request, limit: int) -> Any:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > limit:
-                raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
-    except ClientDisconnect:
-        raise Refused(
-            400, "CLIENT_DISCONNECTED", "the client left before sending the body"
-        ) from None
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise Refused(400, "MALFORMED_JSON", "the body is not valid JSON") from None
-
-
-async def _authenticate_key(request: Request) -> None:
+async def _authenticate_key(request: Request) -> Hashable:
     principal = await principal_for(request, request.app.state.engine)
     if principal is None:
         raise Refused(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
     request.state.principal = principal  # for the access log: the key's name, never the key
     if not principal.allows(Scope.WEBHOOKS):
         raise Refused(403, "FORBIDDEN", "this API key lacks the 'webhooks' scope")
+    return ("api-key", principal.key_id)
 
 
-def _query_secret(setting: str) -> Callable[[Request], Awaitable[None]]:
-    async def check(request: Request) -> None:
+def _query_secret(setting: str) -> Authenticator:
+    async def check(request: Request) -> Hashable:
         settings: Settings = request.app.state.settings
         if not _secret_matches(request.query_params.get("secret"), getattr(settings, setting)):
             raise Refused(401, "UNAUTHENTICATED", "missing or wrong 'secret' query parameter")
+        return ("secret", setting)
 
     return check
 
 
-async def _postmark_basic(request: Request) -> None:
+async def _postmark_basic(request: Request) -> Hashable:
     settings: Settings = request.app.state.settings
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
     user = password = ""
@@ -106,6 +85,7 @@ async def _postmark_basic(request: Request) -> None:
         password, settings.postmark_webhook_password
     ):
         raise Refused(401, "UNAUTHENTICATED", "missing or wrong HTTP Basic credentials")
+    return ("secret", "postmark_webhook_password")
 
 
 async def _store(request: Request, translation: Translation) -> dict[str, int]:
@@ -144,13 +124,25 @@ def _count_events(provider: str, counts: dict[str, int]) -> None:
             metrics.webhook_events_total.labels(provider, outcome).inc(number)
 
 
+async def _admit(request: Request, authenticate: Authenticator) -> None:
+    """Failed authentications count against the address, the rest against the credential."""
+    refuse_blocked_address(request)
+    try:
+        identity = await authenticate(request)
+    except Refused as refusal:
+        if refusal.status == 401:
+            record_failed_authentication(request)
+        raise
+    spend(limiter(request).webhooks, identity)
+
+
 def _endpoint(
-    provider: str, authenticate: Callable[[Request], Awaitable[None]], translate: Translator
+    provider: str, authenticate: Authenticator, translate: Translator
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            await authenticate(request)
-            payload = await _read_json(request, request.app.state.settings.webhook_max_bytes)
+            await _admit(request, authenticate)
+            payload = await read_json(request, request.app.state.settings.webhook_max_bytes)
             try:
                 translation = translate(payload, datetime.now(UTC))
             except PayloadError as exc:
@@ -165,7 +157,7 @@ def _endpoint(
                 detail=refusal.message,
             )
             metrics.webhook_events_total.labels(provider, "refused").inc()
-            return json_error(refusal.status, refusal.code, refusal.message)
+            return refusal.response()
         _count_events(provider, counts)
         return JSONResponse(counts)
 

@@ -408,6 +408,25 @@ async def test_body_over_the_limit_is_413(
     await nothing_stored(engine)
 
 
+@pytest.mark.parametrize(
+    ("declared", "status"), [(b"9" * 5_000, 413), ("\u00b2".encode("latin-1"), 200)]
+)
+async def test_a_declared_length_int_cannot_read_is_no_500(
+    client: httpx.AsyncClient, enrollment_id: str, webhook_key: str, declared: bytes, status: int
+) -> None:
+    """5,000 digits is too large; a non-ASCII digit is no length, so the body is measured."""
+    response = await client.post(
+        "/webhooks/events",
+        content=json.dumps(event(enrollment_id, "opened", step=1)).encode(),
+        headers={
+            "authorization": f"Bearer {webhook_key}",
+            "content-type": "application/json",
+            "content-length": declared,
+        },
+    )
+    assert response.status_code == status, response.text
+
+
 async def test_body_just_under_the_limit_is_accepted(
     client: httpx.AsyncClient, engine: AsyncEngine, enrollment_id: str, webhook_key: str
 ) -> None:
@@ -549,7 +568,7 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
         operation = paths[f"/webhooks/{endpoint}"]["post"]
         assert "application/json" in operation["requestBody"]["content"]
         assert "200" in operation["responses"]
-        for status in ("400", "401", "413", "415"):
+        for status in ("400", "401", "413", "415", "429"):
             assert status in operation["responses"], (endpoint, status)
         for requirement in operation["security"]:
             for scheme in requirement:
