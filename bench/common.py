@@ -119,9 +119,15 @@ class LoadResult:
 
 
 async def closed_loop(
-    request: Callable[[httpx.AsyncClient], Awaitable[bool]], clients: int, seconds: float
+    request: Callable[[httpx.AsyncClient], Awaitable[bool]],
+    clients: int,
+    seconds: float,
+    keepalive: bool = True,
 ) -> LoadResult:
-    """``clients`` concurrent loops, each sending its next request when the last one answered."""
+    """``clients`` concurrent loops, each sending its next request when the last one answered.
+
+    Without ``keepalive`` every request opens a connection: a kept-alive connection stays with
+    the worker that accepted it, so a few long runs can pin most clients on one worker."""
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -134,7 +140,9 @@ async def closed_loop(
             latencies.append((time.perf_counter() - started) * 1000)
             errors += not ok
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(
+        max_connections=clients, max_keepalive_connections=clients if keepalive else 0
+    )
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(clients)))

@@ -107,8 +107,10 @@ def measure(
                 response = await client.post(f"{base}/graphql", json=payload, headers=headers)
                 return response.status_code == 200 and b'"errors"' not in response.content
 
-            asyncio.run(closed_loop(one, args.clients, 3))  # warm-up
-            results[name] = asyncio.run(closed_loop(one, args.clients, args.seconds))
+            asyncio.run(closed_loop(one, args.clients, 3, keepalive=False))  # warm-up
+            results[name] = asyncio.run(
+                closed_loop(one, args.clients, args.seconds, keepalive=False)
+            )
     return results
 
 
