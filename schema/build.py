@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.types import ExecutionContext
 
 from app.settings import Settings
 from resolvers.database_outage import ReportDatabaseOutage
@@ -44,6 +46,21 @@ def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     return extensions
 
 
+class _Schema(strawberry.Schema):
+    """Strawberry's schema without its own error log.
+
+    Strawberry logs every error of every response with a traceback. Errors the service raises
+    on purpose (a bad cursor, a missing scope, an invalid document) are answers, not failures.
+    Unexpected ones are logged once by MaskUnexpectedErrors, with the request id. So nothing
+    is left to log here, and without this each failure was logged twice.
+    """
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
+
+
 def build_schema(
     settings: Settings | None = None, fast_execution: bool = False
 ) -> strawberry.Schema:
@@ -51,7 +68,7 @@ def build_schema(
 
     Without settings (``export-schema``, which must work in any environment) the limits are
     the defaults, read from no environment; limits never change the SDL."""
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=Mutation,
         extensions=_extensions(settings or Settings.model_construct()),

@@ -16,6 +16,7 @@ from app.services import templates as template_service
 from app.settings import Environment, Settings
 from resolvers.loaders.database import RequestDatabase
 from resolvers.loaders.sql import typed
+from tests.graphql_client import gql
 from tests.leaks import leaks
 
 BROKEN_TABLE = "no_such_table_for_masking"
@@ -161,3 +162,13 @@ async def test_development_serves_introspection(client: httpx.AsyncClient, read_
         )
     ).json()
     assert body == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+
+
+async def test_a_user_error_is_an_answer_not_a_logged_failure(
+    client: httpx.AsyncClient, read_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad cursor is the client's mistake: answered with its message, and no error logged."""
+    caplog.set_level(logging.DEBUG)
+    body = await gql(client, read_key, '{ templates(after: "not-a-cursor") { totalCount } }')
+    assert body["errors"][0]["extensions"]["code"] == "INVALID"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
