@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -35,6 +36,12 @@ PROPERTY_SETTINGS = settings(
     database=None,  # keep no example database in the working tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+def _as_stored(value: Any) -> Any:
+    """JSON as jsonb keeps it: numbers are exact decimals, so 1.393898328288033e+17 comes back
+    as 139389832828803300 (same number, other spelling; as Python floats they differ)."""
+    return json.loads(json.dumps(value), parse_float=Decimal, parse_int=Decimal)
 
 
 def _harmless(text: str) -> bool:
@@ -203,7 +210,8 @@ async def test_create_template_never_fails_badly(
         assert created["name"] == data["name"].strip()
         assert created["createdBy"] == "test-writer"
         given_settings = data.get("settings")
-        assert created["settings"] == ({} if given_settings is None else given_settings)
+        expected = {} if given_settings is None else given_settings
+        assert _as_stored(created["settings"]) == _as_stored(expected)
 
 
 @pytest.fixture
@@ -358,3 +366,14 @@ async def test_add_step_hostile_text_is_a_user_error(
     assert result["step"] is None
     assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID", ["input", bad])]
     assert await counts(app) == before
+
+
+async def test_settings_numbers_come_back_as_jsonb_keeps_them(
+    client: httpx.AsyncClient, write_key: str
+) -> None:
+    """The case Hypothesis once found: the same number, spelt as jsonb's exact decimal."""
+    template = await create_template(
+        client, write_key, name="Big number", settings={"big": 1.393898328288033e17}
+    )
+    assert template["settings"] == {"big": 139389832828803300}
+    assert _as_stored(template["settings"]) == _as_stored({"big": 1.393898328288033e17})
