@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +14,7 @@ from starlette.applications import Starlette
 
 from resolvers.fast_execution import executor as fast_executor
 from resolvers.fast_execution import on_fallback
+from resolvers.fast_execution.executor import is_awaitable
 from resolvers.fast_execution.plan import PlanCache
 from tests.differential import DifferentialApp
 from tests.graphql_client import gql
@@ -157,3 +160,29 @@ def test_the_plan_cache_is_bounded() -> None:
     for key in ("a", "b", "a", "c", "b"):
         assert cache.get_or_compile(key, lambda key=key: compile_for(key)) == (key,)
     assert made == ["a", "b", "c", "b"]  # "a" was used again, so "b" was the one to go
+
+
+async def test_awaitables_are_told_apart_by_type() -> None:
+    """What ``await`` accepts, and nothing else: rows, lists and None are plain values."""
+
+    async def native() -> int:
+        return 1
+
+    @types.coroutine
+    def generator_based() -> Any:
+        yield
+
+    def plain_generator() -> Any:
+        yield
+
+    coroutine = native()
+    future = asyncio.get_running_loop().create_future()
+    old_style = generator_based()
+    assert is_awaitable(coroutine)
+    assert is_awaitable(future)
+    assert is_awaitable(old_style)
+    assert not is_awaitable(plain_generator())
+    assert not any(is_awaitable(v) for v in (None, 1, "x", [coroutine], {"a": 1}))
+    await coroutine
+    future.cancel()
+    old_style.close()
