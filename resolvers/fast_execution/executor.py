@@ -45,6 +45,12 @@ def on_fallback(listener: FallbackListener) -> None:
         _listeners.append(listener)
 
 
+def stop_fallback_listener(listener: FallbackListener) -> None:
+    """Undo ``on_fallback``."""
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
 def _fell_back(reason: str) -> None:
     for listener in _listeners:
         listener(reason)

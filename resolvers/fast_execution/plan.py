@@ -16,6 +16,7 @@ from typing import Any
 
 from graphql import (
     GraphQLBoolean,
+    GraphQLEnumType,
     GraphQLField,
     GraphQLFloat,
     GraphQLID,
@@ -165,7 +166,7 @@ def leaf_coercer(leaf: GraphQLLeafType) -> Callable[[Any], Any]:
         return lambda value: (
             value if type(value) is float and math.isfinite(value) else checked(value)
         )
-    if leaf.__class__.__name__.endswith("EnumType"):
+    if isinstance(leaf, GraphQLEnumType):
         memo: dict[tuple[type, Hashable], Any] = {}
 
         def enum_value(value: Any) -> Any:

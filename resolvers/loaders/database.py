@@ -33,16 +33,16 @@ class Row(asyncpg.Record):
                 except KeyError:
                     pass
                 else:
-                    return None if text is None else json.loads(text)
+                    return _decoded(text)
         raise AttributeError(name)
 
 
-def _json_at(index: int) -> property:
-    def decoded(row: asyncpg.Record) -> Any:
-        text = row[index]
-        return None if text is None else json.loads(text)
+def _decoded(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
 
-    return property(decoded)
+
+def _json_at(index: int) -> property:
+    return property(lambda row: _decoded(row[index]))
 
 
 _RECORD_ATTRIBUTES = frozenset(dir(asyncpg.Record))

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from resolvers.fast_execution import executor as fast_executor
 from resolvers.fast_execution import on_fallback
-from resolvers.fast_execution.executor import is_awaitable
+from resolvers.fast_execution.executor import is_awaitable, stop_fallback_listener
 from resolvers.fast_execution.plan import PlanCache
 from tests.differential import DifferentialApp
 from tests.graphql_client import gql
@@ -31,7 +31,7 @@ def fallbacks() -> Iterator[list[str]]:
     reasons: list[str] = []
     on_fallback(reasons.append)
     yield reasons
-    fast_executor._listeners.remove(reasons.append)
+    stop_fallback_listener(reasons.append)
 
 
 @pytest.fixture

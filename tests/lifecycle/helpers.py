@@ -57,29 +57,23 @@ mutation CreateInstance($input: CreateInstanceInput!) {{
 }}
 """
 
-START_INSTANCE = f"""
-mutation StartInstance($id: ID!) {{
-  startInstance(id: $id) {{ instance {{ {INSTANCE_FIELDS} }} {ERRORS} }}
-}}
-"""
 
-PAUSE_INSTANCE = f"""
-mutation PauseInstance($id: ID!) {{
-  pauseInstance(id: $id) {{ instance {{ {INSTANCE_FIELDS} }} {ERRORS} }}
-}}
-"""
+def _transition(field: str) -> str:
+    """The document of a transition that takes only the instance id."""
+    operation = field[0].upper() + field[1:]
+    return (
+        f"mutation {operation}($id: ID!) {{ {field}(id: $id) {{"
+        f" instance {{ {INSTANCE_FIELDS} }} {ERRORS} }} }}"
+    )
 
-RESUME_INSTANCE = f"""
-mutation ResumeInstance($id: ID!) {{
-  resumeInstance(id: $id) {{ instance {{ {INSTANCE_FIELDS} }} {ERRORS} }}
-}}
-"""
 
-COMPLETE_INSTANCE = f"""
-mutation CompleteInstance($id: ID!) {{
-  completeInstance(id: $id) {{ instance {{ {INSTANCE_FIELDS} }} {ERRORS} }}
-}}
-"""
+START_INSTANCE = _transition("startInstance")
+
+PAUSE_INSTANCE = _transition("pauseInstance")
+
+RESUME_INSTANCE = _transition("resumeInstance")
+
+COMPLETE_INSTANCE = _transition("completeInstance")
 
 FAIL_INSTANCE = f"""
 mutation FailInstance($id: ID!, $reason: String!) {{
