@@ -41,6 +41,11 @@ class ApiKeyInfo:
     revoked: bool
 
 
+def looks_like_key(key: str) -> bool:
+    """Whether ``key`` could be one of ours: anything else is refused without a lookup."""
+    return key.startswith(KEY_PREFIX) and len(key) <= 200
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -121,7 +126,7 @@ async def authenticate(connection: AsyncConnection, key: str) -> Principal | Non
 
     The secret is never compared as a string: only its SHA-256 is looked up.
     """
-    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+    if not looks_like_key(key):
         return None
     row = (await connection.execute(_AUTHENTICATE, {"key_hash": hash_key(key)})).first()
     if row is None:

@@ -22,7 +22,7 @@ log = get_logger("metrics")
 
 async def metrics_endpoint(request: Request) -> Response:
     """The Prometheus text format; 401 without a valid key, 403 without the admin scope."""
-    principal = await principal_for(request, request.app.state.engine)
+    principal = await principal_for(request)
     if principal is None:
         return json_error(
             401,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import HTTPConnection
 
-from app.auth import Principal, authenticate
+from app.auth import Principal, authenticate, hash_key, looks_like_key
+from app.key_cache import KeyCache
 
 
 def presented_key(request: HTTPConnection) -> str | None:
@@ -18,9 +18,18 @@ def presented_key(request: HTTPConnection) -> str | None:
     return key or None
 
 
-async def principal_for(request: HTTPConnection, engine: AsyncEngine) -> Principal | None:
+async def principal_for(request: HTTPConnection) -> Principal | None:
+    """The caller's principal: from the key cache when it verified moments ago, else looked up."""
     key = presented_key(request)
-    if key is None:
+    if key is None or not looks_like_key(key):
         return None
-    async with engine.begin() as connection:
-        return await authenticate(connection, key)
+    cache: KeyCache = request.app.state.key_cache
+    key_hash = hash_key(key)
+    principal = cache.get(key_hash)
+    if principal is not None:
+        return principal
+    async with request.app.state.engine.begin() as connection:
+        principal = await authenticate(connection, key)
+    if principal is not None:
+        cache.remember(key_hash, principal)
+    return principal

@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=20, ge=1)
     webhook_rate_limit_per_minute: int = Field(default=6_000, ge=1)
     introspection: bool | None = None
+    auth_cache_s: float = Field(default=5.0, ge=0, le=300)
 
     @field_validator("database_url")
     @classmethod

@@ -80,7 +80,7 @@ class GraphQLEndpoint:
     async def _admit(self, request: Request) -> tuple[Principal, bytes]:
         """Rate limits, authentication and the body's limits, cheapest first; raises Refused."""
         refuse_blocked_address(request)
-        principal = await principal_for(request, request.app.state.engine)
+        principal = await principal_for(request)
         if principal is None:
             record_failed_authentication(request)
             raise Refused(

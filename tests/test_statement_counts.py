@@ -34,10 +34,11 @@ def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
 
 
 async def _dashboard_statements(app: Starlette, client: httpx.AsyncClient, key: str) -> int:
+    """The query's own statements: the key lookup runs only when the key cache has no entry."""
     with counted_statements(app.state.engine) as statements:
         body = await gql(client, key, DASHBOARD)
     assert "errors" not in body, body
-    return len(statements)
+    return len([s for s in statements if "FROM api_keys" not in s])
 
 
 def _objects(body: dict[str, Any]) -> int:

@@ -54,7 +54,7 @@ def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
 
 
 async def _authenticate_key(request: Request) -> Hashable:
-    principal = await principal_for(request, request.app.state.engine)
+    principal = await principal_for(request)
     if principal is None:
         raise Refused(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
     request.state.principal = principal  # for the access log: the key's name, never the key

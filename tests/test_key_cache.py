@@ -1,0 +1,126 @@
+"""The key cache: a verified key is looked up once per CAMPAIGN_AUTH_CACHE_S, and a revoked key
+stops working once that time has passed (at once with the cache off)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+from starlette.applications import Starlette
+
+from app.auth import Principal, revoke_api_key
+from app.domain.enums import Scope
+from app.key_cache import KeyCache
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import _make_key
+
+QUERY = {"query": "{ templates { totalCount } }"}
+
+
+def _principal(name: str) -> Principal:
+    return Principal(key_id=uuid.uuid4(), name=name, scopes=frozenset({Scope.READ}))
+
+
+def test_a_remembered_key_is_served_until_its_time_is_up() -> None:
+    cache = KeyCache(ttl_s=0.2)
+    reader = _principal("reader")
+    cache.remember("a" * 64, reader)
+    assert cache.get("a" * 64) is reader
+    assert cache.get("b" * 64) is None
+
+
+async def test_an_entry_expires_after_the_ttl() -> None:
+    cache = KeyCache(ttl_s=0.05)
+    cache.remember("a" * 64, _principal("reader"))
+    await asyncio.sleep(0.1)
+    assert cache.get("a" * 64) is None
+
+
+def test_a_zero_ttl_remembers_nothing() -> None:
+    cache = KeyCache(ttl_s=0)
+    cache.remember("a" * 64, _principal("reader"))
+    assert cache.get("a" * 64) is None
+
+
+def test_the_cache_is_bounded_and_drops_the_oldest_entry() -> None:
+    cache = KeyCache(ttl_s=60, max_entries=3)
+    for name in "abcd":
+        cache.remember(name * 64, _principal(name))
+    assert cache.get("a" * 64) is None
+    assert [cache.get(n * 64).name for n in "bcd"] == ["b", "c", "d"]  # type: ignore[union-attr]
+
+
+@asynccontextmanager
+async def _served(settings: Settings, ttl_s: float) -> AsyncIterator[tuple[Starlette, Any]]:
+    app = create_app(settings.model_copy(update={"auth_cache_s": ttl_s}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app, client
+
+
+@contextmanager
+def _key_lookups(app: Starlette) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM api_keys" in statement:
+            seen.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def _status(client: httpx.AsyncClient, key: str) -> int:
+    return (await client.post("/graphql", json=QUERY, headers={"x-api-key": key})).status_code
+
+
+async def test_a_busy_key_is_looked_up_once(settings: Settings, clean_db: None) -> None:
+    async with _served(settings, ttl_s=60) as (app, client):
+        key = await _make_key(app, "busy", frozenset({Scope.READ}))
+        with _key_lookups(app) as lookups:
+            assert [await _status(client, key) for _ in range(5)] == [200] * 5
+        assert len(lookups) == 1
+
+
+async def test_a_wrong_key_is_looked_up_every_time(settings: Settings, clean_db: None) -> None:
+    """Only keys that verified are remembered: a refusal is never served from memory."""
+    async with _served(settings, ttl_s=60) as (app, client):
+        key = await _make_key(app, "real", frozenset({Scope.READ}))
+        with _key_lookups(app) as lookups:
+            assert [await _status(client, key + "x") for _ in range(3)] == [401] * 3
+        assert len(lookups) == 3
+
+
+async def test_a_revoked_key_is_refused_once_the_cache_time_has_passed(
+    settings: Settings, clean_db: None
+) -> None:
+    ttl_s = 0.3
+    async with _served(settings, ttl_s=ttl_s) as (app, client):
+        key = await _make_key(app, "leaving", frozenset({Scope.READ}))
+        assert await _status(client, key) == 200
+        async with app.state.sessionmaker.begin() as session:
+            await revoke_api_key(session, "leaving")
+        await asyncio.sleep(ttl_s + 0.1)
+        assert await _status(client, key) == 401
+
+
+async def test_without_the_cache_a_revocation_applies_at_once(
+    settings: Settings, clean_db: None
+) -> None:
+    async with _served(settings, ttl_s=0) as (app, client):
+        key = await _make_key(app, "leaving", frozenset({Scope.READ}))
+        assert await _status(client, key) == 200
+        async with app.state.sessionmaker.begin() as session:
+            await revoke_api_key(session, "leaving")
+        assert await _status(client, key) == 401
