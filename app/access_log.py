@@ -7,6 +7,7 @@ What the inner layers learn (who called, which GraphQL operation) they leave in
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -71,12 +72,14 @@ class AccessLogMiddleware:
         method = scope["method"]
         principal = state.get("principal")
         operation: GraphQLOperation | None = state.get("graphql_operation")
-        metrics.http_requests_total.labels(route, method, str(status)).inc()
-        metrics.sql_statements_per_request.labels(route).observe(statements)
+        metrics.labelled(metrics.http_requests_total, route, method, str(status)).inc()
+        metrics.labelled(metrics.sql_statements_per_request, route).observe(statements)
         if operation is not None:
             metrics.graphql_operation_seconds.labels(
                 metrics.operation_label(operation.name), operation.type
             ).observe(seconds)
+        if status < 500 and not log.isEnabledFor(logging.INFO):
+            return  # a server logging warnings only: skip building a line nobody will see
         emit = log.error if status >= 500 else log.info
         emit(
             "request",

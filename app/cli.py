@@ -225,7 +225,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
     # it found: with this one, a shutdown that was asked for and completed exits 0.
     signal.signal(signal.SIGTERM, _exit_zero_on_sigterm)
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:create_served_app",
         factory=True,
         host=host,
         port=port,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from app import metrics
 from app.access_log import AccessLogMiddleware
 from app.db import create_engine, create_sessionmaker
 from app.db_errors import is_database_unavailable
+from app.key_cache import KeyCache
 from app.logs import configure_logging
 from app.metrics_endpoint import metrics_endpoint, metrics_listener
 from app.migrate import head_revision
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         instrument_engine(engine, settings.slow_sql_ms)
         metrics.watch_pool(engine)
         app.state.rate_limiter = RateLimiter(settings)
+        app.state.key_cache = KeyCache(settings.auth_cache_s)
         try:
             with metrics_listener(settings.metrics_bind):
                 yield
@@ -126,3 +129,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
+
+
+def create_served_app() -> Starlette:
+    """``create_app`` for a long-running server process, with start-up objects frozen.
+
+    The schema, the models and the libraries make hundreds of thousands of long-lived objects;
+    every full collection would walk them all (75 ms pauses under load, seen in the ingestion
+    benchmark). Frozen, collections only look at what requests create.
+    """
+    app = create_app()
+    gc.collect()
+    gc.freeze()
+    return app

@@ -7,8 +7,9 @@ CSV command) record; app/services stays unaware of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -66,6 +68,15 @@ graphql_fastpath_fallbacks_total = Counter(
 )
 
 _operation_names: set[str] = set()
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+@functools.cache
+def labelled(metric: M, *values: str) -> M:
+    """``metric.labels(*values)``, remembered: the lookup (checks, a lock) costs more than the
+    increment on paths that run per request. Every label here has a bounded set of values."""
+    return metric.labels(*values)
 
 
 def fastpath_fell_back(reason: str) -> None:

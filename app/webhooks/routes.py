@@ -121,7 +121,7 @@ def _count_events(provider: str, counts: dict[str, int]) -> None:
     }
     for outcome, number in outcomes.items():
         if number:
-            metrics.webhook_events_total.labels(provider, outcome).inc(number)
+            metrics.labelled(metrics.webhook_events_total, provider, outcome).inc(number)
 
 
 async def _admit(request: Request, authenticate: Authenticator) -> None:
@@ -156,7 +156,7 @@ def _endpoint(
                 reason=refusal.code,
                 detail=refusal.message,
             )
-            metrics.webhook_events_total.labels(provider, "refused").inc()
+            metrics.labelled(metrics.webhook_events_total, provider, "refused").inc()
             return refusal.response()
         _count_events(provider, counts)
         return JSONResponse(counts)
