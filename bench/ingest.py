@@ -2,8 +2,9 @@
 in batches of 1 and of 100, against `campaign-api serve`; then the counters check, and the same
 machine's PostgreSQL single-row insert rate (pgbench) for comparison.
 
-Single events come from wrk (a C load generator): a Python client spends more time per request
-than the server does, and would measure itself. Events stored are counted in the database.
+The load comes from wrk (a C load generator, `apt-get install wrk`): a Python client spends
+more time per request than the server does, and would measure itself. Events stored are
+counted in the database.
 
     .venv/bin/python -m bench.ingest [--workers 2] [--clients 16] [--connections 32] [--seconds 30]
 """
@@ -12,18 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import shutil
 import subprocess
 import tempfile
 import uuid
-from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -33,7 +29,7 @@ from app.db import create_engine, create_sessionmaker
 from app.domain.enums import Scope
 from app.services.counters import check_counters
 from app.settings import Settings
-from bench.common import LoadResult, bench_database_url, closed_loop, running_server
+from bench.common import bench_database_url, running_server
 
 MIX = (
     ("sent", 30),
@@ -97,73 +93,39 @@ async def prepare(url: str) -> tuple[str, list[str]]:
     return key, ids
 
 
-class EventSource:
-    """Events in a realistic mix; about 5% repeat a recently sent provider event id."""
-
-    def __init__(self, enrollment_ids: list[str]) -> None:
-        self.enrollment_ids = enrollment_ids
-        self.recent: deque[dict[str, Any]] = deque(maxlen=500)
-        self.types = [t for t, weight in MIX for _ in range(weight)]
-
-    def next(self) -> dict[str, Any]:
-        if self.recent and random.random() < 0.05:
-            return random.choice(self.recent)
-        event_type = random.choice(self.types)
-        event = {
-            "enrollment_id": random.choice(self.enrollment_ids),
-            "event_type": event_type,
-            "provider": "api",
-            "provider_event_id": uuid.uuid4().hex,
-            "step_number": random.randint(1, 3),
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "metadata": {"source": "bench"},
-        }
-        self.recent.append(event)
-        return event
-
-
-async def load(
-    base: str, key: str, source: EventSource, batch: int, clients: int, seconds: float
-) -> tuple[LoadResult, int]:
-    stored = 0
-    headers = {"authorization": f"Bearer {key}"}
-
-    async def one(client: httpx.AsyncClient) -> bool:
-        nonlocal stored
-        body = source.next() if batch == 1 else {"events": [source.next() for _ in range(batch)]}
-        response = await client.post(f"{base}/webhooks/events", json=body, headers=headers)
-        if response.status_code != 200:
-            return False
-        stored += response.json()["accepted"]
-        return True
-
-    result = await closed_loop(one, clients, seconds)
-    return result, stored
-
-
 _WRK_SCRIPT = """
 ids = {%(ids)s}
 types = {%(types)s}
+batch = %(batch)d
 recent = {}
 remembered = 0
 counter = 0
-request = function()
+local function event()
   counter = counter + 1
-  local body
   if remembered > 0 and math.random() < 0.05 then
-    body = recent[math.random(remembered)]
-  else
-    body = string.format(
-      '{"enrollment_id":"%%s","event_type":"%%s","provider":"api","provider_event_id":"w%%d-%%d",'
+    return recent[math.random(remembered)]
+  end
+  local body = string.format(
+      '{"enrollment_id":"%%s","event_type":"%%s","provider":"api","provider_event_id":"%(run)s-%%d",'
       .. '"step_number":%%d,"occurred_at":"%%s","metadata":{"source":"bench"}}',
-      ids[math.random(#ids)], types[math.random(#types)], math.random(1000000000), counter,
+      ids[math.random(#ids)], types[math.random(#types)], counter,
       math.random(3), os.date("!%%Y-%%m-%%dT%%H:%%M:%%SZ"))
-    if remembered < 500 then
-      remembered = remembered + 1
-      recent[remembered] = body
-    else
-      recent[math.random(500)] = body
-    end
+  if remembered < 500 then
+    remembered = remembered + 1
+    recent[remembered] = body
+  else
+    recent[math.random(500)] = body
+  end
+  return body
+end
+request = function()
+  local body
+  if batch == 1 then
+    body = event()
+  else
+    local events = {}
+    for i = 1, batch do events[i] = event() end
+    body = '{"events":[' .. table.concat(events, ",") .. ']}'
   end
   return wrk.format("POST", nil, {["Content-Type"] = "application/json",
                                   ["Authorization"] = "Bearer %(key)s"}, body)
@@ -179,11 +141,11 @@ class WrkResult:
     non_2xx: int
 
 
-def wrk_single_events(
-    base: str, key: str, ids: list[str], connections: int, seconds: int
+def wrk_events(
+    base: str, key: str, ids: list[str], batch: int, connections: int, seconds: int
 ) -> WrkResult | None:
-    """Single-event requests (the same mix, 5% repeats) from wrk, a C load generator that
-    leaves the cores to the server; None when wrk is not installed."""
+    """Requests of ``batch`` events (the realistic mix, 5% repeats) from wrk, a C load
+    generator that leaves the cores to the server; None when wrk is not installed."""
     binary = shutil.which("wrk")
     if binary is None:
         return None
@@ -192,7 +154,14 @@ def wrk_single_events(
         script = Path(folder) / "ingest.lua"
         script.write_text(
             _WRK_SCRIPT
-            % {"ids": ", ".join(f'"{i}"' for i in ids[:2000]), "types": types, "key": key}
+            % {
+                "ids": ", ".join(f'"{i}"' for i in ids[:2000]),
+                "types": types,
+                "key": key,
+                "batch": batch,
+                # wrk's random numbers repeat from run to run: the ids must not.
+                "run": uuid.uuid4().hex,
+            }
         )
         options = ["-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
         done = subprocess.run(
@@ -266,30 +235,28 @@ def pgbench_insert_rate(url: str, clients: int, seconds: int) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--clients", type=int, default=16, help="batched load and pgbench")
-    parser.add_argument("--connections", type=int, default=32, help="wrk's single-event load")
+    parser.add_argument("--clients", type=int, default=16, help="batches of 100, and pgbench")
+    parser.add_argument("--connections", type=int, default=32, help="single events")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--port", type=int, default=8093)
     args = parser.parse_args()
 
     url = bench_database_url("campaign_bench_ingest")
     key, enrollment_ids = asyncio.run(prepare(url))
-    source = EventSource(enrollment_ids)
     print(f"workers={args.workers} clients={args.clients} seconds={args.seconds}")
     with running_server(url, args.port, args.workers) as base:
-        before = asyncio.run(stored_events(url))
-        wrk = wrk_single_events(base, key, enrollment_ids, args.connections, int(args.seconds))
-        if wrk is None:
-            print("1 event per request: skipped, wrk is not installed (apt-get install wrk)")
-        else:
+        for batch, connections in ((1, args.connections), (100, args.clients)):
+            before = asyncio.run(stored_events(url))
+            wrk = wrk_events(base, key, enrollment_ids, batch, connections, int(args.seconds))
+            if wrk is None:
+                print("skipped: wrk is not installed (apt-get install wrk)")
+                break
             stored = asyncio.run(stored_events(url)) - before
             print(
-                f"1 event per request (wrk, {args.connections} connections)"
-                f" {wrk.requests_per_s:8.1f} req/s  p50 {wrk.p50}  p99 {wrk.p99}"
+                f"{batch} event(s) per request, {connections} connections:"
+                f" {wrk.requests_per_s:,.1f} req/s  p50 {wrk.p50}  p99 {wrk.p99}"
                 f"  non-2xx={wrk.non_2xx}  events stored/s={stored / int(args.seconds):,.0f}"
             )
-        result, stored = asyncio.run(load(base, key, source, 100, args.clients, args.seconds))
-        print(result.line("batch of 100") + f"  events stored/s={stored / result.seconds:,.0f}")
 
     async def counters() -> int:
         engine = create_engine(Settings(database_url=url, statement_timeout_ms=0))
