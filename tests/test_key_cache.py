@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import event
 from starlette.applications import Starlette
 
 from app.auth import Principal, revoke_api_key
@@ -19,6 +18,7 @@ from app.key_cache import KeyCache
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import _make_key
+from tests.test_statement_counts import counted_statements
 
 QUERY = {"query": "{ templates { totalCount } }"}
 
@@ -65,20 +65,8 @@ async def _served(settings: Settings, ttl_s: float) -> AsyncIterator[tuple[Starl
             yield app, client
 
 
-@contextmanager
-def _key_lookups(app: Starlette) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM api_keys" in statement:
-            seen.append(statement)
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+def _key_lookups(statements: list[str]) -> int:
+    return sum("FROM api_keys" in statement for statement in statements)
 
 
 async def _status(client: httpx.AsyncClient, key: str) -> int:
@@ -88,18 +76,18 @@ async def _status(client: httpx.AsyncClient, key: str) -> int:
 async def test_a_busy_key_is_looked_up_once(settings: Settings, clean_db: None) -> None:
     async with _served(settings, ttl_s=60) as (app, client):
         key = await _make_key(app, "busy", frozenset({Scope.READ}))
-        with _key_lookups(app) as lookups:
+        with counted_statements(app.state.engine) as statements:
             assert [await _status(client, key) for _ in range(5)] == [200] * 5
-        assert len(lookups) == 1
+        assert _key_lookups(statements) == 1
 
 
 async def test_a_wrong_key_is_looked_up_every_time(settings: Settings, clean_db: None) -> None:
     """Only keys that verified are remembered: a refusal is never served from memory."""
     async with _served(settings, ttl_s=60) as (app, client):
         key = await _make_key(app, "real", frozenset({Scope.READ}))
-        with _key_lookups(app) as lookups:
+        with counted_statements(app.state.engine) as statements:
             assert [await _status(client, key + "x") for _ in range(3)] == [401] * 3
-        assert len(lookups) == 3
+        assert _key_lookups(statements) == 3
 
 
 async def test_a_revoked_key_is_refused_once_the_cache_time_has_passed(
