@@ -1,7 +1,10 @@
 """Event ingestion: one transaction stores a batch of normalized events exactly once, applies
 their effects on enrollments and bumps counters for first outcomes only.
 
-Both the webhook shim and the recordEvent mutation come through ``ingest``.
+Both the webhook shim and the recordEvent mutation come through ``ingest``, which talks to
+asyncpg directly (``app.driver_sql``): on a busy shim, SQLAlchemy's per-statement work cost
+more than the statements.
+
 Lock order, the same in every transaction so that batches cannot deadlock: event keys, outcome
 keys and counter shards in sorted order, then enrollment rows in id order. Enrollment rows are
 locked FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks that inserting
@@ -11,59 +14,27 @@ events and outcomes (foreign keys to enrollments) take.
 from __future__ import annotations
 
 import json
-import random
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import (
     EMAIL_ONLY_EVENTS,
     LINKEDIN_ONLY_EVENTS,
-    TERMINAL_PRECEDENCE,
     Channel,
-    EnrollmentStatus,
     ErrorCode,
     EventType,
     Provider,
 )
 from app.domain.errors import DomainError
 from app.domain.limits import JSON_MAX_BYTES, PROVIDER_EVENT_ID_MAX, STEP_NUMBER_MAX
-from app.models.outcomes import COUNTERS, SHARDS
+from app.driver_sql import DriverConnection, in_session_transaction
+from app.services.event_effects import apply_effects, count_outcomes
 from app.services.validation import Problems, storable
-
-SENT_TYPES = frozenset(
-    {
-        EventType.SENT,
-        EventType.MESSAGE_SENT,
-        EventType.VOICE_MESSAGE_SENT,
-        EventType.CONNECTION_REQUESTED,
-        EventType.PROFILE_VISITED,
-    }
-)
-COUNTER_OF: dict[EventType, str] = {
-    **dict.fromkeys(SENT_TYPES, "sent"),
-    EventType.DELIVERED: "delivered",
-    EventType.OPENED: "opened",
-    EventType.CLICKED: "clicked",
-    EventType.REPLIED: "replied",
-    EventType.BOUNCED: "bounced",
-    EventType.UNSUBSCRIBED: "unsubscribed",
-    EventType.SPAM_COMPLAINT: "unsubscribed",
-}
-STATUS_OF: dict[EventType, EnrollmentStatus] = {
-    EventType.REPLIED: EnrollmentStatus.REPLIED,
-    EventType.BOUNCED: EnrollmentStatus.BOUNCED,
-    EventType.UNSUBSCRIBED: EnrollmentStatus.UNSUBSCRIBED,
-    EventType.SPAM_COMPLAINT: EnrollmentStatus.UNSUBSCRIBED,
-}
-COMPLETED = EnrollmentStatus.COMPLETED
-_RUNNING = frozenset({EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED})
 
 
 def default_channel(event_type: EventType) -> Channel:
@@ -143,18 +114,16 @@ def _parse_uuid(value: str | None) -> str | None:
         return None
 
 
-_INSERT_EVENTS = text(
-    """
+_KNOWN_ENROLLMENTS = "SELECT id, instance_id FROM enrollments WHERE id = ANY($1::uuid[])"
+
+_INSERT_EVENTS = """
     INSERT INTO campaign_events (enrollment_id, instance_id, event_type, channel, provider,
                                  provider_event_id, step_number, occurred_at, metadata)
     SELECT u.enrollment_id, u.instance_id, u.event_type::event_type, u.channel::channel,
            u.provider::provider, u.provider_event_id, u.step_number,
            coalesce(u.occurred_at, now()), u.metadata::jsonb
-    FROM unnest(CAST(:enrollment_ids AS uuid[]), CAST(:instance_ids AS uuid[]),
-                CAST(:event_types AS text[]), CAST(:channels AS text[]),
-                CAST(:providers AS text[]), CAST(:provider_event_ids AS text[]),
-                CAST(:step_numbers AS int[]), CAST(:occurred_ats AS timestamptz[]),
-                CAST(:metadata AS text[]))
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::int[], $8::timestamptz[], $9::text[])
          WITH ORDINALITY AS u(enrollment_id, instance_id, event_type, channel, provider,
                               provider_event_id, step_number, occurred_at, metadata, ord)
     ORDER BY u.ord
@@ -162,261 +131,60 @@ _INSERT_EVENTS = text(
     RETURNING id, enrollment_id, instance_id, event_type::text AS event_type,
               channel::text AS channel, provider::text AS provider, provider_event_id,
               step_number, occurred_at
-    """
-)
-
-_INSERT_OUTCOMES = text(
-    """
-    INSERT INTO event_outcomes (enrollment_id, instance_id, channel, step_number, counter)
-    SELECT u.enrollment_id, u.instance_id, u.channel::channel, u.step_number, u.counter
-    FROM unnest(CAST(:enrollment_ids AS uuid[]), CAST(:instance_ids AS uuid[]),
-                CAST(:channels AS text[]), CAST(:step_numbers AS int[]),
-                CAST(:counters AS text[]))
-         WITH ORDINALITY AS u(enrollment_id, instance_id, channel, step_number, counter, ord)
-    ORDER BY u.ord
-    ON CONFLICT DO NOTHING
-    RETURNING instance_id, counter
-    """
-)
-
-_BUMP_SHARDS = text(
-    f"""
-    INSERT INTO instance_counter_shards (instance_id, shard, {", ".join(COUNTERS)})
-    SELECT u.instance_id, :shard, {", ".join(f"u.{c}" for c in COUNTERS)}
-    FROM unnest(CAST(:instance_ids AS uuid[]),
-                {", ".join(f"CAST(:{c} AS int[])" for c in COUNTERS)})
-         WITH ORDINALITY AS u(instance_id, {", ".join(COUNTERS)}, ord)
-    ORDER BY u.ord
-    ON CONFLICT (instance_id, shard) DO UPDATE SET
-        {", ".join(f"{c} = instance_counter_shards.{c} + excluded.{c}" for c in COUNTERS)}
-    """
-)
-
-_LOCK_ENROLLMENTS = text(
-    """
-    SELECT e.id, e.status::text AS status, e.current_step, e.next_action_at,
-           e.instance_id, t.id AS template_id, t.type::text AS template_type
-    FROM enrollments e
-    JOIN campaign_instances i ON i.id = e.instance_id
-    JOIN campaign_templates t ON t.id = i.template_id
-    WHERE e.id = ANY(CAST(:ids AS uuid[]))
-    ORDER BY e.id
-    FOR NO KEY UPDATE OF e
-    """
-)
-
-_SEQUENCES = text(
-    """
-    SELECT s.template_id, s.step_number, min(s.delay_hours) AS delay_hours FROM (
-        SELECT es.template_id, es.step_number, es.delay_hours
-        FROM email_steps es JOIN campaign_templates t ON t.id = es.template_id
-        WHERE es.template_id = ANY(CAST(:ids AS uuid[])) AND es.is_active
-          AND t.type IN ('email', 'multi_channel')
-        UNION ALL
-        SELECT ls.template_id, ls.step_number, ls.delay_hours
-        FROM linkedin_steps ls JOIN campaign_templates t ON t.id = ls.template_id
-        WHERE ls.template_id = ANY(CAST(:ids AS uuid[])) AND ls.is_active
-          AND t.type IN ('linkedin', 'multi_channel')
-    ) s
-    GROUP BY 1, 2 ORDER BY 1, 2
-    """
-)
-
-_UPDATE_ENROLLMENTS = text(
-    """
-    UPDATE enrollments e SET
-        status = u.status::enrollment_status,
-        current_step = u.current_step,
-        next_action_at = u.next_action_at,
-        completed_at = greatest(e.completed_at, u.completed_at),
-        unsubscribed_at = least(e.unsubscribed_at, u.unsubscribed_at)
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:steps AS int[]),
-                CAST(:next_action_ats AS timestamptz[]), CAST(:completed_ats AS timestamptz[]),
-                CAST(:unsubscribed_ats AS timestamptz[]))
-         AS u(id, status, current_step, next_action_at, completed_at, unsubscribed_at)
-    WHERE e.id = u.id
-    """
-)
+"""
 
 
-async def ingest(session: AsyncSession, events: Sequence[NewEvent]) -> IngestResult:
-    """Store ``events`` (already validated with ``check_event``) and apply their effects."""
+async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResult:
+    """Store ``events`` (already validated with ``check_event``) and apply their effects, in
+    the transaction ``db`` is in."""
     result = IngestResult()
     if not events:
         return result
     refs = [_parse_uuid(e.enrollment_ref) for e in events]
+    wanted = sorted({r for r in refs if r})
     known = {
-        str(row.id): str(row.instance_id)
-        for row in await session.execute(
-            text("SELECT id, instance_id FROM enrollments WHERE id = ANY(CAST(:ids AS uuid[]))"),
-            {"ids": sorted({r for r in refs if r})},
-        )
+        str(row["id"]): row["instance_id"]
+        for row in (await db.fetch(_KNOWN_ENROLLMENTS, wanted) if wanted else ())
     }
     # Sorted by dedupe key so that concurrent batches take unique-index locks in one order.
     order = sorted(
         range(len(events)),
         key=lambda i: (events[i].provider.value, events[i].provider_event_id or "", i),
     )
-    rows: dict[str, list[Any]] = defaultdict(list)
+    rows: list[tuple[Any, ...]] = []
     for i in order:
         event = events[i]
         enrollment_id = refs[i] if refs[i] in known else None
-        metadata = _with_ref(event) if enrollment_id is None else event.metadata
-        rows["enrollment_ids"].append(enrollment_id)
-        rows["instance_ids"].append(known.get(enrollment_id) if enrollment_id else None)
-        rows["event_types"].append(event.event_type.value)
-        rows["channels"].append((event.channel or default_channel(event.event_type)).value)
-        rows["providers"].append(event.provider.value)
-        rows["provider_event_ids"].append(event.provider_event_id)
-        rows["step_numbers"].append(event.step_number)
-        rows["occurred_ats"].append(event.occurred_at)
-        rows["metadata"].append(json.dumps(metadata))
-    inserted = (await session.execute(_INSERT_EVENTS, rows)).all()
+        metadata = event.metadata if enrollment_id else _with_ref(event)
+        rows.append(
+            (
+                enrollment_id,
+                known[enrollment_id] if enrollment_id else None,
+                event.event_type.value,
+                (event.channel or default_channel(event.event_type)).value,
+                event.provider.value,
+                event.provider_event_id,
+                event.step_number,
+                event.occurred_at,
+                json.dumps(metadata),
+            )
+        )
+    inserted = await db.fetch(_INSERT_EVENTS, *zip(*rows, strict=True))
     result.accepted = len(inserted)
     result.duplicates = len(events) - len(inserted)
-    result.orphans = {row.id for row in inserted if row.enrollment_id is None}
+    result.orphans = {row["id"] for row in inserted if row["enrollment_id"] is None}
     result.orphaned = len(result.orphans)
-    by_key = {(row.provider, row.provider_event_id): row.id for row in inserted}
-    keyless = iter(row.id for row in inserted if row.provider_event_id is None)
+    by_key = {(row["provider"], row["provider_event_id"]): row["id"] for row in inserted}
+    keyless = iter(row["id"] for row in inserted if row["provider_event_id"] is None)
     ids: list[uuid.UUID | None] = [None] * len(events)
     for i in order:
         key = events[i].provider_event_id
         ids[i] = next(keyless) if key is None else by_key.pop((events[i].provider.value, key), None)
     result.event_ids = ids
-    linked = [row for row in inserted if row.enrollment_id is not None]
-    await count_outcomes(session, linked)
-    await apply_effects(session, linked)
+    linked = [row for row in inserted if row["enrollment_id"] is not None]
+    await count_outcomes(db, linked)
+    await apply_effects(db, linked)
     return result
-
-
-async def count_outcomes(session: AsyncSession, linked: Sequence[Any]) -> None:
-    """Record first outcomes; only new ones move the counters, in one shard per transaction."""
-    outcomes = sorted(
-        {
-            (
-                str(row.enrollment_id),
-                row.channel,
-                row.step_number or 0,
-                COUNTER_OF[et],
-                str(row.instance_id),
-            )
-            for row in linked
-            if (et := EventType(row.event_type)) in COUNTER_OF
-        }
-    )
-    if not outcomes:
-        return
-    new = (
-        await session.execute(
-            _INSERT_OUTCOMES,
-            {
-                "enrollment_ids": [o[0] for o in outcomes],
-                "channels": [o[1] for o in outcomes],
-                "step_numbers": [o[2] for o in outcomes],
-                "counters": [o[3] for o in outcomes],
-                "instance_ids": [o[4] for o in outcomes],
-            },
-        )
-    ).all()
-    if not new:
-        return
-    increments: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
-    for row in new:
-        increments[str(row.instance_id)][row.counter] += 1
-    instance_ids = sorted(increments)
-    await session.execute(
-        _BUMP_SHARDS,
-        {"shard": random.randrange(SHARDS), "instance_ids": instance_ids}
-        | {c: [increments[i][c] for i in instance_ids] for c in COUNTERS},
-    )
-
-
-def _rank(status: EnrollmentStatus) -> int:
-    return TERMINAL_PRECEDENCE.get(status, -1)
-
-
-async def apply_effects(session: AsyncSession, linked: Sequence[Any]) -> None:
-    """Lock only the enrollments whose events change them, in id order, and update them."""
-    effects: dict[str, list[Any]] = defaultdict(list)
-    for row in linked:
-        event_type = EventType(row.event_type)
-        if event_type in SENT_TYPES or event_type in STATUS_OF:
-            effects[str(row.enrollment_id)].append(row)
-    if not effects:
-        return
-    locked = (await session.execute(_LOCK_ENROLLMENTS, {"ids": sorted(effects)})).all()
-    sequences: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    if any(EventType(r.event_type) in SENT_TYPES for rows in effects.values() for r in rows):
-        template_ids = sorted({str(row.template_id) for row in locked})
-        for step in await session.execute(_SEQUENCES, {"ids": template_ids}):
-            sequences[str(step.template_id)].append((step.step_number, step.delay_hours))
-    updates: dict[str, list[Any]] = defaultdict(list)
-    for enrollment in locked:
-        changed = _next_state(enrollment, effects[str(enrollment.id)], sequences)
-        if changed is None:
-            continue
-        updates["ids"].append(str(enrollment.id))
-        for key, value in changed.items():
-            updates[key].append(value)
-    if updates:
-        await session.execute(_UPDATE_ENROLLMENTS, updates)
-
-
-def _next_state(
-    enrollment: Any, events: list[Any], sequences: dict[str, list[tuple[int, int]]]
-) -> dict[str, Any] | None:
-    """The enrollment after these events, or None when they change nothing.
-
-    The result does not depend on arrival order: the step only moves forward, a lower terminal
-    status never overwrites a higher one, the next step is due after the LATEST touch of the
-    current step (two touches of one step may arrive either way round), completion is dated by
-    the latest touch of the last step and an unsubscribe by the earliest report.
-    """
-    status = EnrollmentStatus(enrollment.status)
-    step = enrollment.current_step
-    next_action_at = enrollment.next_action_at
-    completed_at = unsubscribed_at = None
-    sent = [e for e in events if EventType(e.event_type) in SENT_TYPES and e.step_number]
-    if sent:
-        latest = max(sent, key=lambda e: (e.step_number, e.occurred_at))
-        advanced = latest.step_number > step
-        step = max(step, latest.step_number)
-        if latest.step_number == step and (status in _RUNNING or status is COMPLETED):
-            following = [s for s in sequences[str(enrollment.template_id)] if s[0] > step]
-            if not following:
-                completed_at = latest.occurred_at
-                if status in _RUNNING:
-                    status, next_action_at = COMPLETED, None
-            elif status in _RUNNING:
-                due = latest.occurred_at + timedelta(hours=following[0][1])
-                keep = not advanced and next_action_at is not None and next_action_at > due
-                next_action_at = next_action_at if keep else due
-    for event in events:
-        target = STATUS_OF.get(EventType(event.event_type))
-        if target is not None and _rank(target) > _rank(status):
-            status, next_action_at = target, None
-        if target is EnrollmentStatus.UNSUBSCRIBED:
-            unsubscribed_at = min(filter(None, (unsubscribed_at, event.occurred_at)))
-    if status is not EnrollmentStatus.UNSUBSCRIBED:
-        unsubscribed_at = None
-    if status is not COMPLETED:
-        completed_at = None
-    unchanged = (
-        status.value == enrollment.status
-        and step == enrollment.current_step
-        and next_action_at == enrollment.next_action_at
-        and unsubscribed_at is None
-        and completed_at is None
-    )
-    if unchanged:
-        return None
-    return {
-        "statuses": status.value,
-        "steps": step,
-        "next_action_ats": next_action_at,
-        "completed_ats": completed_at,
-        "unsubscribed_ats": unsubscribed_at,
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,15 +201,14 @@ async def record_event(session: AsyncSession, event: NewEvent) -> Recorded:
         p.add("enrollment_id", f"is not a valid id: {str(event.enrollment_ref)[:64]!r}")
     checked = check_event(p, event)
     p.raise_if_any()
-    result = await ingest(session, [checked])
+    db = await in_session_transaction(session)
+    result = await ingest(db, [checked])
     stored = result.event_ids[0]
     if stored is not None:
         return Recorded(stored, duplicate=False)
-    existing = await session.scalar(
-        text(
-            "SELECT id FROM campaign_events"
-            " WHERE provider = CAST(:provider AS provider) AND provider_event_id = :key"
-        ),
-        {"provider": checked.provider.value, "key": checked.provider_event_id},
+    existing = await db.fetch(
+        "SELECT id FROM campaign_events WHERE provider = $1::provider AND provider_event_id = $2",
+        checked.provider.value,
+        checked.provider_event_id,
     )
-    return Recorded(existing, duplicate=True)
+    return Recorded(existing[0]["id"], duplicate=True)

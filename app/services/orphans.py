@@ -7,10 +7,10 @@ from datetime import timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services.events import apply_effects, count_outcomes
+from app.driver_sql import in_session_transaction
+from app.services.event_effects import apply_effects, count_outcomes
 
-_RELINK = text(
-    """
+_RELINK = """
     WITH candidates AS (
         SELECT e.id, n.id AS enrollment_id, n.instance_id
         FROM campaign_events e
@@ -30,16 +30,16 @@ _RELINK = text(
     RETURNING e.id, e.enrollment_id, e.instance_id, e.event_type::text AS event_type,
               e.channel::text AS channel, e.provider::text AS provider, e.provider_event_id,
               e.step_number, e.occurred_at
-    """
-)
+"""
 
 
 async def relink_orphans(session: AsyncSession) -> int:
     """Attach every orphan whose enrollment now exists and apply its effects, as if it had
     just arrived (counters count it only if its outcome is new)."""
-    rows = (await session.execute(_RELINK)).all()
-    await count_outcomes(session, rows)
-    await apply_effects(session, rows)
+    db = await in_session_transaction(session)
+    rows = await db.fetch(_RELINK)
+    await count_outcomes(db, rows)
+    await apply_effects(db, rows)
     return len(rows)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.driver_sql import DriverConnection
 from resolvers.loaders.sql import ReadStatement
 
 
@@ -73,16 +74,15 @@ class RequestDatabase:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
-        self._driver: Any = None
+        self._driver: DriverConnection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
 
     async def fetch(self, read: ReadStatement, params: Mapping[str, Any]) -> Sequence[Any]:
         """The rows as records whose attributes are the statement's columns.
 
-        Reads go straight to asyncpg: SQLAlchemy's result machinery cost more than the
-        queries. The engine's statement events are still emitted, so every observer (the
-        per-request statement count, slow-SQL warnings, tests' counters) sees these reads.
+        Reads go straight to asyncpg (``app.driver_sql``): SQLAlchemy's result machinery cost
+        more than the queries.
         """
         async with self._lock:
             if self._closed:
@@ -93,14 +93,10 @@ class RequestDatabase:
             if self._connection is None:
                 connection = await self._engine.connect()
                 self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                self._driver = (await self._connection.get_raw_connection()).driver_connection
-            observed = self._connection.sync_connection
-            assert observed is not None
-            events = observed.dispatch
+                self._driver = await DriverConnection.under(self._connection)
+            shape = _SHAPES.get(read.sql, Row)
             arguments = read.arguments(params)
-            events.before_cursor_execute(observed, None, read.sql, arguments, None, False)
             try:
-                shape = _SHAPES.get(read.sql, Row)
                 rows = await self._driver.fetch(read.sql, *arguments, record_class=shape)
             except BaseException:
                 # graphql-core cancels the siblings of a failed non-null field; a statement
@@ -109,7 +105,6 @@ class RequestDatabase:
                 await connection.invalidate()
                 await connection.close()
                 raise
-            events.after_cursor_execute(observed, None, read.sql, arguments, None, False)
             if shape is Row and rows and len(_SHAPES) < 1024:
                 _SHAPES[read.sql] = shape_class(tuple(rows[0].keys()))
             return rows
