@@ -120,7 +120,7 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-_RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 
 
 async def run_in_transaction(
@@ -136,6 +136,6 @@ async def run_in_transaction(
                 return await work(session)
         except DBAPIError as exc:
             code = getattr(exc.orig, "sqlstate", None)
-            if code not in _RETRYABLE or attempt == attempts:
+            if code not in RETRYABLE_SQLSTATES or attempt == attempts:
                 raise
     raise AssertionError("unreachable")

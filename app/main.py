@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.ingest_batcher = IngestBatcher(app.state.sessionmaker)
+        app.state.ingest_batcher = IngestBatcher(engine)
         instrument_engine(engine, settings.slow_sql_ms)
         metrics.watch_pool(engine)
         app.state.rate_limiter = RateLimiter(settings)

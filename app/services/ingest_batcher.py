@@ -5,21 +5,32 @@ costs a commit (and its round trips) per event; instead, requests queue their ev
 task stores whatever has gathered (up to ``max_events``, waiting at most ``max_wait_s`` after
 the first) in one transaction. Each request is answered only after that commit, with the
 counts of its own events, so "acknowledged means stored" still holds.
+
+Up to ``in_flight`` transactions run at once: while one waits for its commit, the next batch
+gathers and starts, so the process does not sit idle on the database's round trips. They take
+their locks in the same order as any other ingestion (``app.services.events``).
+
+While busy, the batcher keeps its connections checked out of the pool and runs its
+transactions on the driver: a checkout per batch (with its pre-ping) and SQLAlchemy's session
+cost more than the batch's SQL. A connection that fails is discarded, and the next batch
+opens a fresh one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.db import run_in_transaction
+from app.db import RETRYABLE_SQLSTATES
 from app.db_errors import is_database_unavailable
+from app.driver_sql import DriverConnection
 from app.services.events import NewEvent, ingest
+
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +49,19 @@ class _Pending:
 class IngestBatcher:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         max_events: int = 1_000,
         max_wait_s: float = 0.002,
+        in_flight: int = 3,
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._engine = engine
         self._max_events = max_events
         self._max_wait_s = max_wait_s
+        self._slots = asyncio.Semaphore(in_flight)
+        self._idle: list[tuple[AsyncConnection, DriverConnection]] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._storing: set[asyncio.Task[None]] = set()
 
     async def submit(self, events: Sequence[NewEvent]) -> BatchCounts:
         """Store ``events`` with whatever else is waiting; return once they are committed."""
@@ -61,16 +76,19 @@ class IngestBatcher:
         return await pending.done
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        tasks = [t for t in (self._task, *self._storing) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        idle, self._idle = self._idle, []
+        for connection, db in idle:
+            await _release(connection, db)
 
     async def _gather(self) -> list[_Pending]:
         """The first waiting request, then whatever else arrives within the window.
 
         One sleep per batch rather than a timed wait per request: under load the queue fills
-        while the previous transaction commits, and the window costs nothing more.
+        while the previous transactions commit, and the window costs nothing more.
         """
         batch = [await self._queue.get()]
         size = len(batch[0].events)
@@ -83,27 +101,50 @@ class IngestBatcher:
 
     async def _run(self) -> None:
         while True:
-            batch = await self._gather()
+            await self._slots.acquire()
             try:
-                await self._store(batch)
-            except Exception as exc:
-                if is_database_unavailable(exc):
-                    # Retrying one by one would only wait on the missing database once per
-                    # request: everyone waiting gets the answer now, and the next batch retries.
-                    _fail(batch, exc)
-                    continue
-                # One bad request must not fail the others: each gets its own transaction.
-                for pending in batch:
-                    try:
-                        await self._store([pending])
-                    except Exception as own:  # the request's own failure is its answer
-                        _fail([pending], own)
+                batch = await self._gather()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._settle(batch), name="ingest-batch")
+            self._storing.add(task)
+            task.add_done_callback(self._storing.discard)
+
+    async def _settle(self, batch: list[_Pending]) -> None:
+        """Store the batch and answer its requests, whatever happens."""
+        try:
+            await self._store(batch)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                # Retrying one by one would only wait on the missing database once per
+                # request: everyone waiting gets the answer now, and the next batch retries.
+                _fail(batch, exc)
+                return
+            # One bad request must not fail the others: each gets its own transaction.
+            for pending in batch:
+                try:
+                    await self._store([pending])
+                except Exception as own:  # the request's own failure is its answer
+                    _fail([pending], own)
+        finally:
+            self._slots.release()
 
     async def _store(self, batch: list[_Pending]) -> None:
         events = [event for pending in batch for event in pending.events]
-        result = await run_in_transaction(
-            self._sessionmaker, lambda session: ingest(session, events)
-        )
+        for attempt in range(1, _ATTEMPTS + 1):
+            connection, db = await self._checkout()
+            try:
+                async with db.driver.transaction():
+                    result = await ingest(db, events)
+            except BaseException as exc:
+                await self._checkin(connection, db)
+                retryable = getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES
+                if not retryable or attempt == _ATTEMPTS:
+                    raise
+            else:
+                await self._checkin(connection, db)
+                break
         position = 0
         for pending in batch:
             ids = result.event_ids[position : position + len(pending.events)]
@@ -117,6 +158,38 @@ class IngestBatcher:
                         orphaned=sum(1 for i in stored if i in result.orphans),
                     )
                 )
+
+    async def _checkout(self) -> tuple[AsyncConnection, DriverConnection]:
+        """An idle connection of the batcher's, or a new one; one the server closed meanwhile
+        is discarded."""
+        while self._idle:
+            connection, db = self._idle.pop()
+            if db.usable():
+                return connection, db
+            await _release(connection, db)
+        connection = await self._engine.connect()
+        return connection, await DriverConnection.under(connection)
+
+    async def _checkin(self, connection: AsyncConnection, db: DriverConnection) -> None:
+        """Kept while more work waits; handed back to the pool (which others need, and which
+        checks a connection before lending it again) once the batcher has nothing to do."""
+        busy = not self._queue.empty() or len(self._storing) > 1
+        if busy and db.usable():
+            self._idle.append((connection, db))
+            return
+        released = [(connection, db)]
+        if not busy:
+            released, self._idle = released + self._idle, []
+        for pair in released:
+            await _release(*pair)
+
+
+async def _release(connection: AsyncConnection, db: DriverConnection) -> None:
+    """Back to the pool, or discarded when it is closed or was left in a transaction (a
+    statement cut off midway)."""
+    if not db.usable():
+        await connection.invalidate()
+    await connection.close()
 
 
 def _fail(batch: list[_Pending], exc: Exception) -> None:

@@ -8,6 +8,7 @@ package itself does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -60,12 +61,19 @@ class SecondServer:
         postmaster = int((self.pgdata / "postmaster.pid").read_text().split()[0])
         processes = _process_tree(postmaster)
         for pid in processes:  # the postmaster first: it forks no new backend once stopped
-            os.kill(pid, signal.SIGSTOP)
+            _signal(pid, signal.SIGSTOP)
         try:
             yield
         finally:
             for pid in processes:
-                os.kill(pid, signal.SIGCONT)
+                _signal(pid, signal.SIGCONT)
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    """A backend that was exiting as the tree was listed (a connection the pool had just
+    closed) is gone once the postmaster, resumed first, reaps it; the others must resume."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 def _process_tree(root: int) -> list[int]:
