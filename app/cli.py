@@ -217,25 +217,30 @@ def _exit_zero_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
     """uvicorn with our logging: no log config of its own (its records go through structlog)
-    and no access log (the access middleware writes a richer, redacted line per request)."""
+    and no access log (the access middleware writes a richer, redacted line per request).
+    Several workers each listen on a socket of their own (``app.worker_sockets``)."""
     import uvicorn
+
+    from app.worker_sockets import run_workers
 
     configure_logging(settings)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler
     # it found: with this one, a shutdown that was asked for and completed exits 0.
     signal.signal(signal.SIGTERM, _exit_zero_on_sigterm)
-    uvicorn.run(
-        "app.main:create_served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-        access_log=False,
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,
+        "access_log": False,
         # On SIGTERM: stop accepting, let requests in flight finish for this long, then close.
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
+    }
+    if workers > 1 and not reload:
+        run_workers("app.main:create_served_app", workers, **options)
+        return
+    uvicorn.run(
+        "app.main:create_served_app", factory=True, workers=workers, reload=reload, **options
     )
 
 

@@ -9,6 +9,7 @@ needs, so the request waits in PostgreSQL until the test lets go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -54,7 +55,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(database_url: str, directory: Path, grace_s: int) -> Iterator[Served]:
+def serving(database_url: str, directory: Path, grace_s: int, workers: int = 1) -> Iterator[Served]:
     """``campaign-api serve`` on the test database, as an operator starts it."""
     env = {
         key: value
@@ -70,7 +71,7 @@ def serving(database_url: str, directory: Path, grace_s: int) -> Iterator[Served
     log = directory / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [str(CLI), "serve", "--port", str(port)],
+            [str(CLI), "serve", "--port", str(port), "--workers", str(workers)],
             env=env,
             cwd=directory,
             stdout=output,
@@ -200,3 +201,58 @@ async def _gone(engine: AsyncEngine, pid: int) -> None:
             return
         await asyncio.sleep(0.05)
     pytest.fail(f"backend {pid} of the stopped server never ended")
+
+
+def _server_sockets(port: int, state: str) -> set[str]:
+    """Inodes of the local TCP sockets on ``port`` in ``state`` (0A listening, 01 established)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
+            inodes.add(fields[9])
+    return inodes
+
+
+def _sockets_of(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+async def test_workers_listen_on_sockets_of_their_own_and_share_the_connections(
+    database_url: str, tmp_path: Path
+) -> None:
+    with serving(database_url, tmp_path, grace_s=5, workers=2) as served:
+        for _ in range(300):  # ready once the first worker is; the second may still start
+            listening = _server_sockets(served.port, "0A")
+            if len(listening) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(listening) == 2, "one listening socket per worker, not one shared"
+        workers = [pid for pid in _children(served.process.pid) if _sockets_of(pid) & listening]
+        assert len(workers) == 2
+        # 32 connections opened at once: with one shared socket, the first worker to wake
+        # often took them all. The kernel now spreads them by a hash of their addresses; all
+        # 32 landing on one worker has a chance of 2 in 2**32.
+        clients = [httpx.AsyncClient(base_url=served.base, timeout=10) for _ in range(32)]
+        try:
+            answers = await asyncio.gather(*(c.get("/healthz") for c in clients))
+            assert {a.status_code for a in answers} == {200}
+            established = _server_sockets(served.port, "01")
+            held = [len(_sockets_of(pid) & established) for pid in workers]
+            assert sum(held) == 32
+            assert min(held) > 0, held
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients))
+        served.process.send_signal(signal.SIGTERM)
+        returncode = await asyncio.to_thread(served.process.wait, 5 + EXIT_MARGIN_S)
+    assert returncode == 0
+    assert "Traceback" not in served.log.read_text()
