@@ -11,10 +11,10 @@ gathers and starts, so the process does not sit idle on the database's round tri
 are busy, the queue grows, and so does the next batch. They take
 their locks in the same order as any other ingestion (``app.services.events``).
 
-While busy, the batcher keeps its connections checked out of the pool and runs its
-transactions on the driver: a checkout per batch (with its pre-ping) and SQLAlchemy's session
-cost more than the batch's SQL. A connection that fails is discarded, and the next batch
-opens a fresh one.
+While busy, the batcher keeps its connections checked out of the pool (until they have been
+idle for ``linger_s``) and runs its transactions on the driver: a checkout per batch (with its
+pre-ping) and SQLAlchemy's session cost more than the batch's SQL. A connection that fails is
+discarded, and the next batch opens a fresh one.
 """
 
 from __future__ import annotations
@@ -53,14 +53,17 @@ class IngestBatcher:
         engine: AsyncEngine,
         max_events: int = 1_000,
         in_flight: int = 3,
+        linger_s: float = 0.25,
     ) -> None:
         self._engine = engine
+        self._linger_s = linger_s
         self._max_events = max_events
         self._slots = asyncio.Semaphore(in_flight)
         self._idle: list[tuple[AsyncConnection, DriverConnection]] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._storing: set[asyncio.Task[None]] = set()
+        self._releasing: asyncio.Future[None] | None = None
 
     async def submit(self, events: Sequence[NewEvent]) -> BatchCounts:
         """Store ``events`` with whatever else is waiting; return once they are committed."""
@@ -78,10 +81,10 @@ class IngestBatcher:
         tasks = [t for t in (self._task, *self._storing) if t is not None]
         for task in tasks:
             task.cancel()
+        if self._releasing is not None:
+            tasks.append(self._releasing)
         await asyncio.gather(*tasks, return_exceptions=True)
-        idle, self._idle = self._idle, []
-        for connection, db in idle:
-            await _release(connection, db)
+        await self._release_idle()
 
     async def _gather(self) -> list[_Pending]:
         """The first waiting request, and whatever else has queued once the requests already
@@ -91,7 +94,7 @@ class IngestBatcher:
         batches grow with the load by themselves, and a lone request is stored at once. (A
         2 ms window cost a third of the single-event throughput: workers sat idle in it.)
         """
-        batch = [await self._queue.get()]
+        batch = [await self._next()]
         size = len(batch[0].events)
         await asyncio.sleep(0)
         while size < self._max_events and not self._queue.empty():
@@ -99,6 +102,18 @@ class IngestBatcher:
             batch.append(item)
             size += len(item.events)
         return batch
+
+    async def _next(self) -> _Pending:
+        """The next request. Meanwhile, every ``linger_s``, idle connections go back to the
+        pool (others need them, and it checks them before lending them again)."""
+        while self._queue.empty() and (self._idle or self._storing):
+            try:
+                return await asyncio.wait_for(self._queue.get(), self._linger_s)
+            except TimeoutError:
+                # Shielded: cut off by close(), it would leave a connection half given back.
+                self._releasing = asyncio.ensure_future(self._release_idle())
+                await asyncio.shield(self._releasing)
+        return await self._queue.get()
 
     async def _run(self) -> None:
         while True:
@@ -172,16 +187,14 @@ class IngestBatcher:
         return connection, await DriverConnection.under(connection)
 
     async def _checkin(self, connection: AsyncConnection, db: DriverConnection) -> None:
-        """Kept while more work waits; handed back to the pool (which others need, and which
-        checks a connection before lending it again) once the batcher has nothing to do."""
-        busy = not self._queue.empty() or len(self._storing) > 1
-        if busy and db.usable():
+        if db.usable():
             self._idle.append((connection, db))
-            return
-        released = [(connection, db)]
-        if not busy:
-            released, self._idle = released + self._idle, []
-        for pair in released:
+        else:
+            await _release(connection, db)
+
+    async def _release_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for pair in idle:
             await _release(*pair)
 
 
