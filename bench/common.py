@@ -22,8 +22,9 @@ from app.settings import normalize_database_url
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bench_database_url(name: str) -> str:
-    """``name`` on DATABASE_URL's server (or the embedded one), created when missing."""
+def bench_database_url(name: str, fresh: bool = False) -> str:
+    """``name`` on DATABASE_URL's server (or the embedded one), created when missing, or
+    dropped and created again when ``fresh``."""
     configured = os.environ.get("DATABASE_URL", "").strip()
     server = (
         normalize_database_url(configured)
@@ -35,6 +36,8 @@ def bench_database_url(name: str) -> str:
         admin = make_url(server).set(drivername="postgresql", database="postgres")
         connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
         try:
+            if fresh:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
             if not exists:
                 await connection.execute(f'CREATE DATABASE "{name}"')
@@ -90,10 +93,32 @@ def server_process(
             time.sleep(0.2)
         else:
             raise RuntimeError("the server did not become ready")
+        _wait_for_listeners(port, workers)
         yield base, process
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _listening_sockets(port: int) -> int:
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for fields in map(str.split, lines)
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A"
+    )
+
+
+def _wait_for_listeners(port: int, workers: int) -> None:
+    """Every worker listens on its own socket: /readyz answered by the first one to start does
+    not mean the others are up, and a load started before them would land on one worker."""
+    if workers < 2:
+        return
+    deadline = time.monotonic() + 60
+    while _listening_sockets(port) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fewer than {workers} workers listen on port {port}")
+        time.sleep(0.2)
 
 
 @dataclass(frozen=True)

@@ -69,35 +69,39 @@ _COUNT_OUTCOMES = f"""
         {", ".join(f"{c} = instance_counter_shards.{c} + excluded.{c}" for c in COUNTERS)}
 """
 
-_STEPS_OF = """
-    SELECT step_number, min(delay_hours) AS delay_hours FROM (
-        SELECT es.step_number, es.delay_hours FROM email_steps es
-        WHERE $2 AND es.template_id = t.id AND es.is_active AND t.type IN ('email', 'multi_channel')
+_LOCK_ENROLLMENTS = """
+    WITH locked AS (
+        SELECT e.id, e.status::text AS status, e.current_step, e.next_action_at,
+               t.id AS template_id, t.type::text AS template_type
+        FROM enrollments e
+        JOIN campaign_instances i ON i.id = e.instance_id
+        JOIN campaign_templates t ON t.id = i.template_id
+        WHERE e.id = ANY($1::uuid[])
+        ORDER BY e.id
+        FOR NO KEY UPDATE OF e
+    ), active AS (
+        SELECT es.template_id, es.step_number, es.delay_hours FROM email_steps es
+        WHERE $2 AND es.is_active AND es.template_id IN (
+            SELECT template_id FROM locked WHERE template_type IN ('email', 'multi_channel'))
         UNION ALL
-        SELECT ls.step_number, ls.delay_hours FROM linkedin_steps ls
-        WHERE $2 AND ls.template_id = t.id AND ls.is_active
-          AND t.type IN ('linkedin', 'multi_channel')
-    ) steps
-    GROUP BY step_number
-"""
-
-_LOCK_ENROLLMENTS = f"""
-    SELECT e.id, e.status::text AS status, e.current_step, e.next_action_at,
-           s.step_numbers, s.delays
-    FROM enrollments e
-    JOIN campaign_instances i ON i.id = e.instance_id
-    JOIN campaign_templates t ON t.id = i.template_id
-    LEFT JOIN LATERAL (
-        SELECT array_agg(step_number ORDER BY step_number) AS step_numbers,
+        SELECT ls.template_id, ls.step_number, ls.delay_hours FROM linkedin_steps ls
+        WHERE $2 AND ls.is_active AND ls.template_id IN (
+            SELECT template_id FROM locked WHERE template_type IN ('linkedin', 'multi_channel'))
+    ), steps AS (
+        SELECT template_id, step_number, min(delay_hours) AS delay_hours
+        FROM active GROUP BY template_id, step_number
+    ), sequences AS (
+        SELECT template_id, array_agg(step_number ORDER BY step_number) AS step_numbers,
                array_agg(delay_hours ORDER BY step_number) AS delays
-        FROM ({_STEPS_OF}) active
-    ) s ON true
-    WHERE e.id = ANY($1::uuid[])
-    ORDER BY e.id
-    FOR NO KEY UPDATE OF e
+        FROM steps GROUP BY template_id
+    )
+    SELECT l.id, l.status, l.current_step, l.next_action_at, s.step_numbers, s.delays
+    FROM locked l LEFT JOIN sequences s USING (template_id)
+    ORDER BY l.id
 """
-"""The enrollments, locked, with their template's active steps (the smallest delay where two
-channels share a step number) when ``$2`` says sent events need them."""
+"""The enrollments, locked in id order, with their template's active steps (the smallest delay
+where two channels share a step number), read once per template, when ``$2`` says sent events
+need them."""
 
 _UPDATE_ENROLLMENTS = """
     UPDATE enrollments e SET
