@@ -30,7 +30,8 @@ from app.db import create_engine, create_sessionmaker
 from app.domain.enums import Scope
 from app.services.counters import check_counters
 from app.settings import Settings
-from bench.common import bench_database_url, running_server
+from bench.common import bench_database_url, server_process
+from bench.cpu import postgres_cpu_s, tree_cpu_s
 
 MIX = (
     ("sent", 30),
@@ -190,8 +191,19 @@ async def stored_events(url: str) -> int:
         await engine.dispose()
 
 
-def pgbench_insert_rate(url: str, clients: int, seconds: int) -> float | None:
-    """Single-row INSERTs per second by pgbench on the same server, or None without pgbench."""
+def _cpu_line(
+    before: tuple[float | None, float], after: tuple[float | None, float], events: int
+) -> str:
+    server_ms = (after[1] - before[1]) * 1000 / max(events, 1)
+    if before[0] is None or after[0] is None:
+        return f"server {server_ms:.3f} ms (the database runs elsewhere)"
+    database_ms = (after[0] - before[0]) * 1000 / max(events, 1)
+    return f"database {database_ms:.3f} ms, server {server_ms:.3f} ms"
+
+
+def pgbench_insert_rate(url: str, clients: int, seconds: int) -> tuple[float, float | None] | None:
+    """Single-row INSERTs per second by pgbench on the same server, and the database's CPU
+    milliseconds per insert when it runs here; None without pgbench."""
     binary = shutil.which("pgbench")
     if binary is None:
         return None
@@ -209,6 +221,7 @@ def pgbench_insert_rate(url: str, clients: int, seconds: int) -> float | None:
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "insert.sql"
         script.write_text("INSERT INTO pgbench_insert (a, b) VALUES (md5(random()::text), 1);\n")
+        cpu_before = postgres_cpu_s()
         done = subprocess.run(
             [
                 binary,
@@ -227,9 +240,13 @@ def pgbench_insert_rate(url: str, clients: int, seconds: int) -> float | None:
             capture_output=True,
             text=True,
         )
+        cpu_after = postgres_cpu_s()
     for line in done.stdout.splitlines():
         if line.startswith("tps ="):
-            return float(line.split()[2])
+            tps = float(line.split()[2])
+            if cpu_before is None or cpu_after is None:
+                return tps, None
+            return tps, (cpu_after - cpu_before) * 1000 / (tps * seconds)
     return None
 
 
@@ -250,21 +267,24 @@ def main() -> None:
     print(
         f"workers={args.workers} clients={args.clients} seconds={args.seconds} warmup={args.warmup}"
     )
-    with running_server(url, args.port, args.workers) as base:
+    with server_process(url, args.port, args.workers) as (base, server):
         for batch, connections in ((1, args.connections), (100, args.clients)):
             if args.warmup:  # connections opened, caches and statement plans warm; not counted
                 wrk_events(base, key, enrollment_ids, batch, connections, args.warmup)
             before = asyncio.run(stored_events(url))
+            cpu_before = postgres_cpu_s(), tree_cpu_s(server.pid)
             wrk = wrk_events(base, key, enrollment_ids, batch, connections, int(args.seconds))
             if wrk is None:
                 print("skipped: wrk is not installed (apt-get install wrk)")
                 break
+            cpu_after = postgres_cpu_s(), tree_cpu_s(server.pid)
             stored = asyncio.run(stored_events(url)) - before
             print(
                 f"{batch} event(s) per request, {connections} connections:"
                 f" {wrk.requests_per_s:,.1f} req/s  p50 {wrk.p50}  p99 {wrk.p99}"
                 f"  non-2xx={wrk.non_2xx}  events stored/s={stored / int(args.seconds):,.0f}"
             )
+            print(f"  CPU per stored event: {_cpu_line(cpu_before, cpu_after, stored)}")
 
     async def counters() -> int:
         engine = create_engine(Settings(database_url=url, statement_timeout_ms=0))
@@ -275,9 +295,12 @@ def main() -> None:
             await engine.dispose()
 
     print(f"counters check: {asyncio.run(counters())} differences")
-    rate = pgbench_insert_rate(url, args.clients, 15)
-    if rate is not None:
-        print(f"pgbench single-row INSERT: {rate:,.0f} tps (same server, {args.clients} clients)")
+    pgbench = pgbench_insert_rate(url, args.clients, 15)
+    if pgbench is not None:
+        tps, database_ms = pgbench
+        print(f"pgbench single-row INSERT: {tps:,.0f} tps (same server, {args.clients} clients)")
+        if database_ms is not None:
+            print(f"  database CPU per insert: {database_ms:.3f} ms")
 
 
 if __name__ == "__main__":

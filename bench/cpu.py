@@ -1,0 +1,44 @@
+"""CPU time spent by processes on this machine, read from /proc (Linux): what one stored event
+costs the database and the server, as opposed to what wall-clock rates suggest."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stats() -> dict[int, tuple[str, int, float]]:
+    """pid → (command name, parent pid, CPU seconds of it and its reaped children)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5), counted from the state.
+        ticks = sum(int(value) for value in fields[11:15])
+        found[int(entry.name)] = (name, int(fields[1]), ticks / _TICKS)
+    return found
+
+
+def postgres_cpu_s() -> float | None:
+    """CPU seconds of every process named ``postgres`` here; None when there is none (the
+    database runs elsewhere)."""
+    times = [cpu for name, _, cpu in _stats().values() if name == "postgres"]
+    return sum(times) if times else None
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of ``root`` and its live descendants (a server and its workers)."""
+    stats = _stats()
+    tree, total = [root], 0.0
+    for pid in tree:
+        tree.extend(child for child, (_, parent, _) in stats.items() if parent == pid)
+        total += stats.get(pid, ("", 0, 0.0))[2]
+    return total
