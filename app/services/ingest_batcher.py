@@ -8,8 +8,8 @@ stored" still holds.
 
 Up to ``in_flight`` transactions run at once: while one waits for its commit, the next batch
 gathers and starts, so the process does not sit idle on the database's round trips; when all
-are busy, the queue grows, and so does the next batch. They take
-their locks in the same order as any other ingestion (``app.services.events``).
+are busy, the queue grows, and so does the next batch. They take their locks in the same order
+as any other ingestion (``app.services.events``).
 
 While busy, the batcher keeps its connections checked out of the pool (until they have been
 idle for ``linger_s``) and runs its transactions on the driver: a checkout per batch (with its
