@@ -24,12 +24,15 @@ from uvicorn.supervisors import Multiprocess
 logger = logging.getLogger("uvicorn.error")
 
 
-def _reuseport_socket(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
-    sock = socket.socket(family=family)
+def _bind(sock: socket.socket, host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
+
+
+def _reuseport_socket(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
+    return _bind(socket.socket(family=family), host, port)
 
 
 class PortHolder(socket.socket):
@@ -43,10 +46,7 @@ class PortHolder(socket.socket):
 class BalancedConfig(uvicorn.Config):
     def bind_socket(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        holder = PortHolder(family=family)
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        holder.bind((self.host, self.port))
+        holder = _bind(PortHolder(family=family), self.host, self.port)
         holder.set_inheritable(True)
         logger.info("Uvicorn running on http://%s:%d", self.host, holder.getsockname()[1])
         return holder
