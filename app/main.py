@@ -18,7 +18,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app import metrics
-from app.access_log import AccessLogMiddleware
 from app.db import create_engine, create_sessionmaker
 from app.db_errors import is_database_unavailable
 from app.key_cache import KeyCache
@@ -26,11 +25,11 @@ from app.logs import configure_logging
 from app.metrics_endpoint import metrics_endpoint, metrics_listener
 from app.migrate import head_revision
 from app.rate_limit import RateLimiter
-from app.request_context import RequestIdMiddleware
+from app.request_envelope import RequestEnvelope
 from app.services.ingest_batcher import IngestBatcher
 from app.settings import Settings, get_settings
 from app.sql_observer import instrument_engine
-from app.unavailable import RETRY_AFTER_S, DatabaseUnavailableMiddleware
+from app.unavailable import RETRY_AFTER_S
 from app.webhooks.routes import routes as webhook_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -111,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=[
+            *webhook_routes,  # first: the busiest routes, matched in order
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -119,14 +119,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 GraphQLEndpoint(build_schema(settings, fast_execution=settings.fast_execution)),
                 methods=["GET", "POST"],
             ),
-            *webhook_routes,
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(AccessLogMiddleware),
-            Middleware(DatabaseUnavailableMiddleware),
-        ],
+        middleware=[Middleware(RequestEnvelope)],
         lifespan=lifespan,
     )
 

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
-from contextvars import ContextVar
+import secrets
+from contextvars import ContextVar, Token
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+_PREFIX = secrets.token_hex(8)
+_issued = itertools.count()
+
+
+def _new_prefix() -> None:
+    global _PREFIX
+    _PREFIX = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_prefix)  # a forked process must not repeat its parent's
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -20,36 +32,22 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-def _choose_id(scope: Scope) -> str:
-    """Keep a caller's well-formed id (a proxy's, for tracing); anything else gets a fresh one."""
+def choose_request_id(scope: Scope) -> str:
+    """Keep a caller's well-formed id (a proxy's, for tracing); anything else gets a fresh one:
+    32 hex digits, this process's random prefix and a counter (unique without a system call
+    per request)."""
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
             if _ACCEPTED_ID.match(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return f"{_PREFIX}{next(_issued):016x}"
 
 
-class RequestIdMiddleware:
-    """Give every HTTP request an id, visible to the code serving it and echoed in the response."""
+def bind_request_id(request_id: str) -> Token[str | None]:
+    """Make ``request_id`` the current request's id until ``unbind_request_id``."""
+    return _request_id.set(request_id)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = _choose_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
-        token = _request_id.set(request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            _request_id.reset(token)
+def unbind_request_id(token: Token[str | None]) -> None:
+    _request_id.reset(token)

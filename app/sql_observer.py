@@ -1,6 +1,6 @@
 """Watch an engine's SQL: count the statements each request runs and warn about slow ones.
 
-The count lives in a context variable that the access middleware opens per request; SQLAlchemy
+The count lives in a context variable that ``app.request_envelope`` opens per request; SQLAlchemy
 runs its events in a greenlet that shares the calling task's context, so every statement of
 the request's own connections (sessions, loaders' per-request connection) is seen.
 """
@@ -8,9 +8,7 @@ the request's own connections (sessions, loaders' per-request connection) is see
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +31,14 @@ class StatementCount:
 _current: ContextVar[StatementCount | None] = ContextVar("sql_statements", default=None)
 
 
-@contextmanager
-def counting_statements() -> Iterator[StatementCount]:
-    """Count the statements run by this task (and the tasks it starts) until the block ends."""
+def start_counting() -> tuple[StatementCount, Token[StatementCount | None]]:
+    """Count the statements run by this task (and the tasks it starts) until ``stop_counting``."""
     count = StatementCount()
-    token = _current.set(count)
-    try:
-        yield count
-    finally:
-        _current.reset(token)
+    return count, _current.set(count)
+
+
+def stop_counting(token: Token[StatementCount | None]) -> None:
+    _current.reset(token)
 
 
 def instrument_engine(engine: AsyncEngine, slow_ms: int) -> None:

@@ -1,20 +1,18 @@
 """Answer 503 with ``Retry-After`` when the database cannot be reached, whichever layer noticed.
 
-An exception that escapes a route is classified here; a layer that turns exceptions into an
-ordinary response (GraphQL puts them in its error list) calls ``note_unavailable`` instead,
-and its response is replaced by the 503 before it starts.
+An exception that escapes a route is classified by ``app.request_envelope``; a layer that turns
+exceptions into an ordinary response (GraphQL puts them in its error list) calls
+``note_unavailable`` instead, and its response is replaced by the 503 before it starts.
 """
 
 from __future__ import annotations
 
 import logging
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db_errors import is_database_unavailable
 from app.http_errors import json_error
 
 logger = logging.getLogger("campaign_api.unavailable")
@@ -25,11 +23,23 @@ UNAVAILABLE_MESSAGE = "the database is unavailable; retry after the time in Retr
 
 
 @dataclass(slots=True)
-class _Outage:
+class Outage:
+    """What a request's layers noticed: the failure that makes its answer a 503, if any."""
+
     failure: BaseException | None = None
 
 
-_outage: ContextVar[_Outage | None] = ContextVar("database_outage", default=None)
+_outage: ContextVar[Outage | None] = ContextVar("database_outage", default=None)
+
+
+def watch_outage() -> tuple[Outage, Token[Outage | None]]:
+    """Start collecting the current request's outage (``app.request_envelope`` answers it)."""
+    outage = Outage()
+    return outage, _outage.set(outage)
+
+
+def unwatch_outage(token: Token[Outage | None]) -> None:
+    _outage.reset(token)
 
 
 def note_unavailable(exc: BaseException) -> None:
@@ -45,43 +55,6 @@ def unavailable_response() -> JSONResponse:
     )
 
 
-class DatabaseUnavailableMiddleware:
-    """Turn "the database is unreachable" into a 503 for every HTTP route; other errors pass."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        outage = _Outage()
-        token = _outage.set(outage)
-        started = replaced = False
-
-        async def send_or_replace(message: Message) -> None:
-            nonlocal started, replaced
-            if message["type"] == "http.response.start":
-                started = True
-                if outage.failure is not None:
-                    replaced = True
-                    _log(outage.failure)
-                    await unavailable_response()(scope, receive, send)
-                    return
-            if not replaced:
-                await send(message)
-
-        try:
-            await self.app(scope, receive, send_or_replace)
-        except Exception as exc:
-            if started or not is_database_unavailable(exc):
-                raise
-            _log(exc)
-            await unavailable_response()(scope, receive, send)
-        finally:
-            _outage.reset(token)
-
-
-def _log(exc: BaseException) -> None:
+def log_unavailable(exc: BaseException) -> None:
     # The exception's type only: its text may name hosts, and the pool's state is not news.
     logger.warning("database unavailable, answered 503: %s", type(exc).__name__)
