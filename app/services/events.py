@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,8 @@ class NewEvent:
     step_number: int | None = None
     occurred_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    metadata_json: str | None = None
+    """``metadata`` as ``check_event`` serialized it to measure it, stored as is by ``ingest``."""
 
 
 @dataclass(slots=True)
@@ -90,9 +92,19 @@ def check_event(p: Problems, event: NewEvent, prefix: tuple[str, ...] = ()) -> N
     ):
         add("enrollment_id", "must be at most 255 characters, without NUL characters")
     inner = Problems()
-    metadata = inner.json_object("metadata", event.metadata)
+    metadata_json = inner.serialized_json_object("metadata", event.metadata)
     p.errors.extend(DomainError(e.code, e.message, (*prefix, *e.field)) for e in inner.errors)
-    return replace(event, channel=channel, metadata=metadata or {})
+    return NewEvent(
+        enrollment_ref=event.enrollment_ref,
+        event_type=event.event_type,
+        provider=event.provider,
+        channel=channel,
+        provider_event_id=peid,
+        step_number=event.step_number,
+        occurred_at=event.occurred_at,
+        metadata=event.metadata if metadata_json is not None else {},
+        metadata_json=metadata_json,
+    )
 
 
 def _with_ref(event: NewEvent) -> dict[str, Any]:
@@ -155,7 +167,10 @@ async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResu
     for i in order:
         event = events[i]
         enrollment_id = refs[i] if refs[i] in known else None
-        metadata = event.metadata if enrollment_id else _with_ref(event)
+        if enrollment_id:
+            metadata = event.metadata_json or json.dumps(event.metadata, ensure_ascii=False)
+        else:
+            metadata = json.dumps(_with_ref(event), ensure_ascii=False)
         rows.append(
             (
                 enrollment_id,
@@ -166,7 +181,7 @@ async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResu
                 event.provider_event_id,
                 event.step_number,
                 event.occurred_at,
-                json.dumps(metadata),
+                metadata,
             )
         )
     inserted = await db.fetch(_INSERT_EVENTS, *zip(*rows, strict=True))

@@ -78,18 +78,23 @@ class Problems:
 
     def json_object(self, field: str, value: Any) -> dict[str, Any] | None:
         """A JSON object within the size and depth limits of domain.md."""
+        return value if self.serialized_json_object(field, value) is not None else None
+
+    def serialized_json_object(self, field: str, value: Any) -> str | None:
+        """``json_object``'s checks, answering with the JSON text they measured, for a caller
+        that stores it: the object is serialized once."""
         if not isinstance(value, dict):
             self.add(field, "must be a JSON object")
             return None
         problem = _json_problem(value)
         if problem is None:
-            size = len(json.dumps(value, ensure_ascii=False).encode())
-            if size > JSON_MAX_BYTES:
-                problem = f"is {size} bytes serialized; the limit is {JSON_MAX_BYTES}"
-        if problem:
-            self.add(field, problem)
-            return None
-        return value
+            text = json.dumps(value, ensure_ascii=False)
+            size = len(text.encode())
+            if size <= JSON_MAX_BYTES:
+                return text
+            problem = f"is {size} bytes serialized; the limit is {JSON_MAX_BYTES}"
+        self.add(field, problem)
+        return None
 
 
 def _json_problem(value: Any) -> str | None:

@@ -10,6 +10,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import json
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,8 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from app import metrics
 from app.domain.enums import Scope
@@ -136,32 +139,48 @@ async def _admit(request: Request, authenticate: Authenticator) -> None:
     spend(limiter(request).webhooks, identity)
 
 
-def _endpoint(
-    provider: str, authenticate: Authenticator, translate: Translator
-) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
+class WebhookEndpoint:
+    """One provider's endpoint, as a plain ASGI app: providers call it thousands of times a
+    second, and Starlette's request-response wrapper and ``JSONResponse`` cost a tenth of the
+    shim's CPU per event. Refusals, the cold path, still answer through ``Refused``."""
+
+    def __init__(self, provider: str, authenticate: Authenticator, translate: Translator):
+        self.provider, self._authenticate, self._translate = provider, authenticate, translate
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
         try:
-            await _admit(request, authenticate)
+            await _admit(request, self._authenticate)
             payload = await read_json(request, request.app.state.settings.webhook_max_bytes)
             try:
-                translation = translate(payload, datetime.now(UTC))
+                translation = self._translate(payload, datetime.now(UTC))
             except PayloadError as exc:
                 raise Refused(400, "INVALID_PAYLOAD", str(exc)) from None
             counts = await _store(request, translation)
         except Refused as refusal:
             log.warning(
                 "webhook_refused",
-                provider=provider,
+                provider=self.provider,
                 status=refusal.status,
                 reason=refusal.code,
                 detail=refusal.message,
             )
-            metrics.labelled(metrics.webhook_events_total, provider, "refused").inc()
-            return refusal.response()
-        _count_events(provider, counts)
-        return JSONResponse(counts)
-
-    return endpoint
+            metrics.labelled(metrics.webhook_events_total, self.provider, "refused").inc()
+            await refusal.response()(scope, receive, send)
+            return
+        _count_events(self.provider, counts)
+        body = json.dumps(counts, separators=(",", ":")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 async def openapi(request: Request) -> Response:
@@ -170,21 +189,23 @@ async def openapi(request: Request) -> Response:
 
 routes = [
     Route(
-        "/webhooks/events", _endpoint("api", _authenticate_key, generic.translate), methods=["POST"]
+        "/webhooks/events",
+        WebhookEndpoint("api", _authenticate_key, generic.translate),
+        methods=["POST"],
     ),
     Route(
         "/webhooks/lemlist",
-        _endpoint("lemlist", _query_secret("lemlist_webhook_secret"), lemlist.translate),
+        WebhookEndpoint("lemlist", _query_secret("lemlist_webhook_secret"), lemlist.translate),
         methods=["POST"],
     ),
     Route(
         "/webhooks/postmark",
-        _endpoint("postmark", _postmark_basic, postmark.translate),
+        WebhookEndpoint("postmark", _postmark_basic, postmark.translate),
         methods=["POST"],
     ),
     Route(
         "/webhooks/phantombuster",
-        _endpoint(
+        WebhookEndpoint(
             "phantombuster",
             _query_secret("phantombuster_webhook_secret"),
             phantombuster.translate,
