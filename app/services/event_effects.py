@@ -1,14 +1,15 @@
 """What stored events do: count first outcomes, and move their enrollments.
 
-Used for new events (``events.ingest``) and for orphans attached later (``orphans``). Both take
-rows with the stored event's ``enrollment_id``, ``instance_id``, ``event_type``, ``channel``,
-``step_number`` and ``occurred_at``. Lock order, as in ``events``: outcome keys, then counter
-shards, then enrollment rows in id order.
+Used for new events (``events.ingest``) and for orphans attached later (``orphans``). Both
+store events with a statement returning the stored event's ``enrollment_id``, ``instance_id``,
+``event_type``, ``channel``, ``step_number`` and ``occurred_at``; ``with_outcomes_counted``
+makes that statement count the first outcomes too (one round trip, not two), and
+``apply_effects`` moves the enrollments. Lock order, as in ``events``: outcome keys, then
+counter shards, then enrollment rows in id order.
 """
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
@@ -16,7 +17,7 @@ from typing import Any
 
 from app.domain.enums import TERMINAL_PRECEDENCE, EnrollmentStatus, EventType
 from app.driver_sql import DriverConnection
-from app.models.outcomes import COUNTERS, SHARDS
+from app.models.outcomes import COUNTERS
 
 SENT_TYPES = frozenset(
     {
@@ -50,24 +51,41 @@ COMPLETED = EnrollmentStatus.COMPLETED
 _RUNNING = frozenset({EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED})
 
 _COUNTS = ", ".join(f"count(*) FILTER (WHERE counter = '{c}')" for c in COUNTERS)
-_COUNT_OUTCOMES = f"""
-    WITH new AS (
+_COUNTER_ROWS = ", ".join(f"('{event}', '{counter}')" for event, counter in COUNTER_OF.items())
+
+
+def with_outcomes_counted(storing: str, shard_parameter: int) -> str:
+    """``storing`` (a statement returning stored events with the columns the module docstring
+    names), made to record their first outcomes and move the counters in the same statement.
+
+    Outcomes are inserted in key order, and only new ones are counted, in the shard that
+    parameter ``$shard_parameter`` names (one per transaction). The statement returns what
+    ``storing`` returns.
+    """
+    return f"""
+    WITH stored AS ({storing}),
+    new_outcomes AS (
         INSERT INTO event_outcomes (enrollment_id, instance_id, channel, step_number, counter)
-        SELECT u.enrollment_id, u.instance_id, u.channel::channel, u.step_number, u.counter
-        FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[])
-             WITH ORDINALITY AS u(enrollment_id, instance_id, channel, step_number, counter, ord)
-        ORDER BY u.ord
+        SELECT DISTINCT s.enrollment_id, s.instance_id, s.channel::channel,
+               coalesce(s.step_number, 0), c.counter
+        FROM stored s JOIN (VALUES {_COUNTER_ROWS}) AS c(event_type, counter)
+          ON c.event_type = s.event_type
+        WHERE s.enrollment_id IS NOT NULL
+        ORDER BY 1, 3, 4, 5
         ON CONFLICT DO NOTHING
         RETURNING instance_id, counter
+    ), counted AS (
+        INSERT INTO instance_counter_shards (instance_id, shard, {", ".join(COUNTERS)})
+        SELECT instance_id, ${shard_parameter}::smallint, {_COUNTS}
+        FROM new_outcomes
+        GROUP BY instance_id
+        ORDER BY instance_id
+        ON CONFLICT (instance_id, shard) DO UPDATE SET
+            {", ".join(f"{c} = instance_counter_shards.{c} + excluded.{c}" for c in COUNTERS)}
     )
-    INSERT INTO instance_counter_shards (instance_id, shard, {", ".join(COUNTERS)})
-    SELECT instance_id, $6, {_COUNTS}
-    FROM new
-    GROUP BY instance_id
-    ORDER BY instance_id
-    ON CONFLICT (instance_id, shard) DO UPDATE SET
-        {", ".join(f"{c} = instance_counter_shards.{c} + excluded.{c}" for c in COUNTERS)}
+    SELECT * FROM stored
 """
+
 
 _LOCK_ENROLLMENTS = """
     WITH locked AS (
@@ -115,26 +133,6 @@ _UPDATE_ENROLLMENTS = """
          AS u(id, status, current_step, next_action_at, completed_at, unsubscribed_at)
     WHERE e.id = u.id
 """
-
-
-async def count_outcomes(db: DriverConnection, linked: Sequence[Any]) -> None:
-    """Record first outcomes; only new ones move the counters, in one shard per transaction."""
-    outcomes = sorted(
-        {
-            (
-                str(row["enrollment_id"]),
-                str(row["instance_id"]),  # follows the enrollment: the key order is kept
-                row["channel"],
-                row["step_number"] or 0,
-                counter,
-            )
-            for row in linked
-            if (counter := COUNTER_OF.get(row["event_type"])) is not None
-        }
-    )
-    if outcomes:
-        columns = list(zip(*outcomes, strict=True))
-        await db.execute(_COUNT_OUTCOMES, *columns, random.randrange(SHARDS))
 
 
 def _rank(status: EnrollmentStatus) -> int:

@@ -14,6 +14,7 @@ events and outcomes (foreign keys to enrollments) take.
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from app.domain.enums import (
 from app.domain.errors import DomainError
 from app.domain.limits import JSON_MAX_BYTES, PROVIDER_EVENT_ID_MAX, STEP_NUMBER_MAX
 from app.driver_sql import DriverConnection, in_session_transaction
-from app.services.event_effects import apply_effects, count_outcomes
+from app.models.outcomes import SHARDS
+from app.services.event_effects import apply_effects, with_outcomes_counted
 from app.services.validation import Problems, storable
 
 
@@ -146,6 +148,9 @@ _INSERT_EVENTS = """
 """
 
 
+_STORE_EVENTS = with_outcomes_counted(_INSERT_EVENTS, shard_parameter=10)
+
+
 async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResult:
     """Store ``events`` (already validated with ``check_event``) and apply their effects, in
     the transaction ``db`` is in."""
@@ -184,7 +189,7 @@ async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResu
                 metadata,
             )
         )
-    inserted = await db.fetch(_INSERT_EVENTS, *zip(*rows, strict=True))
+    inserted = await db.fetch(_STORE_EVENTS, *zip(*rows, strict=True), random.randrange(SHARDS))
     result.accepted = len(inserted)
     result.duplicates = len(events) - len(inserted)
     result.orphans = {row["id"] for row in inserted if row["enrollment_id"] is None}
@@ -196,9 +201,7 @@ async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResu
         key = events[i].provider_event_id
         ids[i] = next(keyless) if key is None else by_key.pop((events[i].provider.value, key), None)
     result.event_ids = ids
-    linked = [row for row in inserted if row["enrollment_id"] is not None]
-    await count_outcomes(db, linked)
-    await apply_effects(db, linked)
+    await apply_effects(db, [row for row in inserted if row["enrollment_id"] is not None])
     return result
 
 

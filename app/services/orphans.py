@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.driver_sql import in_session_transaction
-from app.services.event_effects import apply_effects, count_outcomes
+from app.models.outcomes import SHARDS
+from app.services.event_effects import apply_effects, with_outcomes_counted
 
 _RELINK = """
     WITH candidates AS (
@@ -31,14 +33,14 @@ _RELINK = """
               e.channel::text AS channel, e.provider::text AS provider, e.provider_event_id,
               e.step_number, e.occurred_at
 """
+_RELINK_COUNTED = with_outcomes_counted(_RELINK, shard_parameter=1)
 
 
 async def relink_orphans(session: AsyncSession) -> int:
     """Attach every orphan whose enrollment now exists and apply its effects, as if it had
     just arrived (counters count it only if its outcome is new)."""
     db = await in_session_transaction(session)
-    rows = await db.fetch(_RELINK)
-    await count_outcomes(db, rows)
+    rows = await db.fetch(_RELINK_COUNTED, random.randrange(SHARDS))
     await apply_effects(db, rows)
     return len(rows)
 
