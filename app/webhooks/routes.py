@@ -141,8 +141,8 @@ async def _admit(request: Request, authenticate: Authenticator) -> None:
 
 class WebhookEndpoint:
     """One provider's endpoint, as a plain ASGI app: providers call it thousands of times a
-    second, and Starlette's request-response wrapper and ``JSONResponse`` cost a tenth of the
-    shim's CPU per event. Refusals, the cold path, still answer through ``Refused``."""
+    second, and Starlette's request-response wrapper and ``JSONResponse`` are per-request work
+    it does not need. Refusals, the cold path, still answer through ``Refused``."""
 
     def __init__(self, provider: str, authenticate: Authenticator, translate: Translator):
         self.provider, self._authenticate, self._translate = provider, authenticate, translate
