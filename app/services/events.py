@@ -1,14 +1,9 @@
-"""Event ingestion: one transaction stores a batch of normalized events exactly once, applies
+"""Event ingestion: one statement stores a batch of normalized events exactly once, applies
 their effects on enrollments and bumps counters for first outcomes only.
 
 Both the webhook shim and the recordEvent mutation come through ``ingest``, which talks to
 asyncpg directly (``app.driver_sql``): on a busy shim, SQLAlchemy's per-statement work cost
-more than the statements.
-
-Lock order, the same in every transaction so that batches cannot deadlock: event keys, outcome
-keys and counter shards in sorted order, then enrollment rows in id order. Enrollment rows are
-locked FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks that inserting
-events and outcomes (foreign keys to enrollments) take.
+more than the statements. The lock order is ``app.services.event_effects``'s.
 """
 
 from __future__ import annotations
@@ -35,7 +30,7 @@ from app.domain.errors import DomainError
 from app.domain.limits import JSON_MAX_BYTES, PROVIDER_EVENT_ID_MAX, STEP_NUMBER_MAX
 from app.driver_sql import DriverConnection, in_session_transaction
 from app.models.outcomes import SHARDS
-from app.services.event_effects import apply_effects, with_outcomes_counted
+from app.services.event_effects import with_effects
 from app.services.validation import Problems, storable
 
 
@@ -109,60 +104,57 @@ def check_event(p: Problems, event: NewEvent, prefix: tuple[str, ...] = ()) -> N
     )
 
 
-def _with_ref(event: NewEvent) -> dict[str, Any]:
-    """An orphan's metadata keeps the reference that could not be resolved; if that would push
-    metadata already at the size limit over it, the provider's fields give way."""
-    ref = {"unresolved_enrollment_ref": event.enrollment_ref or ""}
-    metadata = {**event.metadata, **ref}
-    if len(json.dumps(metadata, ensure_ascii=False).encode()) > JSON_MAX_BYTES:
-        return {**ref, "metadata_dropped": True}
-    return metadata
-
-
-def _parse_uuid(value: str | None) -> str | None:
+def _parse_uuid(value: str | None) -> uuid.UUID | None:
     if value is None:
         return None
     try:
-        return str(uuid.UUID(str(value).strip()))
+        return uuid.UUID(str(value).strip())
     except ValueError:
         return None
 
 
-_KNOWN_ENROLLMENTS = "SELECT id, instance_id FROM enrollments WHERE id = ANY($1::uuid[])"
-
-_INSERT_EVENTS = """
+_INSERT_EVENTS = f"""
     INSERT INTO campaign_events (enrollment_id, instance_id, event_type, channel, provider,
                                  provider_event_id, step_number, occurred_at, metadata)
-    SELECT u.enrollment_id, u.instance_id, u.event_type::event_type, u.channel::channel,
+    SELECT n.id, n.instance_id, u.event_type::event_type, u.channel::channel,
            u.provider::provider, u.provider_event_id, u.step_number,
-           coalesce(u.occurred_at, now()), u.metadata::jsonb
-    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+           coalesce(u.occurred_at, now()),
+           CASE WHEN n.id IS NOT NULL THEN u.metadata::jsonb ELSE (
+               SELECT CASE WHEN octet_length(o.metadata::text) <= {JSON_MAX_BYTES}
+                           THEN o.metadata
+                           ELSE jsonb_build_object('unresolved_enrollment_ref', u.ref,
+                                                   'metadata_dropped', true) END
+               FROM (SELECT u.metadata::jsonb || jsonb_build_object(
+                         'unresolved_enrollment_ref', u.ref)) AS o(metadata)
+           ) END
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                 $7::int[], $8::timestamptz[], $9::text[])
-         WITH ORDINALITY AS u(enrollment_id, instance_id, event_type, channel, provider,
+         WITH ORDINALITY AS u(enrollment_id, ref, event_type, channel, provider,
                               provider_event_id, step_number, occurred_at, metadata, ord)
+    LEFT JOIN enrollments n ON n.id = u.enrollment_id
     ORDER BY u.ord
     ON CONFLICT (provider, provider_event_id) WHERE provider_event_id IS NOT NULL DO NOTHING
     RETURNING id, enrollment_id, instance_id, event_type::text AS event_type,
               channel::text AS channel, provider::text AS provider, provider_event_id,
               step_number, occurred_at
 """
+"""The events, each with its enrollment when it exists; an orphan's metadata keeps the
+reference that could not be resolved, and if that would push metadata already at the size
+limit over it (measured as the constraint measures it), the provider's fields give way."""
 
-
-_STORE_EVENTS = with_outcomes_counted(_INSERT_EVENTS, shard_parameter=10)
+_STORE_EVENTS = with_effects(
+    _INSERT_EVENTS,
+    shard_parameter=10,
+    returning="s.id, s.enrollment_id IS NULL AS orphan, s.provider, s.provider_event_id",
+)
 
 
 async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResult:
     """Store ``events`` (already validated with ``check_event``) and apply their effects, in
-    the transaction ``db`` is in."""
+    one statement: atomic on its own, or part of the transaction ``db`` is in."""
     result = IngestResult()
     if not events:
         return result
-    refs = [_parse_uuid(e.enrollment_ref) for e in events]
-    wanted = sorted({r for r in refs if r})
-    known = {
-        str(row["id"]): row["instance_id"]
-        for row in (await db.fetch(_KNOWN_ENROLLMENTS, wanted) if wanted else ())
-    }
     # Sorted by dedupe key so that concurrent batches take unique-index locks in one order.
     order = sorted(
         range(len(events)),
@@ -171,28 +163,23 @@ async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResu
     rows: list[tuple[Any, ...]] = []
     for i in order:
         event = events[i]
-        enrollment_id = refs[i] if refs[i] in known else None
-        if enrollment_id:
-            metadata = event.metadata_json or json.dumps(event.metadata, ensure_ascii=False)
-        else:
-            metadata = json.dumps(_with_ref(event), ensure_ascii=False)
         rows.append(
             (
-                enrollment_id,
-                known[enrollment_id] if enrollment_id else None,
+                _parse_uuid(event.enrollment_ref),
+                event.enrollment_ref or "",
                 event.event_type.value,
                 (event.channel or default_channel(event.event_type)).value,
                 event.provider.value,
                 event.provider_event_id,
                 event.step_number,
                 event.occurred_at,
-                metadata,
+                event.metadata_json or json.dumps(event.metadata, ensure_ascii=False),
             )
         )
     inserted = await db.fetch(_STORE_EVENTS, *zip(*rows, strict=True), random.randrange(SHARDS))
     result.accepted = len(inserted)
     result.duplicates = len(events) - len(inserted)
-    result.orphans = {row["id"] for row in inserted if row["enrollment_id"] is None}
+    result.orphans = {row["id"] for row in inserted if row["orphan"]}
     result.orphaned = len(result.orphans)
     by_key = {(row["provider"], row["provider_event_id"]): row["id"] for row in inserted}
     keyless = iter(row["id"] for row in inserted if row["provider_event_id"] is None)
@@ -201,7 +188,6 @@ async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResu
         key = events[i].provider_event_id
         ids[i] = next(keyless) if key is None else by_key.pop((events[i].provider.value, key), None)
     result.event_ids = ids
-    await apply_effects(db, [row for row in inserted if row["enrollment_id"] is not None])
     return result
 
 

@@ -152,8 +152,7 @@ class IngestBatcher:
         for attempt in range(1, _ATTEMPTS + 1):
             connection, db = await self._checkout()
             try:
-                async with db.driver.transaction():
-                    result = await ingest(db, events)
+                result = await ingest(db, events)  # one statement: its own transaction
             except BaseException as exc:
                 await self._checkin(connection, db)
                 retryable = getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.driver_sql import in_session_transaction
 from app.models.outcomes import SHARDS
-from app.services.event_effects import apply_effects, with_outcomes_counted
+from app.services.event_effects import with_effects
 
 _RELINK = """
     WITH candidates AS (
@@ -33,16 +33,15 @@ _RELINK = """
               e.channel::text AS channel, e.provider::text AS provider, e.provider_event_id,
               e.step_number, e.occurred_at
 """
-_RELINK_COUNTED = with_outcomes_counted(_RELINK, shard_parameter=1)
+_RELINK_APPLIED = with_effects(_RELINK, shard_parameter=1, returning="count(*) AS relinked")
 
 
 async def relink_orphans(session: AsyncSession) -> int:
     """Attach every orphan whose enrollment now exists and apply its effects, as if it had
     just arrived (counters count it only if its outcome is new)."""
     db = await in_session_transaction(session)
-    rows = await db.fetch(_RELINK_COUNTED, random.randrange(SHARDS))
-    await apply_effects(db, rows)
-    return len(rows)
+    rows = await db.fetch(_RELINK_APPLIED, random.randrange(SHARDS))
+    return int(rows[0]["relinked"])
 
 
 async def purge_orphans(session: AsyncSession, older_than: timedelta) -> int:

@@ -3,6 +3,7 @@ re-linked once the enrollment exists, and purged after retention."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from app.domain.limits import JSON_MAX_BYTES
 from app.services.counters import check_counters
 from app.services.orphans import purge_orphans, relink_orphans
 from tests.graphql_client import gql
@@ -218,6 +220,28 @@ async def test_unknown_enrollment_is_kept_as_an_orphan_and_relinked_later(
     async with app.state.sessionmaker.begin() as session:
         assert await relink_orphans(session) == 0
     assert await counters(engine, campaign.instance_id) == got
+
+
+async def test_an_orphan_keeps_its_reference_and_gives_up_metadata_only_at_the_limit(
+    client: httpx.AsyncClient, engine: AsyncEngine, webhook_key: str
+) -> None:
+    """The reference is what relinking needs. Metadata with room for it keeps its fields;
+    metadata already at the size limit gives way to it, with a mark that it did."""
+    small = event("crm-4711", "opened", 1, metadata={"campaign": "spring"})
+    at_limit = {"f": "x" * (JSON_MAX_BYTES - len(json.dumps({"f": ""})))}
+    assert len(json.dumps(at_limit).encode()) == JSON_MAX_BYTES
+    full = event(str(uuid.uuid4()), "opened", 1, metadata=at_limit)
+    counts = await ok_events(client, webhook_key, [small, full])
+    assert counts["orphaned"] == 2
+    stored = {row["provider_event_id"]: row for row in await stored_events(engine)}
+    assert stored[small["provider_event_id"]]["metadata"] == {
+        "campaign": "spring",
+        "unresolved_enrollment_ref": "crm-4711",
+    }
+    assert stored[full["provider_event_id"]]["metadata"] == {
+        "unresolved_enrollment_ref": full["enrollment_id"],
+        "metadata_dropped": True,
+    }
 
 
 async def test_provider_events_without_a_known_enrollment_are_orphans(
