@@ -33,6 +33,15 @@ async def serving(
     app: Starlette, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[str]:
     """Yield the base URL of uvicorn serving ``app`` on a real socket."""
+    async with serving_with(app, settings, monkeypatch) as (base, _):
+        yield base
+
+
+@asynccontextmanager
+async def serving_with(
+    app: Starlette, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """``serving``, also yielding the server, to look at its connections."""
     options = serve_options(monkeypatch, settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", **options)
     server = uvicorn.Server(config)
@@ -44,7 +53,7 @@ async def serving(
             await asyncio.sleep(0.01)
         assert server.started, "uvicorn did not start"
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         await task
