@@ -17,6 +17,8 @@ that inserting events and outcomes (foreign keys to enrollments) take.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from app.domain.enums import TERMINAL_PRECEDENCE, EnrollmentStatus, EventType
 from app.models.outcomes import COUNTERS
 
@@ -50,8 +52,8 @@ STATUS_OF: dict[str, EnrollmentStatus] = {
 RUNNING = (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
 
-def _quoted(values: object) -> str:
-    return ", ".join(f"'{value}'" for value in values)  # type: ignore[attr-defined]
+def _quoted(values: Iterable[str]) -> str:
+    return ", ".join(f"'{value}'" for value in values)
 
 
 def _rank_of(expression: str) -> str:
