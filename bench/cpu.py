@@ -4,6 +4,7 @@ costs the database and the server, as opposed to what wall-clock rates suggest."
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -32,6 +33,21 @@ def postgres_cpu_s() -> float | None:
     database runs elsewhere)."""
     times = [cpu for name, _, cpu in _stats().values() if name == "postgres"]
     return sum(times) if times else None
+
+
+def wait_for_postgres_processes(count: int, timeout_s: float = 5.0) -> None:
+    """Wait until at most ``count`` processes named ``postgres`` are left: a backend's CPU
+    time reaches the postmaster's only once the postmaster has reaped it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if postgres_process_count() <= count:
+            return
+        time.sleep(0.05)
+
+
+def postgres_process_count() -> int:
+    """How many processes named ``postgres`` run here."""
+    return sum(1 for name, _, _ in _stats().values() if name == "postgres")
 
 
 def tree_cpu_s(root: int) -> float:
