@@ -31,7 +31,7 @@ def _stats() -> dict[int, tuple[str, int, float]]:
 def postgres_cpu_s() -> float | None:
     """CPU seconds of every process named ``postgres`` here; None when there is none (the
     database runs elsewhere)."""
-    times = [cpu for name, _, cpu in _stats().values() if name == "postgres"]
+    times = _postgres_cpu_times()
     return sum(times) if times else None
 
 
@@ -47,7 +47,12 @@ def wait_for_postgres_processes(count: int, timeout_s: float = 5.0) -> None:
 
 def postgres_process_count() -> int:
     """How many processes named ``postgres`` run here."""
-    return sum(1 for name, _, _ in _stats().values() if name == "postgres")
+    return len(_postgres_cpu_times())
+
+
+def _postgres_cpu_times() -> list[float]:
+    """CPU seconds of each process named ``postgres`` here."""
+    return [cpu for name, _, cpu in _stats().values() if name == "postgres"]
 
 
 def tree_cpu_s(root: int) -> float:

@@ -293,7 +293,7 @@ def main() -> None:
             print(
                 f"{batch} event(s) per request, {connections} connections:"
                 f" {wrk.requests_per_s:,.1f} req/s  p50 {wrk.p50}  p99 {wrk.p99}"
-                f"  non-2xx={wrk.non_2xx}  events stored/s={stored / int(args.seconds):,.0f}"
+                f"  non-2xx={wrk.non_2xx}  events stored/s={stored_per_s[batch]:,.0f}"
             )
             print(f"  CPU per stored event: {_cpu_line(cpu_before, cpu_after, stored)}")
 
@@ -311,7 +311,7 @@ def main() -> None:
     for clients in sorted({1, args.clients}):
         pgbench = pgbench_insert_rate(url, clients, 15)
         if pgbench is None:
-            print("skipped: pgbench is not installed")
+            print("skipped: pgbench is not installed or reported no rate")
             break
         tps, database_ms = pgbench
         ratio = f"  single events: {stored_per_s[1] / tps:.1%}" if 1 in stored_per_s else ""
