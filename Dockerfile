@@ -17,10 +17,10 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY . .
 # A regular (non-editable) install: app/, schema/, resolvers/ and migrations/ (with
-# migrations/versions/*.py) land in site-packages, where app/migrate.py finds the migrations.
+# migrations/versions/*.py) land in site-packages, where app/db/migrate.py finds the migrations.
 # The check runs from / so that it imports the installed package, not the sources in /src.
 RUN pip install . \
- && cd / && python -c "import app.migrate as m; assert m.head_revision(), 'no migrations installed'"
+ && cd / && python -c "import app.db.migrate as m; assert m.head_revision(), 'no migrations installed'"
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM python:3.11-slim

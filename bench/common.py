@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from app.db import start_embedded_postgres
+from app.db.embedded import start_embedded_postgres
 from app.settings import normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent

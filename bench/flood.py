@@ -29,10 +29,10 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from app import migrate
-from app.auth import create_api_key
-from app.db import create_engine, create_sessionmaker
+from app.db import migrate
+from app.db.engine import create_engine, create_sessionmaker
 from app.domain.enums import Scope
+from app.security.api_keys import create_api_key
 from app.settings import Settings
 from bench.common import bench_database_url, server_process
 from tests.factories import Shape, build_dataset

@@ -25,11 +25,11 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from app import migrate
-from app.auth import create_api_key
-from app.db import create_engine, create_sessionmaker
+from app.db import migrate
+from app.db.engine import create_engine, create_sessionmaker
 from app.domain.enums import Scope
-from app.services.counters import check_counters
+from app.security.api_keys import create_api_key
+from app.services.ingestion.counters import check_counters
 from app.settings import Settings
 from bench.common import bench_database_url, server_process
 from bench.cpu import (

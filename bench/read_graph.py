@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 from sqlalchemy import event, text
 
-from app import migrate
-from app.auth import create_api_key
-from app.db import create_engine, create_sessionmaker
+from app.db import migrate
+from app.db.engine import create_engine, create_sessionmaker
 from app.domain.enums import Scope
-from app.main import create_app
+from app.security.api_keys import create_api_key
 from app.settings import Settings
+from app.web.asgi import create_app
 from bench.common import LoadResult, bench_database_url, closed_loop, running_server
 from tests.examples import example
 from tests.factories import Shape, build_dataset

@@ -9,7 +9,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.models  # noqa: F401  (registers every table on the metadata)
-from app.db import Base, resolve_database_url
+from app.db.embedded import resolve_database_url
+from app.models.base import Base
 from app.settings import get_settings
 
 target_metadata = Base.metadata

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.auth import Principal
+from app.security.api_keys import Principal
 from app.settings import Settings
 from resolvers.loaders import Loaders, RequestDatabase
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from app.domain.enums import ErrorCode
 from app.domain.errors import DomainError
-from app.keyset import page_request, parse_id
+from app.domain.keyset import page_request, parse_id
 from resolvers.context import Context
 from resolvers.errors import bad_arguments_as_graphql_errors, to_graphql_error
 from resolvers.loaders import EVENTS, INSTANCES, TEMPLATES, Filters, RequestDatabase

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from app.keyset import PageRequest, page_request
+from app.domain.keyset import PageRequest, page_request
 from app.services.analytics import Metrics
 from resolvers.context import Context
 from resolvers.errors import bad_arguments_as_graphql_errors

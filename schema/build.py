@@ -15,11 +15,11 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from app.settings import Settings
-from resolvers.database_outage import ReportDatabaseOutage
 from resolvers.fast_execution import FastExecutor
-from resolvers.operation_facts import OperationFacts
-from schema.limits import QueryCostLimit, TokenLimitedParserCache, alias_rule, depth_rule
-from schema.masking import MaskUnexpectedErrors
+from schema.extensions.database_outage import ReportDatabaseOutage
+from schema.extensions.limits import QueryCostLimit, TokenLimitedParserCache, alias_rule, depth_rule
+from schema.extensions.masking import MaskUnexpectedErrors
+from schema.extensions.operation_facts import OperationFacts
 from schema.mutation import Mutation
 from schema.query import Query
 

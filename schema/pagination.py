@@ -6,7 +6,7 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 
-from app.keyset import encode_cursor
+from app.domain.keyset import encode_cursor
 from resolvers.pages import PageResult
 
 NodeType = TypeVar("NodeType")

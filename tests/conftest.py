@@ -20,17 +20,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from app import metrics, migrate
-from app.auth import create_api_key
-from app.db import (
-    create_engine,
-    create_sessionmaker,
-    start_embedded_postgres,
-)
+from app.cli.seed import seed
+from app.db import migrate
+from app.db.embedded import start_embedded_postgres
+from app.db.engine import create_engine, create_sessionmaker
 from app.domain.enums import Scope
-from app.main import create_app
-from app.seed import seed
+from app.observability import metrics
+from app.security.api_keys import create_api_key
 from app.settings import Settings, normalize_database_url
+from app.web.asgi import create_app
 from tests.differential import DifferentialApp
 
 ROOT = Path(__file__).resolve().parent.parent

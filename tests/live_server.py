@@ -1,5 +1,5 @@
 """uvicorn on a free port, configured exactly as ``campaign-api serve`` configures it (the keyword
-arguments are captured from ``app.cli._serve``), serving an application whose lifespan already
+arguments are captured from ``app.cli.serve._serve``), serving an application whose lifespan already
 runs (the test's ``app`` fixture)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from app import cli
+from app.cli import serve as cli
 from app.settings import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from starlette.applications import Starlette
 
-from app.auth import revoke_api_key
+from app.security.api_keys import revoke_api_key
 
 QUERY = {"query": "{ templates { totalCount } }"}
 
@@ -17,7 +17,7 @@ async def test_healthz_answers_without_a_key(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_reports_the_migrated_revision(client: httpx.AsyncClient) -> None:
-    from app.migrate import head_revision
+    from app.db.migrate import head_revision
 
     response = await client.get("/readyz")
     assert response.status_code == 200
@@ -73,8 +73,8 @@ async def test_revoked_key_is_401(app: Starlette, client: httpx.AsyncClient, rea
 async def test_key_without_scope_gets_forbidden_error(
     app: Starlette, client: httpx.AsyncClient
 ) -> None:
-    from app.auth import create_api_key
     from app.domain.enums import Scope
+    from app.security.api_keys import create_api_key
 
     async with app.state.sessionmaker.begin() as session:
         key = await create_api_key(session, "hooks-only", frozenset({Scope.WEBHOOKS}))

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import create_engine
-from app.db_errors import is_database_unavailable
+from app.db.engine import create_engine
+from app.db.errors import is_database_unavailable
 from app.settings import Settings
 
 

@@ -188,7 +188,7 @@ def test_dockerfile_migrates_then_serves(final_stage: list[tuple[str, str]]) -> 
 
 
 def test_installed_package_includes_the_migrations() -> None:
-    """A non-editable install finds migrations at site-packages/migrations (app/migrate.py)."""
+    """A non-editable install finds migrations at site-packages/migrations (app/db/migrate.py)."""
     find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"][
         "find"
     ]

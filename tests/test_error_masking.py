@@ -11,9 +11,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from app.main import create_app
 from app.services import templates as template_service
 from app.settings import Environment, Settings
+from app.web.asgi import create_app
 from resolvers.loaders.database import RequestDatabase
 from resolvers.loaders.sql import typed
 from tests.graphql_client import gql

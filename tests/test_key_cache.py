@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from app.auth import Principal, revoke_api_key
 from app.domain.enums import Scope
-from app.key_cache import KeyCache
-from app.main import create_app
+from app.security.api_keys import Principal, revoke_api_key
+from app.security.key_cache import KeyCache
 from app.settings import Settings
+from app.web.asgi import create_app
 from tests.conftest import _make_key
 from tests.test_statement_counts import counted_statements
 

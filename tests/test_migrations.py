@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 import app.models  # noqa: F401  (registers every table on the metadata)
-from app import migrate
-from app.db import Base
+from app.db import migrate
+from app.models.base import Base
 from tests.conftest import _admin
 
 # Everything of ours in the public schema, by kind; alembic_version's own objects aside.

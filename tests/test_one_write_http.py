@@ -8,8 +8,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from app.one_write_http import HeadHoldingTransport, OneWriteHttpToolsProtocol
 from app.settings import Settings
+from app.web.one_write_http import HeadHoldingTransport, OneWriteHttpToolsProtocol
 from tests.live_server import serving_with
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"

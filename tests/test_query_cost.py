@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from graphql import GraphQLObjectType, GraphQLSchema, parse
 
-from app.keyset import DEFAULT_PAGE_SIZE
+from app.domain.keyset import DEFAULT_PAGE_SIZE
 from schema import build_schema
-from schema.cost import is_connection, operation_cost
+from schema.extensions.cost import is_connection, operation_cost
 
 
 @pytest.fixture(scope="module")

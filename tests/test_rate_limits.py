@@ -16,11 +16,11 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from app.auth import create_api_key
 from app.domain.enums import Scope
-from app.main import create_app
-from app.rate_limit import RateLimiter, TokenBuckets
+from app.security.api_keys import create_api_key
+from app.security.rate_limit import RateLimiter, TokenBuckets
 from app.settings import Settings
+from app.web.asgi import create_app
 
 QUERY = {"query": "{ __typename }"}
 LEMLIST_SECRET = "lemlist-secret-for-rate-tests"

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.main import create_app
 from app.settings import Settings
+from app.web.asgi import create_app
 
 
 async def _admin(server_url: str, sql: str) -> None:

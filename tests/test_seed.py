@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.seed import is_empty, seed
-from app.services.counters import RECOMPUTED_COUNTERS_SQL
+from app.cli.seed import is_empty, seed
+from app.services.ingestion.counters import RECOMPUTED_COUNTERS_SQL
 
 COUNTS = """
 SELECT (SELECT count(*) FROM campaign_templates) AS templates,

@@ -8,8 +8,7 @@ from sqlalchemy import Boolean, CheckConstraint, DateTime, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
-from app.models.base import IdMixin, TimestampMixin
+from app.models.base import Base, IdMixin, TimestampMixin
 
 
 class ApiKey(IdMixin, TimestampMixin, Base):

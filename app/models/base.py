@@ -1,4 +1,5 @@
-"""Columns every table shares, and helpers that keep enum and JSON columns uniform."""
+"""The declarative base, the columns every table shares, and helpers that keep enum and JSON
+columns uniform."""
 
 from __future__ import annotations
 
@@ -7,11 +8,25 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, FetchedValue, Uuid, func, text
+from sqlalchemy import DateTime, Enum, FetchedValue, MetaData, Uuid, func, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.domain.limits import JSON_MAX_BYTES
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose constraints get stable names that migrations can refer to."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def pg_enum(enum_cls: type[StrEnum], name: str) -> Enum:

@@ -18,10 +18,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
 from app.domain.enums import EnrollmentStatus
 from app.domain.limits import CONTACT_ID_MAX
-from app.models.base import IdMixin, TimestampMixin, json_object_check, json_object_column, pg_enum
+from app.models.base import (
+    Base,
+    IdMixin,
+    TimestampMixin,
+    json_object_check,
+    json_object_column,
+    pg_enum,
+)
 
 
 class Enrollment(IdMixin, TimestampMixin, Base):

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
 from app.domain.enums import (
     EMAIL_ONLY_EVENTS,
     LINKEDIN_ONLY_EVENTS,
@@ -18,7 +17,14 @@ from app.domain.enums import (
     Provider,
 )
 from app.domain.limits import PROVIDER_EVENT_ID_MAX
-from app.models.base import IdMixin, TimestampMixin, json_object_check, json_object_column, pg_enum
+from app.models.base import (
+    Base,
+    IdMixin,
+    TimestampMixin,
+    json_object_check,
+    json_object_column,
+    pg_enum,
+)
 
 
 def _sql_list(values: frozenset[EventType]) -> str:

@@ -17,10 +17,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
 from app.domain.enums import InstanceStatus
 from app.domain.limits import FAILURE_REASON_MAX, NAME_MAX
-from app.models.base import IdMixin, TimestampMixin, json_object_check, json_object_column, pg_enum
+from app.models.base import (
+    Base,
+    IdMixin,
+    TimestampMixin,
+    json_object_check,
+    json_object_column,
+    pg_enum,
+)
 
 COUNTER_COLUMNS = (
     "total_enrolled",

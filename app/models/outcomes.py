@@ -14,9 +14,8 @@ import uuid
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, SmallInteger, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
 from app.domain.enums import Channel
-from app.models.base import TimestampMixin, pg_enum
+from app.models.base import Base, TimestampMixin, pg_enum
 
 COUNTERS = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "unsubscribed")
 SHARDS = 8

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
 from app.domain.enums import LinkedInAction, PathType, TemplateType
 from app.domain.limits import (
     AB_VARIANT_MAX,
@@ -21,7 +20,14 @@ from app.domain.limits import (
     NAME_MAX,
     SUBJECT_MAX,
 )
-from app.models.base import IdMixin, TimestampMixin, json_object_check, json_object_column, pg_enum
+from app.models.base import (
+    Base,
+    IdMixin,
+    TimestampMixin,
+    json_object_check,
+    json_object_column,
+    pg_enum,
+)
 
 
 class CampaignTemplate(IdMixin, TimestampMixin, Base):

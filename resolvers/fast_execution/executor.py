@@ -20,7 +20,7 @@ from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 
-from app.db_errors import is_database_unavailable
+from app.db.errors import is_database_unavailable
 from resolvers.fast_execution.plan import (
     Bail,
     Completion,

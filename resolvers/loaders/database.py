@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.driver_sql import DriverConnection
+from app.db.driver import DriverConnection
 from resolvers.loaders.sql import ReadStatement
 
 
@@ -81,7 +81,7 @@ class RequestDatabase:
     async def fetch(self, read: ReadStatement, params: Mapping[str, Any]) -> Sequence[Any]:
         """The rows as records whose attributes are the statement's columns.
 
-        Reads go straight to asyncpg (``app.driver_sql``): SQLAlchemy's result machinery cost
+        Reads go straight to asyncpg (``app.db.driver``): SQLAlchemy's result machinery cost
         more than the queries.
         """
         async with self._lock:

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiodataloader import DataLoader
 
-from app.keyset import PageRequest
+from app.domain.keyset import PageRequest
 from resolvers.loaders.database import RequestDatabase
 from resolvers.loaders.sql import typed
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiodataloader import DataLoader
 
 from app.services.analytics import Metrics
-from app.services.counters import COUNTED_EVENT_TYPES
+from app.services.ingestion.counters import COUNTED_EVENT_TYPES
 from resolvers.loaders.database import RequestDatabase
 from resolvers.loaders.sql import typed
 

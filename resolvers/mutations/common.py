@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import UNSET
 
-from app.db import run_in_transaction
+from app.db.engine import run_in_transaction
 from app.domain.enums import ErrorCode
 from app.domain.errors import DomainError, DomainErrors
 from resolvers.context import Context

@@ -8,7 +8,7 @@ from typing import Any
 
 from strawberry import UNSET
 
-from app import metrics
+from app.observability import metrics
 from app.services import enrollment
 from app.services.enrollment import BulkResult, ContactInput
 from resolvers.context import Context

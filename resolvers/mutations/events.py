@@ -7,7 +7,7 @@ from typing import Any
 from strawberry import UNSET
 
 from app.domain.enums import LINKEDIN_ONLY_EVENTS, Channel
-from app.services.events import NewEvent, Recorded, record_event
+from app.services.ingestion.events import NewEvent, Recorded, record_event
 from resolvers.context import Context
 from resolvers.mutations.common import Outcome, run_mutation
 

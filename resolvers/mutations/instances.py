@@ -7,8 +7,8 @@ from typing import Any
 
 from strawberry import UNSET
 
-from app import metrics
 from app.domain.enums import InstanceStatus
+from app.observability import metrics
 from app.services import lifecycle
 from resolvers.context import Context
 from resolvers.mutations.common import Outcome, run_mutation

@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, expect
 from starlette.applications import Starlette
 
-from app.seed import _templates
+from app.cli.seed import _templates
 from app.settings import Settings
 from tests.examples import example
 from tests.live_server import serving

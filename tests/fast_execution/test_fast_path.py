@@ -99,8 +99,8 @@ async def test_an_error_falls_back_and_says_why(
 async def test_introspection_and_permission_failures_fall_back(
     seeded: Starlette, client: httpx.AsyncClient, write_key: str, fallbacks: list[str]
 ) -> None:
-    from app.auth import create_api_key
     from app.domain.enums import Scope
+    from app.security.api_keys import create_api_key
 
     async with seeded.state.sessionmaker.begin() as session:
         no_read = await create_api_key(session, "no-read", frozenset({Scope.WEBHOOKS}))

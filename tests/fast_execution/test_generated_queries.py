@@ -13,8 +13,8 @@ import httpx
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from app.auth import create_api_key
 from app.domain.enums import Scope
+from app.security.api_keys import create_api_key
 from schema import build_schema
 from tests.differential import DifferentialApp
 from tests.fast_execution.query_generator import QueryGenerator

@@ -19,11 +19,11 @@ import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from app.auth import create_api_key
-from app.db import create_engine, create_sessionmaker
+from app.db.engine import create_engine, create_sessionmaker
 from app.domain.enums import Scope
-from app.main import create_app
+from app.security.api_keys import create_api_key
 from app.settings import Settings
+from app.web.asgi import create_app
 from tests.conftest import TABLES
 
 LEMLIST_SECRET = "fuzz-lemlist-secret"

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from app.seed import (
+from app.cli.seed import (
     _enrollments,
     _events,
     seed_id,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from starlette.applications import Starlette
 
-from app.seed import _enrollments, _events, _instances
+from app.cli.seed import _enrollments, _events, _instances
 from tests.graphql.seed_reading import (
     DEFS_NOW,
     ENROLLMENT_FIELDS,

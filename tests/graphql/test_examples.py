@@ -11,7 +11,7 @@ from graphql import build_schema as build_sdl_schema
 from graphql import parse, validate
 from starlette.applications import Starlette
 
-from app.seed import _enrollments, _events, _instances, _templates, seed_id
+from app.cli.seed import _enrollments, _events, _instances, _templates, seed_id
 from schema import build_schema
 from tests.examples import EXAMPLES, example, operations
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from app.seed import SEED_ACTOR, _instances, _transitions, seed_id
+from app.cli.seed import SEED_ACTOR, _instances, _transitions, seed_id
 from tests.graphql.seed_reading import (
     DEFS_NOW,
     INSTANCE_FIELDS,

@@ -9,8 +9,8 @@ import uuid
 import httpx
 from starlette.applications import Starlette
 
-from app.auth import create_api_key
 from app.domain.enums import Scope
+from app.security.api_keys import create_api_key
 from tests.graphql.seed_reading import PAGE_INFO, fetch, graphql_error, ids, newest_first, ok, sid
 from tests.graphql_client import gql
 

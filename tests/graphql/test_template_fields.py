@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from app.seed import _email_steps, _instances, _linkedin_steps, _templates, seed_id
+from app.cli.seed import _email_steps, _instances, _linkedin_steps, _templates, seed_id
 from tests.graphql.seed_reading import (
     DEFS_NOW,
     EMAIL_STEP_FIELDS,

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.applications import Starlette
 
-from app.main import create_app
 from app.settings import Settings
+from app.web.asgi import create_app
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 
-from app.db import run_in_transaction
+from app.db.engine import run_in_transaction
 from app.domain.enums import ErrorCode, LinkedInAction
 from app.domain.errors import DomainError
 from app.models import EmailStep, LinkedInStep

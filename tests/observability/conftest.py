@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from app.main import create_app
 from app.settings import Environment, Settings
+from app.web.asgi import create_app
 from tests.live_server import serving
 from tests.webhooks.conftest import webhook_settings
 

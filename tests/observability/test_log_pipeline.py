@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import create_engine
-from app.log_redaction import REDACTED
-from app.logs import configure_logging, get_logger
+from app.db.engine import create_engine
+from app.observability.logs import configure_logging, get_logger
+from app.observability.redaction import REDACTED
+from app.observability.sql_observer import STATEMENT_PREVIEW_CHARS, instrument_engine
 from app.settings import Environment, Settings
-from app.sql_observer import STATEMENT_PREVIEW_CHARS, instrument_engine
 from tests.observability.conftest import json_lines
 
 KEY = "cak_Zx9-secretKeyMaterial_0123456789abcdef"

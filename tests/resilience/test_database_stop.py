@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from app import migrate
-from app.auth import create_api_key
+from app.db import migrate
 from app.domain.enums import Scope
-from app.main import create_app
+from app.security.api_keys import create_api_key
 from app.settings import Settings
+from app.web.asgi import create_app
 from tests.resilience.helpers import READ, assert_unavailable, lemlist_event
 from tests.resilience.second_server import SecondServer, second_server
 from tests.webhooks.conftest import webhook_settings

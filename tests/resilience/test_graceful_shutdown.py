@@ -26,8 +26,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.auth import create_api_key
 from app.domain.enums import Scope
+from app.security.api_keys import create_api_key
 from tests.resilience.helpers import wait_for_lock_wait
 from tests.webhooks.helpers import Campaign, Step, count_rows, event, make_campaign, post_events
 

@@ -13,10 +13,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from app.auth import create_api_key
 from app.domain.enums import Scope
-from app.main import create_app
+from app.security.api_keys import create_api_key
 from app.settings import Settings
+from app.web.asgi import create_app
 from tests.resilience.helpers import READ, assert_unavailable, lemlist_event, wait_for_lock_wait
 from tests.webhooks.conftest import webhook_settings
 from tests.webhooks.helpers import (

@@ -13,10 +13,10 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from app.auth import create_api_key
 from app.domain.enums import Scope
-from app.main import create_app
+from app.security.api_keys import create_api_key
 from app.settings import Settings
+from app.web.asgi import create_app
 from tests.webhooks.helpers import (
     LEMLIST_SECRET,
     MAX_BYTES,

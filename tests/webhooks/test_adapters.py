@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from app.domain.enums import Channel, EventType, Provider
-from app.services.events import NewEvent, check_event
+from app.providers import generic, lemlist, phantombuster, postmark
+from app.providers.common import PayloadError, Translation
+from app.services.ingestion.events import NewEvent, check_event
 from app.services.validation import Problems
-from app.webhooks import generic, lemlist, phantombuster, postmark
-from app.webhooks.common import PayloadError, Translation
 from tests.webhooks.helpers import fixture_names, load, parse_iso
 
 RECEIVED = datetime(2025, 11, 20, 12, 0, 0, tzinfo=UTC)

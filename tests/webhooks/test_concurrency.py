@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from app.services.counters import check_counters
+from app.services.ingestion.counters import check_counters
 from tests.graphql_client import gql
 from tests.webhooks.helpers import (
     COUNTERS,

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from app.services.counters import check_counters, fix_counters
+from app.services.ingestion.counters import check_counters, fix_counters
 from tests.webhooks.helpers import (
     COUNTER_OF,
     T0,

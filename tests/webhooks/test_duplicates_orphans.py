@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from app.domain.limits import JSON_MAX_BYTES
-from app.services.counters import check_counters
-from app.services.orphans import purge_orphans, relink_orphans
+from app.services.ingestion.counters import check_counters
+from app.services.ingestion.orphans import purge_orphans, relink_orphans
 from tests.graphql_client import gql
 from tests.webhooks.helpers import (
     COUNTERS,

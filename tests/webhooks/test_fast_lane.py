@@ -9,7 +9,7 @@ import pytest
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.fast_lane import FastLane
+from app.web.fast_lane import FastLane
 
 
 class Recorder:

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from app.auth import create_api_key
 from app.domain.enums import Scope
+from app.security.api_keys import create_api_key
 from tests.webhooks.helpers import (
     LEMLIST_SECRET,
     MAX_BYTES,

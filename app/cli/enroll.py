@@ -1,0 +1,48 @@
+"""``enroll INSTANCE CSV``: contacts from a CRM export, in batches of 10,000."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cli.common import CommandError, Commands, add_command, run_with_sessionmaker
+from app.settings import Settings
+
+
+def cmd_enroll(settings: Settings, args: argparse.Namespace) -> int:
+    """Enroll a CSV of contacts in batches of 10,000; exit 1 when any row was rejected."""
+    from tqdm import tqdm
+
+    from app.cli.csv_import import import_csv
+
+    path = Path(args.csv)
+    if not path.is_file():
+        raise CommandError(f"{path} is not a readable file")
+    with path.open("rb") as handle:
+        total = max(sum(1 for _ in handle) - 1, 0)
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
+        with tqdm(total=total, unit=" rows", file=sys.stderr, disable=args.quiet) as bar:
+            return await import_csv(sessionmaker, args.instance_id, path, bar.update)
+
+    summary = run_with_sessionmaker(settings, work)
+    print(
+        f"enrolled {summary.enrolled}, skipped {summary.skipped} (already enrolled or repeated),"
+        f" rejected {len(summary.rejected)}"
+    )
+    for line, reason in summary.rejected:
+        print(f"  line {line}: {reason}")
+    return 1 if summary.rejected else 0
+
+
+def register(commands: Commands) -> None:
+    enroll = add_command(
+        commands, "enroll", cmd_enroll, "enroll the contacts of a CSV file (column contact_id)"
+    )
+    enroll.add_argument("instance_id")
+    enroll.add_argument("csv", help="contact_id plus personalization columns (become metadata)")
+    enroll.add_argument("--quiet", action="store_true", help="no progress bar")

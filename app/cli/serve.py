@@ -1,0 +1,122 @@
+"""``serve`` (uvicorn, one or several workers) and ``dev`` (what ``make run`` does)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from types import FrameType
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cli.common import CommandError, Commands, add_command, check_database, run_with_session
+from app.cli.database import cmd_migrate, cmd_seed
+from app.domain.enums import Scope
+from app.observability.logs import configure_logging
+from app.security.api_keys import create_api_key, hash_key
+from app.settings import Settings
+
+APP_FACTORY = "app.web.asgi:create_served_app"
+
+
+def _exit_zero_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
+    """uvicorn with our logging: no log config of its own (its records go through structlog)
+    and no access log (the access middleware writes a richer, redacted line per request).
+    Several workers each listen on a socket of their own (``app.web.worker_sockets``), and each
+    response leaves in one write (``app.web.one_write_http``)."""
+    import uvicorn
+
+    from app.web.one_write_http import OneWriteHttpToolsProtocol
+    from app.web.worker_sockets import run_workers
+
+    configure_logging(settings)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler
+    # it found: with this one, a shutdown that was asked for and completed exits 0.
+    signal.signal(signal.SIGTERM, _exit_zero_on_sigterm)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,
+        "access_log": False,
+        "http": OneWriteHttpToolsProtocol,
+        # On SIGTERM: stop accepting, let requests in flight finish for this long, then close.
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
+    }
+    if workers > 1 and not reload:
+        run_workers(APP_FACTORY, workers, **options)
+        return
+    uvicorn.run(APP_FACTORY, factory=True, workers=workers, reload=reload, **options)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    check_database(settings)
+    host, port = args.host or settings.host, args.port or settings.port
+    _serve(settings, host, port, args.workers, args.reload)
+
+
+def _development_key(settings: Settings) -> str:
+    """The development key kept in ``.data/dev-api-key`` (mode 600), created when missing."""
+    key_file = settings.data_dir / "dev-api-key"
+
+    async def work(session: AsyncSession) -> str:
+        if key_file.exists():
+            key = key_file.read_text().strip()
+            found = await session.execute(
+                text("SELECT 1 FROM api_keys WHERE key_hash = :h AND NOT revoked"),
+                {"h": hash_key(key)},
+            )
+            if found.first() is not None:
+                return key
+        taken = await session.scalar(
+            text("SELECT count(*) FROM api_keys WHERE name LIKE 'development%'")
+        )
+        name = "development" if not taken else f"development-{taken + 1}"
+        return await create_api_key(session, name, frozenset(Scope))
+
+    key: str = run_with_session(settings, work)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
+    """What ``make run`` does: migrate, seed an empty database, print a key, serve."""
+    if settings.is_production:
+        raise CommandError("'dev' is for development; use 'migrate' and 'serve' in production")
+    from app.cli.seed import is_empty
+
+    cmd_migrate(settings, args)
+    if run_with_session(settings, is_empty):
+        cmd_seed(settings, args)
+    key = _development_key(settings)
+    host, port = args.host or settings.host, args.port or settings.port
+    print(
+        f"\nGraphiQL: http://{host}:{port}/graphql\n"
+        f"Development API key (all scopes; kept in {settings.data_dir / 'dev-api-key'}):\n"
+        f"  {key}\n"
+        f'In GraphiQL\'s Headers tab: {{"Authorization": "Bearer {key}"}}\n',
+        flush=True,
+    )
+    _serve(settings, host, port, 1, args.reload)
+
+
+def register(commands: Commands) -> None:
+    for name, handler, help_text in (
+        ("serve", cmd_serve, "serve the API with uvicorn"),
+        ("dev", cmd_dev, "migrate, seed when empty, print a development key, serve"),
+    ):
+        sub = add_command(commands, name, handler, help_text)
+        sub.add_argument("--host", help="bind address (default: CAMPAIGN_HOST)")
+        sub.add_argument("--port", type=int, help="port (default: CAMPAIGN_PORT)")
+        sub.add_argument("--reload", action="store_true", help="restart on code changes")
+        if name == "serve":
+            sub.add_argument("--workers", type=int, default=1, help="worker processes")

@@ -1,0 +1,62 @@
+"""What every adapter shares: the translation result, payload errors, field readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from app.services.ingestion.events import NewEvent
+
+
+class PayloadError(Exception):
+    """The payload lacks a required field or has one of the wrong shape (answered 400)."""
+
+
+@dataclass(slots=True)
+class Translation:
+    events: list[NewEvent] = field(default_factory=list)
+    ignored: int = 0
+
+
+def require(payload: Any, name: str) -> Any:
+    if not isinstance(payload, dict):
+        raise PayloadError("the body must be a JSON object")
+    value = payload.get(name)
+    if value is None or value == "":
+        raise PayloadError(f"missing required field '{name}'")
+    return value
+
+
+def optional_text(payload: dict[str, Any], name: str) -> str | None:
+    value = payload.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | int):
+        raise PayloadError(f"field '{name}' must be a string")
+    return str(value)
+
+
+def parse_time(value: Any, name: str, default: datetime) -> datetime:
+    """An ISO 8601 timestamp; one without a zone is taken as UTC."""
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise PayloadError(f"field '{name}' must be an ISO 8601 timestamp")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise PayloadError(f"field '{name}' is not an ISO 8601 timestamp: {value[:40]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_step(value: Any, name: str, offset: int = 0) -> int | None:
+    """A step number given as an int or a numeric string; ``offset`` for zero-based indexes."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise PayloadError(f"field '{name}' must be a number")
+    try:
+        return int(str(value).strip()) + offset
+    except ValueError:
+        raise PayloadError(f"field '{name}' must be a number, not {str(value)[:20]!r}") from None

@@ -1,0 +1,216 @@
+"""The webhook endpoints: authenticate, parse, translate, ingest in one transaction, count.
+
+A 2xx answer is sent only after the request's events are committed; a refused request
+stores nothing of itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Hashable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import SecretStr
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
+
+from app.domain.enums import Scope
+from app.domain.errors import DomainError
+from app.observability import metrics
+from app.observability.logs import get_logger
+from app.providers import generic, lemlist, phantombuster, postmark
+from app.providers.common import PayloadError, Translation
+from app.services.ingestion.events import check_event
+from app.services.validation import Problems
+from app.settings import Settings
+from app.web.auth import principal_for
+from app.web.body import read_json
+from app.web.errors import UNAUTHENTICATED_MESSAGE, Refused
+from app.web.limits import (
+    limiter,
+    record_failed_authentication,
+    refuse_blocked_address,
+    spend,
+)
+from app.web.webhooks_openapi import OPENAPI
+
+log = get_logger("webhooks")
+
+Translator = Callable[[Any, datetime], Translation]
+Authenticator = Callable[[Request], Awaitable[Hashable]]
+"""Checks a request's credentials (Refused 401/403) and says whose they are, for rate limits."""
+
+
+def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
+    """Constant-time comparison; an unconfigured secret matches nothing."""
+    if not given or expected is None or not expected.get_secret_value():
+        return False
+    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+
+
+async def _authenticate_key(request: Request) -> Hashable:
+    principal = await principal_for(request)
+    if principal is None:
+        raise Refused(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
+    request.state.principal = principal  # for the access log: the key's name, never the key
+    if not principal.allows(Scope.WEBHOOKS):
+        raise Refused(403, "FORBIDDEN", "this API key lacks the 'webhooks' scope")
+    return ("api-key", principal.key_id)
+
+
+def _query_secret(setting: str) -> Authenticator:
+    async def check(request: Request) -> Hashable:
+        settings: Settings = request.app.state.settings
+        if not _secret_matches(request.query_params.get("secret"), getattr(settings, setting)):
+            raise Refused(401, "UNAUTHENTICATED", "missing or wrong 'secret' query parameter")
+        return ("secret", setting)
+
+    return check
+
+
+async def _postmark_basic(request: Request) -> Hashable:
+    settings: Settings = request.app.state.settings
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    user = password = ""
+    if scheme.lower() == "basic":
+        with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    user_ok = hmac.compare_digest(user.encode(), (settings.postmark_webhook_user or "").encode())
+    if not (settings.postmark_webhook_user and user_ok) or not _secret_matches(
+        password, settings.postmark_webhook_password
+    ):
+        raise Refused(401, "UNAUTHENTICATED", "missing or wrong HTTP Basic credentials")
+    return ("secret", "postmark_webhook_password")
+
+
+async def _store(request: Request, translation: Translation) -> dict[str, int]:
+    problems = Problems()
+    many = len(translation.events) > 1
+    events = [
+        check_event(problems, event, (f"events[{i}]",) if many else ())
+        for i, event in enumerate(translation.events)
+    ]
+    if problems.errors:
+        raise Refused(400, "INVALID_EVENT", "; ".join(_describe(e) for e in problems.errors[:20]))
+    result = await request.app.state.ingest_batcher.submit(events)
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "orphaned": result.orphaned,
+        "ignored": translation.ignored,
+    }
+
+
+def _describe(error: DomainError) -> str:
+    where = error.field[0] + ": " if error.field and error.field[0].startswith("events[") else ""
+    return where + error.message
+
+
+def _count_events(provider: str, counts: dict[str, int]) -> None:
+    """Each event in exactly one outcome: the answer's ``accepted`` includes the orphans."""
+    outcomes = {
+        "accepted": counts["accepted"] - counts["orphaned"],
+        "orphaned": counts["orphaned"],
+        "duplicate": counts["duplicates"],
+        "ignored": counts["ignored"],
+    }
+    for outcome, number in outcomes.items():
+        if number:
+            metrics.labelled(metrics.webhook_events_total, provider, outcome).inc(number)
+
+
+async def _admit(request: Request, authenticate: Authenticator) -> None:
+    """Failed authentications count against the address, the rest against the credential."""
+    refuse_blocked_address(request)
+    try:
+        identity = await authenticate(request)
+    except Refused as refusal:
+        if refusal.status == 401:
+            record_failed_authentication(request)
+        raise
+    spend(limiter(request).webhooks, identity)
+
+
+class WebhookEndpoint:
+    """One provider's endpoint, as a plain ASGI app: providers call it thousands of times a
+    second, and Starlette's request-response wrapper and ``JSONResponse`` are per-request work
+    it does not need. Refusals, the cold path, still answer through ``Refused``."""
+
+    def __init__(self, provider: str, authenticate: Authenticator, translate: Translator):
+        self.provider, self._authenticate, self._translate = provider, authenticate, translate
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            await _admit(request, self._authenticate)
+            payload = await read_json(request, request.app.state.settings.webhook_max_bytes)
+            try:
+                translation = self._translate(payload, datetime.now(UTC))
+            except PayloadError as exc:
+                raise Refused(400, "INVALID_PAYLOAD", str(exc)) from None
+            counts = await _store(request, translation)
+        except Refused as refusal:
+            log.warning(
+                "webhook_refused",
+                provider=self.provider,
+                status=refusal.status,
+                reason=refusal.code,
+                detail=refusal.message,
+            )
+            metrics.labelled(metrics.webhook_events_total, self.provider, "refused").inc()
+            await refusal.response()(scope, receive, send)
+            return
+        _count_events(self.provider, counts)
+        body = json.dumps(counts, separators=(",", ":")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+routes = [
+    Route(
+        "/webhooks/events",
+        WebhookEndpoint("api", _authenticate_key, generic.translate),
+        methods=["POST"],
+    ),
+    Route(
+        "/webhooks/lemlist",
+        WebhookEndpoint("lemlist", _query_secret("lemlist_webhook_secret"), lemlist.translate),
+        methods=["POST"],
+    ),
+    Route(
+        "/webhooks/postmark",
+        WebhookEndpoint("postmark", _postmark_basic, postmark.translate),
+        methods=["POST"],
+    ),
+    Route(
+        "/webhooks/phantombuster",
+        WebhookEndpoint(
+            "phantombuster",
+            _query_secret("phantombuster_webhook_secret"),
+            phantombuster.translate,
+        ),
+        methods=["POST"],
+    ),
+    Route("/webhooks/openapi.json", openapi, methods=["GET"]),
+]

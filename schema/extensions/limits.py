@@ -1,0 +1,218 @@
+"""Limits on GraphQL documents, enforced before any resolver (so before any SQL) runs.
+
+Tokens are counted while parsing (the parser stops at the limit), depth and aliases are
+validation rules (their verdict depends on the document only, so the validation cache keeps
+it), and the node cost, which depends on the variables, is checked just before execution.
+Every refusal is a GraphQL error naming the limit and the figure, with
+``extensions.code = "QUERY_TOO_COMPLEX"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    Node,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+)
+from strawberry.extensions import ParserCache, SchemaExtension
+
+from schema.extensions.cost import operation_cost
+
+CODE = "QUERY_TOO_COMPLEX"
+INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
+
+
+def limit_error(
+    limit: str, message: str, maximum: int, value: int | None, nodes: Node | None = None
+) -> GraphQLError:
+    extensions: dict[str, Any] = {"code": CODE, "limit": limit, "maximum": maximum}
+    if value is not None:
+        extensions["value"] = value
+    return GraphQLError(message, nodes, extensions=extensions)
+
+
+class _DocumentWalk:
+    """Depth and alias counts per operation, each fragment measured once however often spread."""
+
+    def __init__(self, document: DocumentNode) -> None:
+        self._fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self._depths: dict[tuple[str, bool], int] = {}
+        self._aliases: dict[str, int] = {}
+
+    def depth(
+        self, selection_set: SelectionSetNode | None, visiting: frozenset[str], meta: bool
+    ) -> int:
+        """Fields on the longest path down.
+
+        Introspection's ``ofType`` returns one type, never a list, so its nesting (nine deep in
+        the standard introspection query) adds nothing; ``meta`` says we are inside
+        ``__schema`` or ``__type``.
+        """
+        deepest = 0
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                inner = meta or name in INTROSPECTION_ROOTS
+                step = 0 if meta and name == "ofType" else 1
+                deepest = max(deepest, step + self.depth(selection.selection_set, visiting, inner))
+            elif isinstance(selection, InlineFragmentNode):
+                deepest = max(deepest, self.depth(selection.selection_set, visiting, meta))
+            elif isinstance(selection, FragmentSpreadNode):
+                deepest = max(deepest, self._fragment_depth(selection.name.value, visiting, meta))
+        return deepest
+
+    def aliases(self, selection_set: SelectionSetNode | None, visiting: frozenset[str]) -> int:
+        """Aliased fields, a fragment's counted each time it is spread (each is executed)."""
+        count = 0
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                count += int(selection.alias is not None)
+                count += self.aliases(selection.selection_set, visiting)
+            elif isinstance(selection, InlineFragmentNode):
+                count += self.aliases(selection.selection_set, visiting)
+            elif isinstance(selection, FragmentSpreadNode):
+                count += self._fragment_aliases(selection.name.value, visiting)
+        return count
+
+    def _fragment_depth(self, name: str, visiting: frozenset[str], meta: bool) -> int:
+        fragment = self._fragments.get(name)
+        if fragment is None or name in visiting:  # unknown or cyclic: validation reports it
+            return 0
+        if (name, meta) not in self._depths:
+            self._depths[name, meta] = self.depth(fragment.selection_set, visiting | {name}, meta)
+        return self._depths[name, meta]
+
+    def _fragment_aliases(self, name: str, visiting: frozenset[str]) -> int:
+        fragment = self._fragments.get(name)
+        if fragment is None or name in visiting:
+            return 0
+        if name not in self._aliases:
+            self._aliases[name] = self.aliases(fragment.selection_set, visiting | {name})
+        return self._aliases[name]
+
+
+def _operations(document: DocumentNode) -> Iterator[OperationDefinitionNode]:
+    return (d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+
+
+def depth_rule(max_depth: int) -> type[ValidationRule]:
+    class DepthLimit(ValidationRule):
+        def enter_document(self, node: DocumentNode, *_: Any) -> Any:
+            walk = _DocumentWalk(node)
+            for operation in _operations(node):
+                depth = walk.depth(operation.selection_set, frozenset(), meta=False)
+                if depth > max_depth:
+                    self.report_error(
+                        limit_error(
+                            "depth",
+                            f"depth {depth} exceeds {max_depth}: nest fields at most"
+                            f" {max_depth} levels deep",
+                            max_depth,
+                            depth,
+                            operation,
+                        )
+                    )
+            return self.BREAK
+
+    return DepthLimit
+
+
+def alias_rule(max_aliases: int) -> type[ValidationRule]:
+    class AliasLimit(ValidationRule):
+        def enter_document(self, node: DocumentNode, *_: Any) -> Any:
+            walk = _DocumentWalk(node)
+            for operation in _operations(node):
+                count = walk.aliases(operation.selection_set, frozenset())
+                if count > max_aliases:
+                    self.report_error(
+                        limit_error(
+                            "aliases",
+                            f"aliases {count} exceeds {max_aliases}: use at most"
+                            f" {max_aliases} aliases in one operation",
+                            max_aliases,
+                            count,
+                            operation,
+                        )
+                    )
+            return self.BREAK
+
+    return AliasLimit
+
+
+def _is_token_limit(error: GraphQLSyntaxError, max_tokens: int) -> bool:
+    """graphql-core reports its token limit (hit by tokens or by comments) only as a message."""
+    return f"Document contains more than {max_tokens} tokens." in error.message
+
+
+class TokenLimitedParserCache(ParserCache):
+    """Strawberry's parser cache with the parser's token limit, refused with our error."""
+
+    def __init__(self, max_tokens: int, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self.max_tokens = max_tokens
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        context.parse_options["max_tokens"] = self.max_tokens
+        try:
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        except GraphQLSyntaxError as error:
+            if not _is_token_limit(error, self.max_tokens):
+                raise
+            raise limit_error(
+                "tokens",
+                f"token count exceeds {self.max_tokens}: the document has more than"
+                f" {self.max_tokens} tokens",
+                self.max_tokens,
+                None,
+            ) from None
+        yield
+
+
+class QueryCostLimit(SchemaExtension):
+    """Refuse, before execution, an operation whose node cost exceeds the limit."""
+
+    def __init__(self, max_cost: int) -> None:
+        self.max_cost = max_cost
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is not None and context.result is None:
+            variables: Mapping[str, Any] | None = context.variables
+            cost = operation_cost(
+                context.schema._schema,
+                context.graphql_document,
+                context.operation_name,
+                variables,
+            )
+            if cost > self.max_cost:
+                context.result = ExecutionResult(
+                    data=None,
+                    errors=[
+                        limit_error(
+                            "cost",
+                            f"cost {cost} exceeds {self.max_cost}: each connection counts its"
+                            " 'first' (its default when omitted) times the 'first' of the"
+                            " connections around it; ask for smaller pages",
+                            self.max_cost,
+                            cost,
+                        )
+                    ],
+                )
+        yield
