@@ -92,6 +92,21 @@ class Settings(BaseSettings):
     webhook_rate_limit_per_minute: int = Field(default=6_000, ge=1)
     introspection: bool | None = None
     auth_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # Sending (issue 23): the providers' APIs and credentials, the sender's timing.
+    postmark_api_url: str = "https://api.postmarkapp.com"
+    postmark_server_token: SecretStr | None = None
+    phantombuster_api_url: str = "https://api.phantombuster.com"
+    phantombuster_api_key: SecretStr | None = None
+    lemlist_api_url: str = "https://api.lemlist.com"
+    lemlist_api_key: SecretStr | None = None
+    send_retry_base_s: float = Field(default=1.0, gt=0, le=3600)
+    send_retry_max_s: float = Field(default=300.0, gt=0, le=86_400)
+    send_max_attempts: int = Field(default=8, ge=1, le=100)
+    send_lease_s: float = Field(default=60.0, gt=0, le=3600)
+    send_concurrency: int = Field(default=32, ge=1, le=1000)
+    send_batch: int = Field(default=500, ge=1, le=5000)
+    send_http_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    send_idle_s: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("database_url")
     @classmethod
@@ -99,6 +114,21 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         return normalize_database_url(value.strip())
+
+    @field_validator("postmark_api_url", "phantombuster_api_url", "lemlist_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or len(value) < 10:
+            raise ValueError("must be an http(s) URL, e.g. https://api.postmarkapp.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> Settings:
+        if self.send_retry_max_s < self.send_retry_base_s:
+            raise ValueError(
+                "CAMPAIGN_SEND_RETRY_MAX_S must be at least CAMPAIGN_SEND_RETRY_BASE_S"
+            )
+        return self
 
     @field_validator("metrics_bind")
     @classmethod

@@ -27,6 +27,7 @@ from schema.payloads import (
     InstancePayload,
     LinkedInStepPayload,
     RecordEventPayload,
+    SkippedContact,
     TemplatePayload,
 )
 from schema.permissions import CanWrite
@@ -163,13 +164,24 @@ class Mutation:
             return BulkEnrollPayload(
                 enrolled_count=0,
                 skipped_count=0,
+                skipped=[],
                 errors=outcome.errors,  # type: ignore[arg-type]
                 enrollment_ids=[],
             )
         ids = [str(i) for i in outcome.value.enrolled_ids]
+        skipped = [
+            SkippedContact(
+                index=s.index,
+                contact_id=strawberry.ID(s.contact_id),
+                reason=s.reason,  # type: ignore[arg-type]
+                message=s.message,
+            )
+            for s in outcome.value.skipped
+        ]
         return BulkEnrollPayload(
             enrolled_count=len(ids),
-            skipped_count=outcome.value.skipped,
+            skipped_count=len(skipped),
+            skipped=skipped,
             errors=[],
             enrollment_ids=ids,
         )

@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 from schema.errors import UserError
 from schema.types.enrollments import Enrollment
+from schema.types.enums import SkipReason
 from schema.types.events import CampaignEvent
 from schema.types.instances import CampaignInstance
 from schema.types.templates import CampaignTemplate, EmailStep, LinkedInStep
@@ -43,10 +44,24 @@ class EnrollmentPayload:
 
 
 @strawberry.type
+class SkippedContact:
+    index: int = strawberry.field(description="The contact's position in the request (from 0).")
+    contact_id: strawberry.ID
+    reason: SkipReason
+    message: str
+
+
+@strawberry.type
 class BulkEnrollPayload:
     enrolled_count: int = strawberry.field(description="How many new enrollments were created.")
     skipped_count: int = strawberry.field(
         description="How many contacts were already in the instance (or repeated in the request)."
+    )
+    skipped: list[SkippedContact] = strawberry.field(
+        description=(
+            "Every contact that was not enrolled, with its reason: already enrolled, repeated in"
+            " the request, no address for a channel, a variable the steps need, suppressed."
+        )
     )
     errors: list[UserError]
     enrollment_ids: strawberry.Private[list[str]]

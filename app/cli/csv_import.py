@@ -23,7 +23,8 @@ from app.services.enrollment import ContactInput, bulk_enroll, check_contact
 @dataclass(slots=True)
 class ImportSummary:
     enrolled: int = 0
-    skipped: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    """(line number, reason) of every well-formed row that was not enrolled."""
     rejected: list[tuple[int, str]] = field(default_factory=list)
     """(line number, reason) of every row that was not sent."""
 
@@ -67,19 +68,24 @@ async def import_csv(
 ) -> ImportSummary:
     summary = ImportSummary()
     batch: list[ContactInput] = []
+    lines: list[int] = []
 
     async def flush() -> None:
         async with sessionmaker.begin() as session:
             result = await bulk_enroll(session, instance_id, batch)
         summary.enrolled += len(result.enrolled_ids)
         metrics.enrollments_created_total.labels("csv").inc(len(result.enrolled_ids))
-        summary.skipped += result.skipped
+        summary.skipped.extend(
+            (lines[s.index], f"{s.reason.value}: {s.message}") for s in result.skipped
+        )
         progress(len(batch))
         batch.clear()
+        lines.clear()
 
     rejected_seen = 0
-    for _, contact in _rows(path, summary):
+    for line, contact in _rows(path, summary):
         batch.append(contact)
+        lines.append(line)
         if len(batch) >= batch_size:
             await flush()
         if len(summary.rejected) > rejected_seen:

@@ -14,7 +14,9 @@ from app.settings import Settings
 
 
 def cmd_enroll(settings: Settings, args: argparse.Namespace) -> int:
-    """Enroll a CSV of contacts in batches of 10,000; exit 1 when any row was rejected."""
+    """Enroll a CSV of contacts in batches of 10,000; every row not enrolled is listed with its
+    line number (skipped: already enrolled, repeated, no address, a missing variable,
+    suppressed; rejected: malformed). Exit 1 when any row was rejected."""
     from tqdm import tqdm
 
     from app.cli.csv_import import import_csv
@@ -31,10 +33,10 @@ def cmd_enroll(settings: Settings, args: argparse.Namespace) -> int:
 
     summary = run_with_sessionmaker(settings, work)
     print(
-        f"enrolled {summary.enrolled}, skipped {summary.skipped} (already enrolled or repeated),"
+        f"enrolled {summary.enrolled}, skipped {len(summary.skipped)},"
         f" rejected {len(summary.rejected)}"
     )
-    for line, reason in summary.rejected:
+    for line, reason in sorted(summary.rejected + summary.skipped):
         print(f"  line {line}: {reason}")
     return 1 if summary.rejected else 0
 

@@ -72,6 +72,37 @@ class EventType(StrEnum):
     FAILED = "failed"
 
 
+class DispatchStatus(StrEnum):
+    """One touch's way out: queued (waiting for its attempt time) → sending (claimed by a
+    sender, under a lease) → sent | failed | unknown (interrupted where the provider cannot be
+    asked) | cancelled (its enrollment stopped before the touch left)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+
+
+class SuppressionReason(StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    SPAM_COMPLAINT = "spam_complaint"
+    BOUNCED = "bounced"
+    MANUAL = "manual"
+
+
+class SkipReason(StrEnum):
+    """Why a contact of an enrollment request was not enrolled (reported per contact)."""
+
+    ALREADY_ENROLLED = "ALREADY_ENROLLED"
+    DUPLICATE_IN_REQUEST = "DUPLICATE_IN_REQUEST"
+    ADDRESS_MISSING = "ADDRESS_MISSING"
+    ADDRESS_INVALID = "ADDRESS_INVALID"
+    VARIABLE_MISSING = "VARIABLE_MISSING"
+    SUPPRESSED = "SUPPRESSED"
+
+
 class Scope(StrEnum):
     READ = "read"
     WRITE = "write"
@@ -89,6 +120,12 @@ class ErrorCode(StrEnum):
     TEMPLATE_EMPTY = "TEMPLATE_EMPTY"
     STEP_CONFLICT = "STEP_CONFLICT"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    MALFORMED_PLACEHOLDER = "MALFORMED_PLACEHOLDER"
+    PROVIDER_CONFIG_INCOMPLETE = "PROVIDER_CONFIG_INCOMPLETE"
+    ADDRESS_MISSING = "ADDRESS_MISSING"
+    ADDRESS_INVALID = "ADDRESS_INVALID"
+    VARIABLE_MISSING = "VARIABLE_MISSING"
+    SUPPRESSED = "SUPPRESSED"
 
 
 EMAIL_ONLY_EVENTS = frozenset(
@@ -134,3 +171,6 @@ TERMINAL_PRECEDENCE: dict[EnrollmentStatus, int] = {
 }
 
 TERMINAL_INSTANCE_STATUSES = frozenset({InstanceStatus.COMPLETED, InstanceStatus.FAILED})
+
+OPEN_DISPATCH_STATUSES = frozenset({DispatchStatus.QUEUED, DispatchStatus.SENDING})
+"""A touch in one of these is still on its way: its enrollment's next step waits for it."""

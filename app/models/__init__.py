@@ -5,6 +5,7 @@ from app.models.enrollments import Enrollment
 from app.models.events import CampaignEvent
 from app.models.instances import COUNTER_COLUMNS, CampaignInstance, InstanceTransition
 from app.models.outcomes import EventOutcome, InstanceCounterShard
+from app.models.sending import Dispatch, SendQuota, Suppression, SuppressionChange
 from app.models.templates import CampaignTemplate, EmailStep, LinkedInStep
 
 __all__ = [
@@ -13,10 +14,14 @@ __all__ = [
     "CampaignEvent",
     "CampaignInstance",
     "CampaignTemplate",
+    "Dispatch",
     "EmailStep",
     "Enrollment",
     "EventOutcome",
     "InstanceCounterShard",
     "InstanceTransition",
     "LinkedInStep",
+    "SendQuota",
+    "Suppression",
+    "SuppressionChange",
 ]

@@ -18,7 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.domain.enums import EnrollmentStatus
+from app.domain.addresses import metadata_address_sql
+from app.domain.enums import Channel, EnrollmentStatus
 from app.domain.limits import CONTACT_ID_MAX
 from app.models.base import (
     Base,
@@ -68,4 +69,13 @@ class Enrollment(IdMixin, TimestampMixin, Base):
         Index(None, "instance_id", "created_at", "id"),
         Index(None, "contact_id"),
         Index(None, "status"),
+        # A suppression stops every running enrollment of its address, in any instance.
+        *(
+            Index(
+                f"ix_enrollments_running_{channel.value}_address",
+                text(metadata_address_sql(channel, "metadata")),
+                postgresql_where=text("status IN ('enrolled', 'active', 'paused')"),
+            )
+            for channel in Channel
+        ),
     )

@@ -15,6 +15,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -65,6 +66,37 @@ graphql_fastpath_fallbacks_total = Counter(
     "campaign_graphql_fastpath_fallbacks",
     "GraphQL requests the fast execution path handed back to the regular executor, by reason.",
     ["reason"],
+)
+
+sends_total = Counter(
+    "campaign_sends",
+    "Touches the sender finished an attempt for, by provider and outcome: sent, retry,"
+    " failed, unknown (interrupted where the provider cannot be asked), reconciled (found"
+    " at the provider after a lost answer), cancelled.",
+    ["provider", "outcome"],
+)
+send_lag_seconds = Histogram(
+    "campaign_send_lag_seconds",
+    "From the time a touch was due to the time its provider took it.",
+    ["provider"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+)
+provider_request_seconds = Histogram(
+    "campaign_provider_request_duration_seconds",
+    "Provider API calls, by provider and endpoint, failures included.",
+    ["provider", "endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+send_due_backlog = Gauge(
+    "campaign_send_due_backlog",
+    "Touches due now and not yet claimed (active enrollments past their next action time),"
+    " as this sender last counted them.",
+)
+send_blocked = Gauge(
+    "campaign_send_blocked_instances",
+    "Active instances whose due touches wait because a provider has no credentials"
+    " (production), by provider.",
+    ["provider"],
 )
 
 _operation_names: set[str] = set()

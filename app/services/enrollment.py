@@ -1,4 +1,9 @@
-"""Enrolling contacts (one, or up to 10,000 set-based) and per-contact pause/resume/remove."""
+"""Enrolling contacts (one, or up to 10,000 set-based) and per-contact pause/resume/remove.
+
+Malformed input (a contact id or metadata the API cannot store) refuses the whole request;
+a well-formed contact that cannot be enrolled here (no address for a channel, a variable the
+steps need, a suppressed address, already enrolled, repeated) is skipped with its reason.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,13 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import EnrollmentStatus, ErrorCode, InstanceStatus
+from app.domain.addresses import METADATA_KEY
+from app.domain.enums import EnrollmentStatus, ErrorCode, InstanceStatus, SkipReason
 from app.domain.errors import DomainError, DomainErrors
 from app.domain.limits import BULK_ENROLL_MAX, CONTACT_ID_MAX
 from app.models import CampaignInstance, CampaignTemplate, Enrollment
+from app.services.audience import Audience, audience_of, suppressed
+from app.services.sending.wake import wake_senders
 from app.services.sequence import step_after
 from app.services.validation import Problems, require_id
 
@@ -32,9 +40,19 @@ class CheckedContact:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """A contact of the request that was not enrolled, and why."""
+
+    index: int
+    contact_id: str
+    reason: SkipReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class BulkResult:
     enrolled_ids: list[uuid.UUID]
-    skipped: int
+    skipped: list[Skipped]
 
 
 def check_contact(contact: ContactInput) -> tuple[CheckedContact | None, list[DomainError]]:
@@ -96,6 +114,11 @@ async def _open_instance(session: AsyncSession, instance_id: str) -> CampaignIns
     return instance
 
 
+async def _audience(session: AsyncSession, instance: CampaignInstance) -> Audience:
+    template = await session.get_one(CampaignTemplate, instance.template_id)
+    return await audience_of(session, template.id, template.type)
+
+
 async def _initial_state(
     session: AsyncSession, instance: CampaignInstance
 ) -> tuple[EnrollmentStatus, int | None]:
@@ -121,7 +144,10 @@ async def _insert(
             "metadata": [json.dumps(c.metadata) for c in contacts],
         },
     )
-    return list(rows.all())
+    inserted = list(rows.all())
+    if inserted and status is EnrollmentStatus.ACTIVE:
+        await wake_senders(session)
+    return inserted
 
 
 async def enroll_contact(
@@ -132,6 +158,19 @@ async def enroll_contact(
         raise DomainErrors(errors)
     assert checked is not None
     instance = await _open_instance(session, instance_id)
+    audience = await _audience(session, instance)
+    refusal = audience.refusal(checked.metadata)
+    if refusal is not None:
+        raise DomainError(ErrorCode(refusal.reason.value), refusal.message, refusal.field)
+    blocked = await suppressed(session, audience.addresses(checked.metadata))
+    if blocked:
+        channel, _ = sorted(blocked)[0]
+        key = METADATA_KEY[channel]
+        raise DomainError(
+            ErrorCode.SUPPRESSED,
+            f"metadata.{key} is on the suppression list: nothing is sent to it again",
+            ("metadata", key),
+        )
     inserted = await _insert(session, instance, [checked])
     if not inserted:
         existing = await session.scalar(
@@ -150,7 +189,8 @@ async def enroll_contact(
 async def bulk_enroll(
     session: AsyncSession, instance_id: str, contacts: Sequence[ContactInput]
 ) -> BulkResult:
-    """All or nothing: one invalid contact refuses the batch; repeats and members are skipped."""
+    """Malformed input refuses the batch; every other contact is enrolled or reported skipped
+    (the first occurrence of a repeated contact id wins). Safe to repeat."""
     if len(contacts) > BULK_ENROLL_MAX:
         raise DomainError(
             ErrorCode.LIMIT_EXCEEDED,
@@ -158,22 +198,68 @@ async def bulk_enroll(
             ("contacts",),
         )
     errors: list[DomainError] = []
-    unique: dict[str, CheckedContact] = {}
+    unique: dict[str, tuple[int, CheckedContact]] = {}
+    skipped: list[Skipped] = []
     for index, contact in enumerate(contacts):
         checked, problems = check_contact(contact)
         errors.extend(
             DomainError(e.code, f"contact {index}: {e.message}", ("contacts", str(index), *e.field))
             for e in problems
         )
-        if checked is not None:
-            unique.setdefault(checked.contact_id, checked)
+        if checked is None:
+            continue
+        if checked.contact_id in unique:
+            skipped.append(
+                Skipped(
+                    index,
+                    checked.contact_id,
+                    SkipReason.DUPLICATE_IN_REQUEST,
+                    f"repeats contact {unique[checked.contact_id][0]} of this request",
+                )
+            )
+        else:
+            unique[checked.contact_id] = (index, checked)
     if errors:
         raise DomainErrors(errors)
     instance = await _open_instance(session, instance_id)
-    inserted = await _insert(session, instance, list(unique.values())) if unique else []
+    audience = await _audience(session, instance)
+    admitted: list[tuple[int, CheckedContact]] = []
+    for index, checked in unique.values():
+        refusal = audience.refusal(checked.metadata)
+        if refusal is None:
+            admitted.append((index, checked))
+        else:
+            skipped.append(Skipped(index, checked.contact_id, refusal.reason, refusal.message))
+    blocked = await suppressed(
+        session, (pair for _, c in admitted for pair in audience.addresses(c.metadata))
+    )
+    if blocked:
+        kept = []
+        for index, checked in admitted:
+            hit = [pair for pair in audience.addresses(checked.metadata) if pair in blocked]
+            if hit:
+                key = METADATA_KEY[hit[0][0]]
+                skipped.append(
+                    Skipped(
+                        index,
+                        checked.contact_id,
+                        SkipReason.SUPPRESSED,
+                        f"metadata.{key} is on the suppression list",
+                    )
+                )
+            else:
+                kept.append((index, checked))
+        admitted = kept
+    inserted = await _insert(session, instance, [c for _, c in admitted]) if admitted else []
+    new = {row.contact_id for row in inserted}
+    skipped.extend(
+        Skipped(index, c.contact_id, SkipReason.ALREADY_ENROLLED, "already in this instance")
+        for index, c in admitted
+        if c.contact_id not in new
+    )
     return BulkResult(
         enrolled_ids=[uuid.UUID(str(row.id)) for row in inserted],
-        skipped=len(contacts) - len(inserted),
+        skipped=sorted(skipped, key=lambda s: s.index),
     )
 
 
@@ -220,6 +306,7 @@ async def _resume(session: AsyncSession, enrollment: Enrollment) -> None:
         enrollment.status = EnrollmentStatus.ENROLLED
         return
     enrollment.status = EnrollmentStatus.ACTIVE
+    await wake_senders(session)
     if enrollment.next_action_at is None:
         template = await session.get_one(CampaignTemplate, instance.template_id)
         following = await step_after(session, template.id, template.type, enrollment.current_step)

@@ -12,11 +12,14 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import ErrorCode, InstanceStatus, Provider, TemplateType
+from app.domain.enums import ErrorCode, InstanceStatus, TemplateType
 from app.domain.errors import DomainError
 from app.domain.limits import FAILURE_REASON_MAX, NAME_MAX
 from app.models import CampaignInstance, CampaignTemplate, InstanceTransition
-from app.services.sequence import step_after, uses_email, uses_linkedin
+from app.services.sending import config as sending_config
+from app.services.sending.config import PROVIDER_KEY, ConfigProblem, missing_for_start
+from app.services.sending.wake import wake_senders
+from app.services.sequence import step_after, used_actions, used_channels
 from app.services.validation import Problems, require_id
 
 DRAFT, ACTIVE, PAUSED = InstanceStatus.DRAFT, InstanceStatus.ACTIVE, InstanceStatus.PAUSED
@@ -24,11 +27,16 @@ COMPLETED, FAILED = InstanceStatus.COMPLETED, InstanceStatus.FAILED
 
 _NON_TERMINAL = "('enrolled', 'active', 'paused')"
 
-Precondition = Callable[[AsyncSession, CampaignTemplate], Awaitable[dict[str, Any]]]
+Precondition = Callable[
+    [AsyncSession, CampaignTemplate, CampaignInstance], Awaitable[dict[str, Any]]
+]
 
 
-async def _startable(session: AsyncSession, template: CampaignTemplate) -> dict[str, Any]:
-    """An active template with at least one active step; yields the first step's delay."""
+async def _startable(
+    session: AsyncSession, template: CampaignTemplate, instance: CampaignInstance
+) -> dict[str, Any]:
+    """An active template with at least one active step, and a provider_config that gives
+    each used channel's provider what it needs; yields the first step's delay."""
     if not template.is_active:
         raise DomainError(
             ErrorCode.TEMPLATE_INACTIVE, f"template {template.id} is archived", ("id",)
@@ -41,10 +49,23 @@ async def _startable(session: AsyncSession, template: CampaignTemplate) -> dict[
             f" campaign of type {template.type.value}",
             ("id",),
         )
+    missing = missing_for_start(
+        sending_config.parse(instance.provider_config),
+        used_channels(template.type),
+        await used_actions(session, template.id, template.type),
+    )
+    if missing:
+        raise DomainError(
+            ErrorCode.PROVIDER_CONFIG_INCOMPLETE,
+            "provider_config lacks " + "; ".join(missing),
+            ("id",),
+        )
     return {"first_delay": first.delay_hours}
 
 
-async def _always(session: AsyncSession, template: CampaignTemplate) -> dict[str, Any]:
+async def _always(
+    session: AsyncSession, template: CampaignTemplate, instance: CampaignInstance
+) -> dict[str, Any]:
     return {}
 
 
@@ -60,6 +81,7 @@ class Transition:
     enrollments_from: str = _NON_TERMINAL
     precondition: Precondition = _always
     needs_reason: bool = False
+    wakes_senders: bool = False
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -70,9 +92,10 @@ TRANSITIONS: dict[str, Transition] = {
         "status = 'active', next_action_at = now() + make_interval(hours => :first_delay)",
         enrollments_from="('enrolled')",
         precondition=_startable,
+        wakes_senders=True,
     ),
     "pause": Transition(frozenset({ACTIVE}), PAUSED, "paused_at = now()"),
-    "resume": Transition(frozenset({PAUSED}), ACTIVE, "paused_at = NULL"),
+    "resume": Transition(frozenset({PAUSED}), ACTIVE, "paused_at = NULL", wakes_senders=True),
     "complete": Transition(
         frozenset({ACTIVE, PAUSED}),
         COMPLETED,
@@ -119,7 +142,9 @@ async def transition(
             ("id",),
         )
     template = await session.get_one(CampaignTemplate, instance.template_id)
-    params = {"id": instance.id, "reason": reason} | await rule.precondition(session, template)
+    params = {"id": instance.id, "reason": reason} | await rule.precondition(
+        session, template, instance
+    )
     if rule.enrollment_sets:
         await session.execute(
             text(
@@ -144,33 +169,27 @@ async def transition(
             reason=reason,
         )
     )
+    if rule.wakes_senders:
+        await wake_senders(session)
     await session.flush()
     return instance.id
-
-
-_EMAIL_PROVIDERS = frozenset({Provider.LEMLIST.value, Provider.POSTMARK.value})
-_LINKEDIN_PROVIDERS = frozenset({Provider.LEMLIST.value, Provider.PHANTOMBUSTER.value})
 
 
 def _check_provider_config(
     p: Problems, config: dict[str, Any], template_type: TemplateType
 ) -> None:
-    for key, allowed, used in (
-        ("email_provider", _EMAIL_PROVIDERS, uses_email(template_type)),
-        ("linkedin_provider", _LINKEDIN_PROVIDERS, uses_linkedin(template_type)),
-    ):
-        if key not in config:
-            continue
-        if not used:
+    """The sending settings must be well formed, and name no provider for a channel the
+    template does not use; completeness is checked when the instance starts."""
+    for channel, key in PROVIDER_KEY.items():
+        if key in config and channel not in used_channels(template_type):
             p.add(
                 "provider_config",
                 f"has {key} but a campaign of type {template_type.value} has no such channel",
             )
-        elif config[key] not in allowed:
-            p.add(
-                "provider_config",
-                f"{key} must be one of {', '.join(sorted(allowed))}, not {str(config[key])[:40]!r}",
-            )
+    try:
+        sending_config.parse(config)
+    except ConfigProblem as exc:
+        p.add("provider_config", str(exc))
 
 
 async def create_instance(session: AsyncSession, values: dict[str, Any], actor: str) -> uuid.UUID:

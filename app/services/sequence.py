@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import TemplateType
+from app.domain.enums import Channel, LinkedInAction, TemplateType
 
 _STEPS = """
     SELECT step_number, min(delay_hours) AS delay_hours FROM (
@@ -57,3 +57,30 @@ async def step_after(
         )
     ).first()
     return NextStep(row.step_number, row.delay_hours) if row else None
+
+
+def used_channels(template_type: TemplateType) -> tuple[Channel, ...]:
+    """The channels an instance of this template type sends on."""
+    return tuple(
+        channel
+        for channel, used in (
+            (Channel.EMAIL, uses_email(template_type)),
+            (Channel.LINKEDIN, uses_linkedin(template_type)),
+        )
+        if used
+    )
+
+
+async def used_actions(
+    session: AsyncSession, template_id: uuid.UUID, template_type: TemplateType
+) -> set[LinkedInAction]:
+    """The LinkedIn actions the template's active steps take (each needs its agent)."""
+    if not uses_linkedin(template_type):
+        return set()
+    rows = await session.execute(
+        text(
+            "SELECT DISTINCT action::text FROM linkedin_steps WHERE template_id = :t AND is_active"
+        ),
+        {"t": template_id},
+    )
+    return {LinkedInAction(row[0]) for row in rows}

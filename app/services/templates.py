@@ -30,6 +30,7 @@ from app.domain.limits import (
 )
 from app.models import CampaignTemplate, EmailStep, LinkedInStep
 from app.services.integrity import translate
+from app.services.sending.render import MalformedPlaceholder, placeholders
 from app.services.validation import Problems, not_null, require_id
 
 StepModel = type[EmailStep] | type[LinkedInStep]
@@ -147,15 +148,30 @@ async def archive_template(session: AsyncSession, template_id: str) -> uuid.UUID
     return template.id
 
 
+def _personalizable(p: Problems, field: str, value: str | None) -> str | None:
+    """``value`` when its placeholders are well formed: a broken one is refused now, with the
+    field named, rather than at send time."""
+    if value is not None:
+        try:
+            placeholders(value)
+        except MalformedPlaceholder as exc:
+            p.add(field, str(exc), ErrorCode.MALFORMED_PLACEHOLDER)
+    return value
+
+
 def _email_step_fields(p: Problems, values: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     if "step_number" in values:
         clean["step_number"] = p.integer("step_number", values["step_number"], 1, STEP_NUMBER_MAX)
     if "subject" in values:
-        clean["subject"] = p.text("subject", values["subject"], max_length=SUBJECT_MAX)
+        clean["subject"] = _personalizable(
+            p, "subject", p.text("subject", values["subject"], max_length=SUBJECT_MAX)
+        )
     if "body" in values:
-        clean["body"] = p.text(
-            "body", values["body"], required=True, min_length=BODY_MIN, max_length=BODY_MAX
+        clean["body"] = _personalizable(
+            p,
+            "body",
+            p.text("body", values["body"], required=True, min_length=BODY_MIN, max_length=BODY_MAX),
         )
     if "delay_hours" in values:
         clean["delay_hours"] = p.integer("delay_hours", values["delay_hours"], 0, DELAY_HOURS_MAX)
@@ -179,7 +195,7 @@ def _linkedin_step_fields(p: Problems, values: dict[str, Any]) -> dict[str, Any]
     elif action is LinkedInAction.MESSAGE and blank:
         p.add("message", "is required for a 'message' step")
     else:
-        message = p.text("message", raw_message, max_length=limit)
+        message = _personalizable(p, "message", p.text("message", raw_message, max_length=limit))
     return {
         "step_number": p.integer("step_number", values["step_number"], 1, STEP_NUMBER_MAX),
         "delay_hours": p.integer("delay_hours", values["delay_hours"], 0, DELAY_HOURS_MAX),

@@ -1,0 +1,83 @@
+"""``worker``: the sender, a long-running process. Run as many as the load needs, on one
+machine or many; they share the work through PostgreSQL. SIGTERM (or Ctrl-C) finishes the
+sends in flight, records them, hands back what was not started, and exits 0."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from sqlalchemy.engine import make_url
+
+from app.cli.common import Commands, add_command, check_database
+from app.db.engine import create_engine
+from app.observability.logs import configure_logging
+from app.providers.clients import build_clients
+from app.providers.http import create_client
+from app.services.sending.record import Timing
+from app.settings import Settings
+from app.worker.sender import SenderLoop, SenderOptions
+
+POOL_SIZE = 4
+"""Claims, recording, lease renewal and the outlook each hold at most one connection."""
+
+
+def options_from(settings: Settings, concurrency: int | None, batch: int | None) -> SenderOptions:
+    return SenderOptions(
+        concurrency=concurrency or settings.send_concurrency,
+        batch=batch or settings.send_batch,
+        lease_s=settings.send_lease_s,
+        idle_s=settings.send_idle_s,
+        timing=Timing(
+            base_s=settings.send_retry_base_s,
+            max_s=settings.send_retry_max_s,
+            max_attempts=settings.send_max_attempts,
+        ),
+    )
+
+
+async def run_sender(settings: Settings, url: str, options: SenderOptions) -> None:
+    """Run a sender until SIGTERM or SIGINT, then stop it gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    engine = create_engine(
+        settings.model_copy(update={"pool_size": POOL_SIZE, "max_overflow": 0}), url
+    )
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    http = create_client(settings.send_http_timeout_s, connections=options.concurrency)
+    try:
+        sender = SenderLoop(engine, dsn, build_clients(settings, http), options)
+        await sender.run(stop)
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    url = check_database(settings)
+    configure_logging(settings)
+    asyncio.run(run_sender(settings, url, options_from(settings, args.concurrency, args.batch)))
+
+
+def register(commands: Commands) -> None:
+    worker = add_command(
+        commands, "worker", cmd_worker, "run a sender: deliver the due touches of started campaigns"
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=positive,
+        help="provider requests in flight (default: CAMPAIGN_SEND_CONCURRENCY)",
+    )
+    worker.add_argument(
+        "--batch", type=positive, help="touches claimed at a time (default: CAMPAIGN_SEND_BATCH)"
+    )
+
+
+def positive(value: str) -> int:
+    number = int(value) if value.isdigit() else 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
+    return number

@@ -1,0 +1,61 @@
+"""Where a touch goes: an enrollment's e-mail address or LinkedIn profile URL, validated and
+normalized the same way in Python (enrollment checks, operators' imports) and in SQL (the
+sender's suppression check, the suppressions table's CHECK, the effects that suppress).
+
+An address is compared in its normalized form only: e-mail lower-cased and trimmed; a LinkedIn
+URL lower-cased, trimmed, without scheme, ``www.``, query, fragment or trailing slash.
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.domain.enums import Channel
+
+ADDRESS_MAX = 320
+METADATA_KEY: dict[Channel, str] = {Channel.EMAIL: "email", Channel.LINKEDIN: "linkedin_url"}
+"""The enrollment metadata field that holds each channel's address."""
+
+_EMAIL = re.compile(
+    r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
+_LINKEDIN = re.compile(r"^(?:[a-z]{2,3}\.)?linkedin\.com/(?:in|pub)/[^/\s?#]{1,200}$")
+_LINKEDIN_PREFIX = re.compile(r"^https?://(?:www\.)?")
+
+
+def normalize(channel: Channel, raw: str) -> str:
+    """The form an address is stored and compared in."""
+    value = raw.strip().lower()
+    if channel is Channel.EMAIL:
+        return value
+    value = _LINKEDIN_PREFIX.sub("", value)
+    value = value.split("?", 1)[0].split("#", 1)[0]
+    return value.rstrip("/")
+
+
+def problem(channel: Channel, raw: object) -> str | None:
+    """Why ``raw`` cannot be used as the channel's address, or None when it can."""
+    if not isinstance(raw, str) or not raw.strip():
+        return "missing"
+    if len(raw) > ADDRESS_MAX:
+        return f"longer than {ADDRESS_MAX} characters"
+    value = normalize(channel, raw)
+    if channel is Channel.EMAIL:
+        return None if _EMAIL.match(value) else "not an e-mail address"
+    return None if _LINKEDIN.match(value) else "not a LinkedIn profile URL (linkedin.com/in/…)"
+
+
+def normalized_sql(channel: Channel, expression: str) -> str:
+    """SQL computing ``normalize(channel, <expression>)``; a test holds the two equal."""
+    lowered = f"lower(btrim({expression}))"
+    if channel is Channel.EMAIL:
+        return lowered
+    return (
+        "rtrim(split_part(split_part(regexp_replace("
+        f"{lowered}, '^https?://(www\\.)?', ''), '?', 1), '#', 1), '/')"
+    )
+
+
+def metadata_address_sql(channel: Channel, metadata: str) -> str:
+    """SQL: the normalized address an enrollment's ``metadata`` holds for ``channel``."""
+    return normalized_sql(channel, f"{metadata} ->> '{METADATA_KEY[channel]}'")

@@ -1,0 +1,1 @@
+"""The sender's domain: what is due, how a touch is rendered, claimed, sent and recorded."""

@@ -1,0 +1,491 @@
+"""The sender: a long-running loop that claims due touches, sends them through the providers
+with up to ``concurrency`` requests in flight, and records what became of them.
+
+Any number of senders share the work through PostgreSQL alone: claims skip each other's rows,
+leases say who holds what, and a touch taken over from a dead sender is resolved by asking the
+provider (or marked unknown) rather than sent again. A stop asked for (SIGTERM) finishes the
+requests in flight, records them, hands back the touches not yet started, and returns.
+
+Between claims the loop sleeps until the next work appears (a due time, a retry, a lease, a
+window opening), or until a NOTIFY says something became due, never polling the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.driver import DriverConnection
+from app.db.engine import RETRYABLE_SQLSTATES
+from app.db.errors import is_database_unavailable
+from app.domain.addresses import METADATA_KEY
+from app.domain.addresses import problem as address_problem
+from app.domain.enums import Provider
+from app.observability import metrics
+from app.observability.logs import get_logger
+from app.providers.clients import CREDENTIAL_SETTING, Clients
+from app.providers.outbound import CannotAsk, Client, Kind, Outcome, Sender, Touch
+from app.services.sending import claims
+from app.services.sending.claims import Claimed
+from app.services.sending.config import SendingConfig
+from app.services.sending.record import Recorded, Result, Timing, Verdict, record
+from app.services.sending.render import MalformedPlaceholder, MissingVariable, render
+from app.services.sending.schedule import Plan, outlook, plan
+from app.services.sending.wake import CHANNEL
+from app.worker.listener import Listener
+
+log = get_logger("sender")
+logger = logging.getLogger("campaign_api.sender")
+T = TypeVar("T")
+
+PLAN_TTL_S = 1.0
+"""A plan (which instances may send) is reused this long unless a NOTIFY arrives."""
+RECORD_BATCH = 500
+RECORD_LINGER_S = 0.01
+DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError)
+RETRY_FLOOR_S = 1.0
+"""How soon to look again when due work exists that could not be claimed (a daily limit
+with room for fewer touches than a step has, say)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SenderOptions:
+    concurrency: int
+    batch: int
+    lease_s: float
+    idle_s: float
+    timing: Timing
+
+
+def sender_identity() -> str:
+    """Who holds a claim: host, process and a random suffix (a restarted process is new)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class SenderLoop:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        dsn: str,
+        clients: Clients,
+        options: SenderOptions,
+        identity: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._dsn = dsn
+        self._clients = clients
+        self._options = options
+        self.identity = identity or sender_identity()
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._results: asyncio.Queue[Result] = asyncio.Queue()
+        self._held = 0
+        """Touches claimed and not yet recorded."""
+        self._stopping = False
+        self._plan: Plan | None = None
+        self._planned_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._warned: set[Provider] = set()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = Listener(self._dsn, CHANNEL, self._wake.set)
+        listener.start()
+        recorder = asyncio.create_task(self._record_forever(), name="sender-recorder")
+        heartbeat = asyncio.create_task(self._renew_forever(), name="sender-heartbeat")
+        stopper = asyncio.create_task(self._on_stop(stop), name="sender-stop")
+        log.info("sender_started", sender=self.identity, concurrency=self._options.concurrency)
+        outage_delay = 0.5
+        try:
+            while not stop.is_set():
+                if recorder.done():
+                    recorder.result()  # a recorder that died takes the sender down with it
+                try:
+                    claimed = await self._claim_round()
+                    if not claimed:
+                        await self._idle(stop)
+                    outage_delay = 0.5
+                except DATABASE_ERRORS as exc:
+                    if not is_database_unavailable(exc):
+                        raise
+                    logger.warning("sender: the database is unavailable (%s)", type(exc).__name__)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), outage_delay)
+                    outage_delay = min(outage_delay * 2, 10.0)
+        finally:
+            self._stopping = True
+            stopper.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._results.join()
+            for task in (recorder, heartbeat):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(recorder, heartbeat)
+            await listener.close()
+            log.info("sender_stopped", sender=self.identity)
+
+    async def _on_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping = True
+        self._wake.set()
+        self._progress.set()
+
+    async def _claim_round(self) -> int:
+        """Claim what fits and start sending it; returns how many touches were claimed."""
+        room = 2 * self._options.batch - self._held
+        if room <= 0 or self._stopping:
+            return 0
+        current = await self._current_plan()
+        batch = min(room, self._options.batch)
+        claimed = await self._transaction(lambda db: self._claim(db, current, batch))
+        if claimed:
+            self._held += len(claimed)
+            self._start(current, claimed)
+        return len(claimed)
+
+    async def _claim(self, db: DriverConnection, current: Plan, batch: int) -> list[Claimed]:
+        ids = current.instance_ids
+        lease, me = self._options.lease_s, self.identity
+        found = await claims.claim_abandoned(db, ids, batch, me, lease)
+        found += await claims.claim_retries(db, ids, batch - len(found), me, lease)
+        found += await claims.claim_due(db, current.eligible, batch - len(found), me, lease)
+        return found
+
+    async def _current_plan(self) -> Plan:
+        loop = asyncio.get_running_loop()
+        if self._plan is None or self._wake.is_set() or loop.time() - self._planned_at > PLAN_TTL_S:
+            self._wake.clear()
+            self._plan = await self._transaction(
+                lambda db: plan(db, self._can_send, self._runs_itself)
+            )
+            self._planned_at = loop.time()
+            self._report_blocked(self._plan)
+        return self._plan
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Sleep until the next work, a NOTIFY, progress that frees room, or the stop."""
+        if self._stopping:
+            return
+        if self._held >= 2 * self._options.batch:
+            delay = self._options.idle_s
+        else:
+            current = await self._current_plan()
+            seen = await self._transaction(lambda db: outlook(db, current))
+            metrics.send_due_backlog.set(seen.backlog)
+            delay = self._delay_until(seen.next_at, current.now)
+        self._progress.clear()
+        waits = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._progress.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+
+    def _delay_until(self, next_at: datetime | None, now: datetime) -> float:
+        if next_at is None:
+            return self._options.idle_s
+        seconds = (next_at - now).total_seconds()
+        if seconds <= 0:
+            return RETRY_FLOOR_S
+        return min(seconds, self._options.idle_s)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _can_send(self, provider: Provider) -> bool:
+        return self._clients.get(provider) is not None
+
+    def _runs_itself(self, provider: Provider) -> bool:
+        return provider is Provider.LEMLIST and not self._clients.is_dry_run(provider)
+
+    def _start(self, current: Plan, claimed: Sequence[Claimed]) -> None:
+        groups: dict[Provider, list[Claimed]] = defaultdict(list)
+        for touch in claimed:
+            groups[touch.provider].append(touch)
+        for provider, touches in groups.items():
+            client = self._clients.get(provider)
+            size = client.batch_size if client is not None else 1
+            for start in range(0, len(touches), size):
+                chunk = touches[start : start + size]
+                task = asyncio.create_task(self._send_chunk(current, client, chunk))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _send_chunk(
+        self, current: Plan, client: Client | None, chunk: Sequence[Claimed]
+    ) -> None:
+        async with self._slots:
+            if self._stopping:
+                results = [Result(t, Verdict.RELEASED) for t in chunk]
+            elif client is None:
+                results = [
+                    Result(t, Verdict.RETRY, error_code="NO_CREDENTIALS", error="no client")
+                    for t in chunk
+                ]
+            else:
+                results = await self._attempt(current, client, chunk)
+        for result in results:
+            self._results.put_nowait(result)
+
+    async def _attempt(
+        self, current: Plan, client: Client, chunk: Sequence[Claimed]
+    ) -> list[Result]:
+        results: dict[uuid.UUID, Result] = {}
+        ready: list[tuple[Claimed, Touch]] = []
+        for claimed in chunk:
+            touch_or_result = self._prepare(current, claimed)
+            if isinstance(touch_or_result, Result):
+                results[claimed.dispatch_id] = touch_or_result
+                continue
+            settled = await self._settle_uncertain(client, claimed, touch_or_result)
+            if settled is not None:
+                results[claimed.dispatch_id] = settled
+            else:
+                ready.append((claimed, touch_or_result))
+        if ready:
+            outcomes = await client.send([touch for _, touch in ready])
+            for (claimed, _), outcome in zip(ready, outcomes, strict=True):
+                results[claimed.dispatch_id] = self._result(client, claimed, outcome)
+        return [results[c.dispatch_id] for c in chunk]
+
+    def _prepare(self, current: Plan, claimed: Claimed) -> Touch | Result:
+        """The rendered touch, or why it cannot leave (a result to record instead)."""
+        cfg = current.configs.get(claimed.instance_id)
+        if not claimed.step_found:
+            return Result(
+                claimed,
+                Verdict.CANCELLED,
+                error_code="STEP_REMOVED",
+                error="the step is no longer active",
+            )
+        if cfg is None and claimed.sendable:
+            return Result(
+                claimed,
+                Verdict.RETRY,
+                error_code="NOT_SENDING_NOW",
+                error="the instance cannot send now",
+            )
+        key = METADATA_KEY[claimed.channel]
+        address = claimed.metadata.get(key)
+        problem = address_problem(claimed.channel, address)
+        if problem is not None:
+            return Result(
+                claimed,
+                Verdict.FAILED,
+                error_code="ADDRESS_INVALID",
+                error=f"metadata.{key} is {problem}",
+            )
+        try:
+            subject = render(claimed.subject, claimed.metadata) if claimed.subject else None
+            body = render(claimed.body, claimed.metadata)
+        except MissingVariable as exc:
+            return Result(claimed, Verdict.FAILED, error_code="VARIABLE_MISSING", error=str(exc))
+        except MalformedPlaceholder as exc:
+            return Result(
+                claimed, Verdict.FAILED, error_code="MALFORMED_PLACEHOLDER", error=str(exc)
+            )
+        return Touch(
+            dispatch_id=claimed.dispatch_id,
+            enrollment_id=claimed.enrollment_id,
+            instance_id=claimed.instance_id,
+            contact_id=claimed.contact_id,
+            channel=claimed.channel,
+            step_number=claimed.step_number,
+            address=str(address).strip(),
+            body=body,
+            subject=subject,
+            action=claimed.action,
+            sender=_sender(cfg),
+            variables=claimed.metadata,
+        )
+
+    async def _settle_uncertain(
+        self, client: Client, claimed: Claimed, touch: Touch
+    ) -> Result | None:
+        """For a touch that may already be at the provider: a result without sending, or None
+        when it should be sent (it is not there, or sending twice is harmless)."""
+        if not claimed.uncertain:
+            return None if claimed.sendable else Result(claimed, Verdict.CANCELLED)
+        if client.reconcilable:
+            try:
+                found = await client.find(touch)
+            except CannotAsk as exc:
+                return Result(
+                    claimed,
+                    Verdict.RETRY,
+                    error_code="RECONCILE_FAILED",
+                    error=f"could not ask {client.provider.value}: {exc}",
+                    uncertain=True,
+                )
+            if found is not None:
+                metrics.sends_total.labels(claimed.provider.value, "reconciled").inc()
+                return self._result(client, claimed, Outcome.sent(found))
+            return None if claimed.sendable else Result(claimed, Verdict.CANCELLED)
+        if client.idempotent and claimed.sendable:
+            return None
+        return Result(
+            claimed,
+            Verdict.UNKNOWN,
+            error_code="INTERRUPTED",
+            error=f"interrupted; {client.provider.value} cannot be asked whether it took the"
+            " touch, so it is not resent (retryDispatch sends it again)",
+        )
+
+    def _result(self, client: Client, claimed: Claimed, outcome: Outcome) -> Result:
+        dry_run = self._clients.is_dry_run(claimed.provider)
+        if outcome.kind is Kind.SENT:
+            return Result(
+                claimed,
+                Verdict.SENT,
+                message_id=outcome.message_id,
+                dry_run=dry_run,
+                records_event=not self._runs_itself(claimed.provider),
+            )
+        if outcome.kind is Kind.FAILED:
+            return Result(
+                claimed, Verdict.FAILED, error_code=outcome.error_code, error=outcome.error
+            )
+        if outcome.kind is Kind.RETRY or client.reconcilable or client.idempotent:
+            return Result(
+                claimed,
+                Verdict.RETRY,
+                error_code=outcome.error_code,
+                error=outcome.error,
+                retry_after=outcome.retry_after,
+                uncertain=outcome.kind is Kind.UNCERTAIN,
+            )
+        return Result(claimed, Verdict.UNKNOWN, error_code=outcome.error_code, error=outcome.error)
+
+    # -- recording -----------------------------------------------------------------------
+
+    async def _record_forever(self) -> None:
+        while True:
+            batch = [await self._results.get()]
+            deadline = asyncio.get_running_loop().time() + RECORD_LINGER_S
+            while len(batch) < RECORD_BATCH:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._results.get(), timeout))
+                except TimeoutError:
+                    break
+            try:
+                recorded = await self._persist(batch)
+            finally:
+                for _ in batch:
+                    self._results.task_done()
+                self._held -= len(batch)
+                self._progress.set()
+            self._observe(recorded)
+
+    async def _persist(self, batch: list[Result]) -> list[Recorded]:
+        """Record ``batch``, retrying while the database is away: a result not recorded would
+        leave its touch to be resolved as uncertain by whoever takes the lease over."""
+        delay = 0.2
+        while True:
+            try:
+                return await self._transaction(
+                    lambda db: record(db, self.identity, batch, self._options.timing)
+                )
+            except DATABASE_ERRORS as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                logger.warning("sender cannot record outcomes (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _observe(self, recorded: Sequence[Recorded]) -> None:
+        for item in recorded:
+            result, touch = item.result, item.result.touch
+            provider = touch.provider.value
+            metrics.sends_total.labels(provider, result.verdict.value).inc()
+            if result.verdict is Verdict.SENT:
+                metrics.send_lag_seconds.labels(provider).observe(max(item.lag_s, 0.0))
+            log.info(
+                "send",
+                sender=self.identity,
+                dispatch_id=str(touch.dispatch_id),
+                enrollment_id=str(touch.enrollment_id),
+                instance_id=str(touch.instance_id),
+                provider=provider,
+                channel=touch.channel.value,
+                step_number=touch.step_number,
+                attempt=touch.attempts,
+                outcome=result.verdict.value,
+                message_id=result.message_id,
+                error_code=result.error_code,
+                dry_run=result.dry_run or None,
+            )
+
+    async def _renew_forever(self) -> None:
+        """Renew this sender's leases at a third of their length while it holds any."""
+        while True:
+            await asyncio.sleep(self._options.lease_s / 3)
+            if self._held:
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await self._transaction(
+                        lambda db: claims.renew_leases(db, self.identity, self._options.lease_s)
+                    )
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _transaction(self, work: Callable[[DriverConnection], Awaitable[T]]) -> T:
+        """``work`` in one transaction on a pooled connection, again if PostgreSQL chose it
+        as a deadlock victim (rolled back, so safe to repeat)."""
+        for attempt in range(3):
+            try:
+                async with self._engine.connect() as connection:
+                    db = await DriverConnection.under(connection)
+                    async with db.driver.transaction():
+                        return await work(db)
+            except asyncpg.PostgresError as exc:
+                if getattr(exc, "sqlstate", None) not in RETRYABLE_SQLSTATES or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _report_blocked(self, current: Plan) -> None:
+        for provider in Provider:
+            waiting = current.blocked.get(provider, [])
+            if provider is not Provider.API:
+                metrics.send_blocked.labels(provider.value).set(len(waiting))
+            if waiting and provider not in self._warned:
+                self._warned.add(provider)
+                log.warning(
+                    "provider_without_credentials",
+                    provider=provider.value,
+                    setting=CREDENTIAL_SETTING.get(provider),
+                    instances_waiting=len(waiting),
+                )
+        for instance_id, problem in current.misconfigured.items():
+            log.warning("instance_config_invalid", instance_id=str(instance_id), problem=problem)
+
+
+def _sender(cfg: SendingConfig | None) -> Sender:
+    if cfg is None:
+        return Sender()
+    return Sender(
+        from_email=cfg.from_email,
+        from_name=cfg.from_name,
+        message_stream=cfg.message_stream,
+        agents=cfg.agents,
+        lemlist_campaign_id=cfg.lemlist_campaign_id,
+    )
