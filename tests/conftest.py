@@ -33,6 +33,10 @@ from tests.differential import DifferentialApp
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = (
+    "dispatches",
+    "send_quotas",
+    "suppression_changes",
+    "suppressions",
     "event_outcomes",
     "instance_counter_shards",
     "campaign_events",

@@ -105,6 +105,19 @@ def test_compose_api_migrates_before_serving(compose: dict[str, Any]) -> None:
     assert "&&" in command[command.index("migrate") : command.index("campaign-api serve")]
 
 
+def test_compose_runs_a_sender_beside_the_api_on_the_same_database(
+    compose: dict[str, Any],
+) -> None:
+    worker = compose["services"]["worker"]
+    assert _command(worker) == "campaign-api worker"
+    assert worker["build"] == "."
+    env = _environment(worker)
+    assert env["DATABASE_URL"] == _environment(compose["services"]["api"])["DATABASE_URL"]
+    assert env["CAMPAIGN_ENVIRONMENT"] == "production"
+    # SIGTERM lets in-flight sends finish: the grace period must exceed an HTTP timeout.
+    assert float(worker["stop_grace_period"].rstrip("s")) > Settings().send_http_timeout_s
+
+
 # --- Dockerfile ---------------------------------------------------------------------------
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -106,7 +110,24 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
         f'In GraphiQL\'s Headers tab: {{"Authorization": "Bearer {key}"}}\n',
         flush=True,
     )
-    _serve(settings, host, port, 1, args.reload)
+    with _sender_beside():
+        _serve(settings, host, port, 1, args.reload)
+
+
+@contextlib.contextmanager
+def _sender_beside() -> Iterator[None]:
+    """One sender process next to the development server, so a started campaign progresses
+    (dry run unless provider credentials are set); stopped with the server."""
+    sender = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
+    print(f"Sender running beside the API (pid {sender.pid}).", flush=True)
+    try:
+        yield
+    finally:
+        sender.terminate()
+        try:
+            sender.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sender.kill()
 
 
 def register(commands: Commands) -> None:

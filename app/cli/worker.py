@@ -6,21 +6,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli.common import Commands, add_command, check_database
+from app.db import migrate
 from app.db.engine import create_engine
-from app.observability.logs import configure_logging
+from app.observability.logs import configure_logging, get_logger
 from app.providers.clients import build_clients
 from app.providers.http import create_client
 from app.services.sending.record import Timing
 from app.settings import Settings
 from app.worker.sender import SenderLoop, SenderOptions
 
+log = get_logger("sender")
 POOL_SIZE = 4
 """Claims, recording, lease renewal and the outlook each hold at most one connection."""
+MIGRATION_POLL_S = 2.0
 
 
 def options_from(settings: Settings, concurrency: int | None, batch: int | None) -> SenderOptions:
@@ -49,11 +54,30 @@ async def run_sender(settings: Settings, url: str, options: SenderOptions) -> No
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     http = create_client(settings.send_http_timeout_s, connections=options.concurrency)
     try:
-        sender = SenderLoop(engine, dsn, build_clients(settings, http), options)
-        await sender.run(stop)
+        if await _migrated(engine, stop):
+            sender = SenderLoop(engine, dsn, build_clients(settings, http), options)
+            await sender.run(stop)
     finally:
         await http.aclose()
         await engine.dispose()
+
+
+async def _migrated(engine: AsyncEngine, stop: asyncio.Event) -> bool:
+    """Wait until the schema is at the migrations' head (a deployment migrates from another
+    container); False when stopped first."""
+    expected = migrate.head_revision()
+    warned = False
+    while not stop.is_set():
+        async with engine.connect() as connection:
+            current = await connection.run_sync(migrate.current_revision)
+        if current == expected:
+            return True
+        if not warned:
+            log.warning("sender_waits_for_migrations", current=current, expected=expected)
+            warned = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), MIGRATION_POLL_S)
+    return False
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
