@@ -19,36 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.domain.enums import TERMINAL_PRECEDENCE, EnrollmentStatus, EventType
-from app.models.outcomes import COUNTERS
+from app.domain.counters import COUNTER_OF, OUTCOME_COUNTERS, SENT_TYPES, STATUS_OF
+from app.domain.enums import TERMINAL_PRECEDENCE, EnrollmentStatus
 
-SENT_TYPES = frozenset(
-    {
-        EventType.SENT,
-        EventType.MESSAGE_SENT,
-        EventType.VOICE_MESSAGE_SENT,
-        EventType.CONNECTION_REQUESTED,
-        EventType.PROFILE_VISITED,
-    }
-)
-COUNTER_OF: dict[str, str] = {
-    **dict.fromkeys((t.value for t in SENT_TYPES), "sent"),
-    EventType.DELIVERED.value: "delivered",
-    EventType.OPENED.value: "opened",
-    EventType.CLICKED.value: "clicked",
-    EventType.REPLIED.value: "replied",
-    EventType.BOUNCED.value: "bounced",
-    EventType.UNSUBSCRIBED.value: "unsubscribed",
-    EventType.SPAM_COMPLAINT.value: "unsubscribed",
-}
-"""Event type (as stored) → the counter its first outcome moves."""
-STATUS_OF: dict[str, EnrollmentStatus] = {
-    EventType.REPLIED.value: EnrollmentStatus.REPLIED,
-    EventType.BOUNCED.value: EnrollmentStatus.BOUNCED,
-    EventType.UNSUBSCRIBED.value: EnrollmentStatus.UNSUBSCRIBED,
-    EventType.SPAM_COMPLAINT.value: EnrollmentStatus.UNSUBSCRIBED,
-}
-"""Event type (as stored) → the status it moves its enrollment to, precedence permitting."""
 RUNNING = (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
 
@@ -68,13 +41,16 @@ _STATUS_OF_RANK = "CASE t.rank {} END".format(
     " ".join(f"WHEN {rank} THEN '{status}'" for rank, status in _TARGET_RANKS.items())
 )
 _SENT = _quoted(t.value for t in SENT_TYPES)
-_MOVING = _quoted([*(t.value for t in SENT_TYPES), *STATUS_OF])
+_MOVING = _quoted(t.value for t in [*SENT_TYPES, *STATUS_OF])
 _RUNNING = _quoted(RUNNING)
-_COUNTER_ROWS = ", ".join(f"('{event}', '{counter}')" for event, counter in COUNTER_OF.items())
+_COUNTER_ROWS = ", ".join(f"('{t.value}', '{c}')" for t, c in COUNTER_OF.items())
 _TARGET_ROWS = ", ".join(
-    f"('{event}', '{status}', {TERMINAL_PRECEDENCE[status]})" for event, status in STATUS_OF.items()
+    f"('{t.value}', '{status}', {TERMINAL_PRECEDENCE[status]})" for t, status in STATUS_OF.items()
 )
-_COUNTS = ", ".join(f"count(*) FILTER (WHERE counter = '{c}')" for c in COUNTERS)
+_COUNTS = ", ".join(f"count(*) FILTER (WHERE counter = '{c}')" for c in OUTCOME_COUNTERS)
+_ADD_COUNTS = ", ".join(
+    f"{c} = instance_counter_shards.{c} + excluded.{c}" for c in OUTCOME_COUNTERS
+)
 
 
 def with_effects(storing: str, shard_parameter: int, returning: str) -> str:
@@ -106,13 +82,13 @@ def with_effects(storing: str, shard_parameter: int, returning: str) -> str:
         ON CONFLICT DO NOTHING
         RETURNING instance_id, counter
     ), counted AS (
-        INSERT INTO instance_counter_shards (instance_id, shard, {", ".join(COUNTERS)})
+        INSERT INTO instance_counter_shards (instance_id, shard, {", ".join(OUTCOME_COUNTERS)})
         SELECT instance_id, ${shard_parameter}::smallint, {_COUNTS}
         FROM new_outcomes
         GROUP BY instance_id
         ORDER BY instance_id
         ON CONFLICT (instance_id, shard) DO UPDATE SET
-            {", ".join(f"{c} = instance_counter_shards.{c} + excluded.{c}" for c in COUNTERS)}
+            {_ADD_COUNTS}
         RETURNING instance_id
     ), touches AS (
         SELECT s.enrollment_id, s.occurred_at,
