@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from app.domain.counters import COUNTER_OF, OUTCOME_COUNTERS, SENT_TYPES, STATUS_OF
 from app.domain.enums import TERMINAL_PRECEDENCE, EnrollmentStatus
+from app.services.sequence import next_step_sql
 
 RUNNING = (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
@@ -127,19 +128,7 @@ def with_effects(storing: str, shard_parameter: int, returning: str) -> str:
         FROM locked l
         LEFT JOIN latest_sent s ON s.enrollment_id = l.id
         LEFT JOIN LATERAL (
-            SELECT a.step_number, min(a.delay_hours) AS delay_hours
-            FROM (
-                SELECT es.step_number, es.delay_hours FROM email_steps es
-                WHERE es.template_id = l.template_id AND es.is_active
-                  AND es.step_number > s.step AND l.template_type IN ('email', 'multi_channel')
-                UNION ALL
-                SELECT ls.step_number, ls.delay_hours FROM linkedin_steps ls
-                WHERE ls.template_id = l.template_id AND ls.is_active
-                  AND ls.step_number > s.step AND l.template_type IN ('linkedin', 'multi_channel')
-            ) a
-            GROUP BY a.step_number
-            ORDER BY a.step_number
-            LIMIT 1
+            {next_step_sql("l.template_id", "l.template_type", "s.step")}
         ) f ON true
     ), after_sent AS (
         SELECT id, old_status, old_step, old_next, step,
