@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from app.domain.counters import INSTANCE_COUNTERS
 from app.domain.keyset import PageRequest, page_request
+from app.models.instances import counter_column
 from app.services.analytics import Metrics
 from resolvers.context import Context
 from resolvers.errors import bad_arguments_as_graphql_errors
@@ -61,14 +63,5 @@ async def step_figures(context: Context, instance_id: str, enrolled: int) -> lis
 async def counters(context: Context, instance: Any) -> Metrics:
     """Stored counters plus the increments still waiting in the instance's shards."""
     pending: Metrics = await context.loaders.shard_totals_by_instance_id.load(instance.id)
-    stored = Metrics(
-        enrolled=instance.total_enrolled,
-        sent=instance.total_sent,
-        delivered=instance.total_delivered,
-        opened=instance.total_opened,
-        clicked=instance.total_clicked,
-        replied=instance.total_replied,
-        bounced=instance.total_bounced,
-        unsubscribed=instance.total_unsubscribed,
-    )
+    stored = Metrics(**{c: getattr(instance, counter_column(c)) for c in INSTANCE_COUNTERS})
     return stored + pending

@@ -4,11 +4,12 @@ columns uniform."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, FetchedValue, MetaData, Uuid, func, text
+from sqlalchemy import DateTime, Enum, FetchedValue, Integer, MetaData, Uuid, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -48,6 +49,14 @@ def json_object_column(name: str | None = None) -> Mapped[dict[str, Any]]:
     """A JSONB object column defaulting to ``{}``; ``name`` when the attribute differs."""
     args: tuple[Any, ...] = (name, JSONB) if name else (JSONB,)
     return mapped_column(*args, nullable=False, server_default=text("'{}'::jsonb"))
+
+
+def counter_columns(names: Iterable[str]) -> Any:
+    """A mixin of integer counter columns defaulting to 0, one per name, so that a model's
+    counters follow the vocabulary. Listed first among the bases, they follow the model's own
+    columns."""
+    columns = {n: mapped_column(Integer, nullable=False, server_default=text("0")) for n in names}
+    return type("CounterColumns", (), columns)
 
 
 class IdMixin:

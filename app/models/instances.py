@@ -6,45 +6,34 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    Text,
-    text,
-)
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.domain.counters import INSTANCE_COUNTERS
 from app.domain.enums import InstanceStatus
 from app.domain.limits import FAILURE_REASON_MAX, NAME_MAX
 from app.models.base import (
     Base,
     IdMixin,
     TimestampMixin,
+    counter_columns,
     json_object_check,
     json_object_column,
     pg_enum,
 )
 
-COUNTER_COLUMNS = (
-    "total_enrolled",
-    "total_sent",
-    "total_delivered",
-    "total_opened",
-    "total_clicked",
-    "total_replied",
-    "total_bounced",
-    "total_unsubscribed",
-)
+
+def counter_column(counter: str) -> str:
+    """The instance column that stores ``counter`` (one of the vocabulary's)."""
+    return f"total_{counter}"
 
 
-def _counter() -> Mapped[int]:
-    return mapped_column(Integer, nullable=False, server_default=text("0"))
+COUNTER_COLUMNS = tuple(counter_column(c) for c in INSTANCE_COUNTERS)
+InstanceCounters: Any = counter_columns(COUNTER_COLUMNS)
+"""The stored counters, ``total_enrolled`` to ``total_unsubscribed``."""
 
 
-class CampaignInstance(IdMixin, TimestampMixin, Base):
+class CampaignInstance(InstanceCounters, IdMixin, TimestampMixin, Base):
     __tablename__ = "campaign_instances"
 
     template_id: Mapped[uuid.UUID] = mapped_column(
@@ -59,14 +48,6 @@ class CampaignInstance(IdMixin, TimestampMixin, Base):
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    total_enrolled: Mapped[int] = _counter()
-    total_sent: Mapped[int] = _counter()
-    total_delivered: Mapped[int] = _counter()
-    total_opened: Mapped[int] = _counter()
-    total_clicked: Mapped[int] = _counter()
-    total_replied: Mapped[int] = _counter()
-    total_bounced: Mapped[int] = _counter()
-    total_unsubscribed: Mapped[int] = _counter()
 
     __table_args__ = (
         CheckConstraint(f"char_length(btrim(name)) BETWEEN 1 AND {NAME_MAX}", name="name_length"),

@@ -10,15 +10,18 @@ column plus the sum of its shards (``campaign-api counters check --fix`` folds s
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, SmallInteger, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, SmallInteger, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.domain.counters import OUTCOME_COUNTERS
 from app.domain.enums import Channel
-from app.models.base import Base, TimestampMixin, pg_enum
+from app.models.base import Base, TimestampMixin, counter_columns, pg_enum
 
-COUNTERS = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "unsubscribed")
 SHARDS = 8
+ShardCounters: Any = counter_columns(OUTCOME_COUNTERS)
+"""A shard's increments, one column per outcome counter, named as the counter."""
 
 
 class EventOutcome(TimestampMixin, Base):
@@ -37,28 +40,22 @@ class EventOutcome(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("step_number >= 0", name="step_number_non_negative"),
         CheckConstraint(
-            "counter IN (" + ", ".join(f"'{c}'" for c in COUNTERS) + ")", name="counter_known"
+            "counter IN (" + ", ".join(f"'{c}'" for c in OUTCOME_COUNTERS) + ")",
+            name="counter_known",
         ),
         Index(None, "instance_id", "counter"),
     )
 
 
-class InstanceCounterShard(TimestampMixin, Base):
+class InstanceCounterShard(ShardCounters, TimestampMixin, Base):
     __tablename__ = "instance_counter_shards"
 
     instance_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("campaign_instances.id", ondelete="CASCADE"), primary_key=True
     )
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    sent: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    delivered: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    opened: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    clicked: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    replied: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    bounced: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    unsubscribed: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
 
     __table_args__ = (
         CheckConstraint(f"shard BETWEEN 0 AND {SHARDS - 1}", name="shard_range"),
-        *(CheckConstraint(f"{c} >= 0", name=f"{c}_non_negative") for c in COUNTERS),
+        *(CheckConstraint(f"{c} >= 0", name=f"{c}_non_negative") for c in OUTCOME_COUNTERS),
     )

@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
+from app.domain.counters import INSTANCE_COUNTERS
+
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
+    """One field per instance counter of the vocabulary, in its order (checked below), spelled
+    out so that the rates read them as typed attributes."""
+
     enrolled: int = 0
     sent: int = 0
     delivered: int = 0
@@ -19,6 +24,10 @@ class Metrics:
 
     def __add__(self, other: Metrics) -> Metrics:
         return Metrics(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+if tuple(f.name for f in fields(Metrics)) != INSTANCE_COUNTERS:
+    raise TypeError(f"Metrics must have one field per counter, in order: {INSTANCE_COUNTERS}")
 
 
 def _ratio(numerator: int, denominator: int) -> float:

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 
 from aiodataloader import DataLoader
 
-from app.models.outcomes import COUNTERS
+from app.domain.counters import OUTCOME_COUNTERS
 from app.services.analytics import Metrics
 from resolvers.loaders.database import RequestDatabase
 from resolvers.loaders.sql import typed
 
 _SHARD_TOTALS = typed(
     "SELECT instance_id::text AS instance_id, "
-    + ", ".join(f"sum({c})::int AS {c}" for c in COUNTERS)
+    + ", ".join(f"sum({c})::int AS {c}" for c in OUTCOME_COUNTERS)
     + " FROM instance_counter_shards WHERE instance_id = ANY(CAST(:ids AS uuid[]))"
     " GROUP BY instance_id"
 )
@@ -26,5 +26,8 @@ class ShardTotalsByInstanceLoader(DataLoader):  # type: ignore[misc]
 
     async def batch_load_fn(self, keys: Sequence[str]) -> list[Metrics]:
         rows = await self._db.fetch(_SHARD_TOTALS, {"ids": list(keys)})
-        found = {row.instance_id: Metrics(0, *(getattr(row, c) for c in COUNTERS)) for row in rows}
+        found = {
+            row.instance_id: Metrics(**{c: getattr(row, c) for c in OUTCOME_COUNTERS})
+            for row in rows
+        }
         return [found.get(key, Metrics()) for key in keys]

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from aiodataloader import DataLoader
 
+from app.domain.counters import EVENT_TYPES_OF, OUTCOME_COUNTERS
 from app.services.analytics import Metrics
-from app.services.ingestion.counters import COUNTED_EVENT_TYPES
 from resolvers.loaders.database import RequestDatabase
 from resolvers.loaders.sql import typed
 
@@ -23,14 +23,14 @@ class StepFigures:
 
 def _unique_outcomes(counter: str) -> str:
     """Within one (instance, channel, step) group, distinct enrollments are distinct outcomes."""
-    types = ", ".join(f"'{t.value}'" for t in COUNTED_EVENT_TYPES[counter])
+    types = ", ".join(f"'{t.value}'" for t in EVENT_TYPES_OF[counter])
     return f"count(DISTINCT e.enrollment_id) FILTER (WHERE e.event_type IN ({types})) AS {counter}"
 
 
 _STEP_FIGURES = typed(
     "SELECT e.instance_id::text AS instance_id, e.channel::text AS channel,"
     " coalesce(e.step_number, 0) AS step_number, "
-    + ", ".join(_unique_outcomes(c) for c in COUNTED_EVENT_TYPES)
+    + ", ".join(_unique_outcomes(c) for c in OUTCOME_COUNTERS)
     + " FROM campaign_events e"
     " WHERE e.instance_id = ANY(CAST(:ids AS uuid[])) AND e.enrollment_id IS NOT NULL"
     " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
@@ -54,8 +54,8 @@ class StepFiguresByInstanceLoader(DataLoader):  # type: ignore[misc]
                     channel=row.channel,
                     step_number=row.step_number,
                     metrics=Metrics(
-                        enrolled[row.instance_id],
-                        *(getattr(row, c) for c in COUNTED_EVENT_TYPES),
+                        enrolled=enrolled[row.instance_id],
+                        **{c: getattr(row, c) for c in OUTCOME_COUNTERS},
                     ),
                 )
             )

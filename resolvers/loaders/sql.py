@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from app.models.instances import COUNTER_COLUMNS
+
 TEMPLATE = (
     "t.id::text AS id, t.name, t.description, t.type, t.path_type,"
     " t.icp_profile_id::text AS icp_profile_id, t.settings::text AS settings_json, t.created_by,"
@@ -25,10 +27,8 @@ LINKEDIN_STEP = (
 INSTANCE = (
     "i.id::text AS id, i.template_id::text AS template_id, i.name, i.status,"
     " i.provider_config::text AS provider_config_json, i.started_at, i.paused_at, i.completed_at,"
-    " i.failure_reason, i.created_at, i.updated_at,"
-    " i.total_enrolled, i.total_sent, i.total_delivered, i.total_opened, i.total_clicked,"
-    " i.total_replied, i.total_bounced, i.total_unsubscribed"
-)
+    " i.failure_reason, i.created_at, i.updated_at, "
+) + ", ".join(f"i.{c}" for c in COUNTER_COLUMNS)
 ENROLLMENT = (
     "n.id::text AS id, n.instance_id::text AS instance_id, n.contact_id, n.status,"
     " n.current_step, n.next_action_at, n.metadata::text AS metadata_json, n.enrolled_at,"

@@ -13,40 +13,35 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import EventType
+from app.domain.counters import EVENT_TYPES_OF, OUTCOME_COUNTERS
+from app.models.instances import COUNTER_COLUMNS, counter_column
 
-COUNTED_EVENT_TYPES: dict[str, tuple[EventType, ...]] = {
-    "total_sent": (
-        EventType.SENT,
-        EventType.MESSAGE_SENT,
-        EventType.VOICE_MESSAGE_SENT,
-        EventType.CONNECTION_REQUESTED,
-        EventType.PROFILE_VISITED,
-    ),
-    "total_delivered": (EventType.DELIVERED,),
-    "total_opened": (EventType.OPENED,),
-    "total_clicked": (EventType.CLICKED,),
-    "total_replied": (EventType.REPLIED,),
-    "total_bounced": (EventType.BOUNCED,),
-    "total_unsubscribed": (EventType.UNSUBSCRIBED, EventType.SPAM_COMPLAINT),
-}
+
+def _types(counter: str) -> str:
+    """SQL: the event types ``counter`` counts, as a list for IN."""
+    return ", ".join(f"'{t.value}'" for t in EVENT_TYPES_OF[counter])
 
 
 def _distinct_outcomes(counter: str) -> str:
-    types = ", ".join(f"'{t.value}'" for t in COUNTED_EVENT_TYPES[counter])
     return (
         "count(DISTINCT (e.enrollment_id, e.channel, coalesce(e.step_number, 0)))"
-        f" FILTER (WHERE e.event_type IN ({types}))"
+        f" FILTER (WHERE e.event_type IN ({_types(counter)})) AS {counter_column(counter)}"
     )
+
+
+def _each_outcome_counter(fragment: str) -> str:
+    """SQL: ``fragment`` once per outcome counter, with ``{c}`` its name and ``{column}`` its
+    instance column."""
+    return ", ".join(fragment.format(c=c, column=counter_column(c)) for c in OUTCOME_COUNTERS)
 
 
 RECOMPUTED_COUNTERS_SQL = f"""
     SELECT i.id AS instance_id,
            (SELECT count(*) FROM enrollments n WHERE n.instance_id = i.id) AS total_enrolled,
-           {", ".join(f"coalesce(x.{c}, 0) AS {c}" for c in COUNTED_EVENT_TYPES)}
+           {_each_outcome_counter("coalesce(x.{column}, 0) AS {column}")}
     FROM campaign_instances i
     LEFT JOIN LATERAL (
-        SELECT {", ".join(f"{_distinct_outcomes(c)} AS {c}" for c in COUNTED_EVENT_TYPES)}
+        SELECT {", ".join(_distinct_outcomes(c) for c in OUTCOME_COUNTERS)}
         FROM campaign_events e
         WHERE e.instance_id = i.id AND e.enrollment_id IS NOT NULL
     ) x ON true
@@ -56,33 +51,22 @@ RECOMPUTED_COUNTERS_SQL = f"""
 
 async def rebuild_counters(session: AsyncSession, instance_ids: Sequence[uuid.UUID]) -> None:
     """Set the stored counters of these instances to what their events say, in one statement."""
-    columns = ("total_enrolled", *COUNTED_EVENT_TYPES)
     await session.execute(
         text(
-            f"UPDATE campaign_instances AS i SET {', '.join(f'{c} = r.{c}' for c in columns)}"
+            "UPDATE campaign_instances AS i"
+            f" SET {', '.join(f'{c} = r.{c}' for c in COUNTER_COLUMNS)}"
             f" FROM ({RECOMPUTED_COUNTERS_SQL}) AS r WHERE i.id = r.instance_id"
         ),
         {"ids": list(instance_ids)},
     )
 
 
-COUNTER_COLUMNS = ("total_enrolled", *COUNTED_EVENT_TYPES)
-
 _STORED_COUNTERS_SQL = f"""
     SELECT i.id AS instance_id, i.total_enrolled,
-           {
-    ", ".join(
-        f"i.{c} + coalesce(s.{c.removeprefix('total_')}, 0) AS {c}" for c in COUNTED_EVENT_TYPES
-    )
-}
+           {_each_outcome_counter("i.{column} + coalesce(s.{c}, 0) AS {column}")}
     FROM campaign_instances i
     LEFT JOIN (
-        SELECT instance_id, {
-    ", ".join(
-        f"sum({c.removeprefix('total_')}) AS {c.removeprefix('total_')}"
-        for c in COUNTED_EVENT_TYPES
-    )
-}
+        SELECT instance_id, {_each_outcome_counter("sum({c}) AS {c}")}
         FROM instance_counter_shards GROUP BY instance_id
     ) s ON s.instance_id = i.id
 """
@@ -109,19 +93,16 @@ async def check_counters(session: AsyncSession) -> list[CounterDifference]:
     return sorted(differences, key=lambda d: (str(d.instance_id), d.counter))
 
 
+_COUNTER_OF_EVENT = " ".join(
+    f"WHEN e.event_type IN ({_types(c)}) THEN '{c}'" for c in OUTCOME_COUNTERS
+)
 _REBUILD_OUTCOMES = f"""
     INSERT INTO event_outcomes (enrollment_id, instance_id, channel, step_number, counter)
     SELECT DISTINCT e.enrollment_id, e.instance_id, e.channel, coalesce(e.step_number, 0),
-           CASE {
-    " ".join(
-        f"WHEN e.event_type IN ({', '.join(repr(t.value) for t in types)})"
-        f" THEN '{counter.removeprefix('total_')}'"
-        for counter, types in COUNTED_EVENT_TYPES.items()
-    )
-} END
+           CASE {_COUNTER_OF_EVENT} END
     FROM campaign_events e
     WHERE e.enrollment_id IS NOT NULL AND e.event_type IN (
-        {", ".join(repr(t.value) for types in COUNTED_EVENT_TYPES.values() for t in types)})
+        {", ".join(_types(c) for c in OUTCOME_COUNTERS)})
       AND (CAST(:ids AS uuid[]) IS NULL OR e.instance_id = ANY(CAST(:ids AS uuid[])))
     ON CONFLICT DO NOTHING
 """

@@ -4,10 +4,11 @@ that stores them.
 Used for new events (``events.ingest``) and for orphans attached later (``orphans``). Both
 store events with a statement returning the stored event's ``enrollment_id``, ``instance_id``,
 ``event_type``, ``channel``, ``step_number`` and ``occurred_at``; ``with_effects`` wraps it in
-data-modifying CTEs that count the first outcomes and move the enrollments. One statement is
-one round trip, and on its own (outside a transaction) it is its own transaction: a batch
-costs the database and the server one exchange instead of six (BEGIN, lookups, lock, update,
-COMMIT), which was most of the per-batch cost.
+data-modifying CTEs that count the first outcomes and move the enrollments: one CTE per step
+an event goes through, each built by the function named after it (``_stored`` to ``_moved``),
+in statement order. One statement is one round trip, and on its own (outside a transaction)
+it is its own transaction: a batch costs the database and the server one exchange instead of
+six (BEGIN, lookups, lock, update, COMMIT), which was most of the per-batch cost.
 
 Lock order, the same in every transaction so that batches cannot deadlock: event keys, then
 outcome keys, then counter shards (each in sorted order), then enrollment rows in id order.
@@ -19,36 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.domain.enums import TERMINAL_PRECEDENCE, EnrollmentStatus, EventType
-from app.models.outcomes import COUNTERS
+from app.domain.counters import COUNTER_OF, OUTCOME_COUNTERS, SENT_TYPES, STATUS_OF
+from app.domain.enums import TERMINAL_PRECEDENCE, EnrollmentStatus
+from app.services.sequence import next_step_sql
 
-SENT_TYPES = frozenset(
-    {
-        EventType.SENT,
-        EventType.MESSAGE_SENT,
-        EventType.VOICE_MESSAGE_SENT,
-        EventType.CONNECTION_REQUESTED,
-        EventType.PROFILE_VISITED,
-    }
-)
-COUNTER_OF: dict[str, str] = {
-    **dict.fromkeys((t.value for t in SENT_TYPES), "sent"),
-    EventType.DELIVERED.value: "delivered",
-    EventType.OPENED.value: "opened",
-    EventType.CLICKED.value: "clicked",
-    EventType.REPLIED.value: "replied",
-    EventType.BOUNCED.value: "bounced",
-    EventType.UNSUBSCRIBED.value: "unsubscribed",
-    EventType.SPAM_COMPLAINT.value: "unsubscribed",
-}
-"""Event type (as stored) → the counter its first outcome moves."""
-STATUS_OF: dict[str, EnrollmentStatus] = {
-    EventType.REPLIED.value: EnrollmentStatus.REPLIED,
-    EventType.BOUNCED.value: EnrollmentStatus.BOUNCED,
-    EventType.UNSUBSCRIBED.value: EnrollmentStatus.UNSUBSCRIBED,
-    EventType.SPAM_COMPLAINT.value: EnrollmentStatus.UNSUBSCRIBED,
-}
-"""Event type (as stored) → the status it moves its enrollment to, precedence permitting."""
 RUNNING = (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
 
@@ -64,17 +39,166 @@ def _rank_of(expression: str) -> str:
 
 _TARGET_RANKS = {TERMINAL_PRECEDENCE[status]: status for status in STATUS_OF.values()}
 assert len(_TARGET_RANKS) == len(set(STATUS_OF.values())), "one rank per status an event sets"
-_STATUS_OF_RANK = "CASE t.rank {} END".format(
-    " ".join(f"WHEN {rank} THEN '{status}'" for rank, status in _TARGET_RANKS.items())
-)
-_SENT = _quoted(t.value for t in SENT_TYPES)
-_MOVING = _quoted([*(t.value for t in SENT_TYPES), *STATUS_OF])
-_RUNNING = _quoted(RUNNING)
-_COUNTER_ROWS = ", ".join(f"('{event}', '{counter}')" for event, counter in COUNTER_OF.items())
-_TARGET_ROWS = ", ".join(
-    f"('{event}', '{status}', {TERMINAL_PRECEDENCE[status]})" for event, status in STATUS_OF.items()
-)
-_COUNTS = ", ".join(f"count(*) FILTER (WHERE counter = '{c}')" for c in COUNTERS)
+
+
+def _stored(storing: str) -> str:
+    """The event, as the caller's statement stored (or relinked) it."""
+    return f"stored AS ({storing})"
+
+
+def _new_outcomes() -> str:
+    """Its outcome, recorded unless already there: only a first outcome comes back."""
+    counter_rows = ", ".join(f"('{t.value}', '{c}')" for t, c in COUNTER_OF.items())
+    return f"""new_outcomes AS (
+        INSERT INTO event_outcomes (enrollment_id, instance_id, channel, step_number, counter)
+        SELECT DISTINCT s.enrollment_id, s.instance_id, s.channel::channel,
+               coalesce(s.step_number, 0), c.counter
+        FROM stored s JOIN (VALUES {counter_rows}) AS c(event_type, counter)
+          ON c.event_type = s.event_type
+        WHERE s.enrollment_id IS NOT NULL
+        ORDER BY 1, 3, 4, 5
+        ON CONFLICT DO NOTHING
+        RETURNING instance_id, counter
+    )"""
+
+
+def _counted(shard_parameter: int) -> str:
+    """Each first outcome, added to its instance's counter shard (instances in id order)."""
+    columns = ", ".join(OUTCOME_COUNTERS)
+    counts = ", ".join(f"count(*) FILTER (WHERE counter = '{c}')" for c in OUTCOME_COUNTERS)
+    added = ", ".join(f"{c} = instance_counter_shards.{c} + excluded.{c}" for c in OUTCOME_COUNTERS)
+    return f"""counted AS (
+        INSERT INTO instance_counter_shards (instance_id, shard, {columns})
+        SELECT instance_id, ${shard_parameter}::smallint, {counts}
+        FROM new_outcomes
+        GROUP BY instance_id
+        ORDER BY instance_id
+        ON CONFLICT (instance_id, shard) DO UPDATE SET
+            {added}
+        RETURNING instance_id
+    )"""
+
+
+def _touches() -> str:
+    """The event, if it moves its enrollment: the step a send reached, or the status reported."""
+    sent = _quoted(t.value for t in SENT_TYPES)
+    moving = _quoted(t.value for t in [*SENT_TYPES, *STATUS_OF])
+    target_rows = ", ".join(
+        f"('{t.value}', '{status}', {TERMINAL_PRECEDENCE[status]})"
+        for t, status in STATUS_OF.items()
+    )
+    return f"""touches AS (
+        SELECT s.enrollment_id, s.occurred_at,
+               CASE WHEN s.event_type IN ({sent}) THEN s.step_number END AS sent_step,
+               m.status AS target, m.rank
+        FROM stored s LEFT JOIN (VALUES {target_rows}) AS m(event_type, status, rank)
+          ON m.event_type = s.event_type
+        WHERE s.enrollment_id IS NOT NULL AND s.event_type IN ({moving})
+    )"""
+
+
+def _locked() -> str:
+    """Its enrollment and template, locked in id order; reading ``counted`` puts shards first."""
+    return """locked AS MATERIALIZED (
+        SELECT e.id, e.status::text AS status, e.current_step, e.next_action_at,
+               t.id AS template_id, t.type::text AS template_type
+        FROM enrollments e
+        JOIN campaign_instances i ON i.id = e.instance_id
+        JOIN campaign_templates t ON t.id = i.template_id
+        WHERE e.id IN (SELECT enrollment_id FROM touches)
+          AND (SELECT count(*) FROM counted) >= 0
+        ORDER BY e.id
+        FOR NO KEY UPDATE OF e
+    )"""
+
+
+def _latest_sent() -> str:
+    """Of the enrollment's sends here, the furthest step, at its latest touch."""
+    return """latest_sent AS (
+        SELECT DISTINCT ON (enrollment_id) enrollment_id, sent_step AS step, occurred_at
+        FROM touches WHERE sent_step IS NOT NULL
+        ORDER BY enrollment_id, sent_step DESC, occurred_at DESC
+    )"""
+
+
+def _terminal() -> str:
+    """Of the enrollment's reported outcomes, the highest rank and the earliest unsubscribe."""
+    return """terminal AS (
+        SELECT enrollment_id, max(rank) AS rank,
+               min(occurred_at) FILTER (WHERE target = 'unsubscribed') AS unsubscribed_at
+        FROM touches WHERE target IS NOT NULL
+        GROUP BY enrollment_id
+    )"""
+
+
+def _stepped() -> str:
+    """The send against the enrollment: did it reach its step, and when is the next one due."""
+    running = _quoted(RUNNING)
+    following = next_step_sql("l.template_id", "l.template_type", "s.step")
+    return f"""stepped AS (
+        SELECT l.id, l.status AS old_status, l.current_step AS old_step,
+               l.next_action_at AS old_next, greatest(l.current_step, s.step) AS step,
+               s.step IS NOT NULL AND s.step >= l.current_step
+                   AND l.status IN ({running}, 'completed') AS reached,
+               coalesce(s.step > l.current_step, false) AS advanced,
+               s.occurred_at AS touched_at, f.step_number AS following,
+               s.occurred_at + make_interval(hours => f.delay_hours) AS due
+        FROM locked l
+        LEFT JOIN latest_sent s ON s.enrollment_id = l.id
+        LEFT JOIN LATERAL ({following}) f ON true
+    )"""
+
+
+def _after_sent() -> str:
+    """Its state after the send: completed past the last step, else due at the next one."""
+    running = _quoted(RUNNING)
+    return f"""after_sent AS (
+        SELECT id, old_status, old_step, old_next, step,
+               CASE WHEN reached AND following IS NULL AND old_status IN ({running})
+                    THEN 'completed' ELSE old_status END AS status,
+               CASE WHEN NOT reached OR old_status NOT IN ({running}) THEN old_next
+                    WHEN following IS NULL THEN NULL
+                    WHEN NOT advanced AND old_next > due THEN old_next
+                    ELSE due END AS next_action_at,
+               CASE WHEN reached AND following IS NULL THEN touched_at END AS completed_at
+        FROM stepped
+    )"""
+
+
+def _next_state() -> str:
+    """Over that, a reported terminal status that ranks higher, which ends the sequence."""
+    status_of_rank = "CASE t.rank {} END".format(
+        " ".join(f"WHEN {rank} THEN '{status}'" for rank, status in _TARGET_RANKS.items())
+    )
+    return f"""next_state AS (
+        SELECT a.id, a.old_status, a.old_step, a.old_next, a.step, a.completed_at,
+               t.unsubscribed_at,
+               CASE WHEN t.rank > {_rank_of("a.status")} THEN {status_of_rank}
+                    ELSE a.status END AS status,
+               CASE WHEN t.rank > {_rank_of("a.status")} THEN NULL
+                    ELSE a.next_action_at END AS next_action_at
+        FROM after_sent a LEFT JOIN terminal t ON t.enrollment_id = a.id
+    )"""
+
+
+def _moved() -> str:
+    """The enrollment row, updated when its state changed."""
+    return """moved AS (
+        UPDATE enrollments e SET
+            status = n.status::enrollment_status,
+            current_step = n.step,
+            next_action_at = n.next_action_at,
+            completed_at = greatest(
+                e.completed_at, CASE WHEN n.status = 'completed' THEN n.completed_at END),
+            unsubscribed_at = least(
+                e.unsubscribed_at, CASE WHEN n.status = 'unsubscribed' THEN n.unsubscribed_at END)
+        FROM next_state n
+        WHERE e.id = n.id
+          AND (n.status <> n.old_status OR n.step <> n.old_step
+               OR n.next_action_at IS DISTINCT FROM n.old_next
+               OR (n.status = 'completed' AND n.completed_at IS NOT NULL)
+               OR (n.status = 'unsubscribed' AND n.unsubscribed_at IS NOT NULL))
+    )"""
 
 
 def with_effects(storing: str, shard_parameter: int, returning: str) -> str:
@@ -93,111 +217,20 @@ def with_effects(storing: str, shard_parameter: int, returning: str) -> str:
     either way round); completion is dated by the latest touch of the last step, and an
     unsubscribe by the earliest report.
     """
-    return f"""
-    WITH stored AS ({storing}),
-    new_outcomes AS (
-        INSERT INTO event_outcomes (enrollment_id, instance_id, channel, step_number, counter)
-        SELECT DISTINCT s.enrollment_id, s.instance_id, s.channel::channel,
-               coalesce(s.step_number, 0), c.counter
-        FROM stored s JOIN (VALUES {_COUNTER_ROWS}) AS c(event_type, counter)
-          ON c.event_type = s.event_type
-        WHERE s.enrollment_id IS NOT NULL
-        ORDER BY 1, 3, 4, 5
-        ON CONFLICT DO NOTHING
-        RETURNING instance_id, counter
-    ), counted AS (
-        INSERT INTO instance_counter_shards (instance_id, shard, {", ".join(COUNTERS)})
-        SELECT instance_id, ${shard_parameter}::smallint, {_COUNTS}
-        FROM new_outcomes
-        GROUP BY instance_id
-        ORDER BY instance_id
-        ON CONFLICT (instance_id, shard) DO UPDATE SET
-            {", ".join(f"{c} = instance_counter_shards.{c} + excluded.{c}" for c in COUNTERS)}
-        RETURNING instance_id
-    ), touches AS (
-        SELECT s.enrollment_id, s.occurred_at,
-               CASE WHEN s.event_type IN ({_SENT}) THEN s.step_number END AS sent_step,
-               m.status AS target, m.rank
-        FROM stored s LEFT JOIN (VALUES {_TARGET_ROWS}) AS m(event_type, status, rank)
-          ON m.event_type = s.event_type
-        WHERE s.enrollment_id IS NOT NULL AND s.event_type IN ({_MOVING})
-    ), locked AS MATERIALIZED (
-        SELECT e.id, e.status::text AS status, e.current_step, e.next_action_at,
-               t.id AS template_id, t.type::text AS template_type
-        FROM enrollments e
-        JOIN campaign_instances i ON i.id = e.instance_id
-        JOIN campaign_templates t ON t.id = i.template_id
-        WHERE e.id IN (SELECT enrollment_id FROM touches)
-          AND (SELECT count(*) FROM counted) >= 0
-        ORDER BY e.id
-        FOR NO KEY UPDATE OF e
-    ), latest_sent AS (
-        SELECT DISTINCT ON (enrollment_id) enrollment_id, sent_step AS step, occurred_at
-        FROM touches WHERE sent_step IS NOT NULL
-        ORDER BY enrollment_id, sent_step DESC, occurred_at DESC
-    ), terminal AS (
-        SELECT enrollment_id, max(rank) AS rank,
-               min(occurred_at) FILTER (WHERE target = 'unsubscribed') AS unsubscribed_at
-        FROM touches WHERE target IS NOT NULL
-        GROUP BY enrollment_id
-    ), stepped AS (
-        SELECT l.id, l.status AS old_status, l.current_step AS old_step,
-               l.next_action_at AS old_next, greatest(l.current_step, s.step) AS step,
-               s.step IS NOT NULL AND s.step >= l.current_step
-                   AND l.status IN ({_RUNNING}, 'completed') AS reached,
-               coalesce(s.step > l.current_step, false) AS advanced,
-               s.occurred_at AS touched_at, f.step_number AS following,
-               s.occurred_at + make_interval(hours => f.delay_hours) AS due
-        FROM locked l
-        LEFT JOIN latest_sent s ON s.enrollment_id = l.id
-        LEFT JOIN LATERAL (
-            SELECT a.step_number, min(a.delay_hours) AS delay_hours
-            FROM (
-                SELECT es.step_number, es.delay_hours FROM email_steps es
-                WHERE es.template_id = l.template_id AND es.is_active
-                  AND es.step_number > s.step AND l.template_type IN ('email', 'multi_channel')
-                UNION ALL
-                SELECT ls.step_number, ls.delay_hours FROM linkedin_steps ls
-                WHERE ls.template_id = l.template_id AND ls.is_active
-                  AND ls.step_number > s.step AND l.template_type IN ('linkedin', 'multi_channel')
-            ) a
-            GROUP BY a.step_number
-            ORDER BY a.step_number
-            LIMIT 1
-        ) f ON true
-    ), after_sent AS (
-        SELECT id, old_status, old_step, old_next, step,
-               CASE WHEN reached AND following IS NULL AND old_status IN ({_RUNNING})
-                    THEN 'completed' ELSE old_status END AS status,
-               CASE WHEN NOT reached OR old_status NOT IN ({_RUNNING}) THEN old_next
-                    WHEN following IS NULL THEN NULL
-                    WHEN NOT advanced AND old_next > due THEN old_next
-                    ELSE due END AS next_action_at,
-               CASE WHEN reached AND following IS NULL THEN touched_at END AS completed_at
-        FROM stepped
-    ), next_state AS (
-        SELECT a.id, a.old_status, a.old_step, a.old_next, a.step, a.completed_at,
-               t.unsubscribed_at,
-               CASE WHEN t.rank > {_rank_of("a.status")} THEN {_STATUS_OF_RANK}
-                    ELSE a.status END AS status,
-               CASE WHEN t.rank > {_rank_of("a.status")} THEN NULL
-                    ELSE a.next_action_at END AS next_action_at
-        FROM after_sent a LEFT JOIN terminal t ON t.enrollment_id = a.id
-    ), moved AS (
-        UPDATE enrollments e SET
-            status = n.status::enrollment_status,
-            current_step = n.step,
-            next_action_at = n.next_action_at,
-            completed_at = greatest(
-                e.completed_at, CASE WHEN n.status = 'completed' THEN n.completed_at END),
-            unsubscribed_at = least(
-                e.unsubscribed_at, CASE WHEN n.status = 'unsubscribed' THEN n.unsubscribed_at END)
-        FROM next_state n
-        WHERE e.id = n.id
-          AND (n.status <> n.old_status OR n.step <> n.old_step
-               OR n.next_action_at IS DISTINCT FROM n.old_next
-               OR (n.status = 'completed' AND n.completed_at IS NOT NULL)
-               OR (n.status = 'unsubscribed' AND n.unsubscribed_at IS NOT NULL))
+    ctes = (
+        _stored(storing),
+        _new_outcomes(),
+        _counted(shard_parameter),
+        _touches(),
+        _locked(),
+        _latest_sent(),
+        _terminal(),
+        _stepped(),
+        _after_sent(),
+        _next_state(),
+        _moved(),
     )
+    return f"""
+    WITH {", ".join(ctes)}
     SELECT {returning} FROM stored s
 """
