@@ -15,7 +15,7 @@ import pytest
 from graphql.language.parser import Parser
 from starlette.applications import Starlette
 
-from tests.test_statement_counts import counted_statements
+from app.observability.sql_observer import recording
 
 LIMIT_CODE = "QUERY_TOO_COMPLEX"
 
@@ -24,7 +24,7 @@ async def post(
     app: Starlette, client: httpx.AsyncClient, key: str, query: str, variables: Any = None
 ) -> tuple[dict[str, Any], list[str]]:
     """The response body and the statements the request ran, the key lookup left out."""
-    with counted_statements(app.state.engine) as statements:
+    with recording(app.state.engine) as statements:
         response = await client.post(
             "/graphql",
             json={"query": query, "variables": variables or {}},
