@@ -18,11 +18,12 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from app.db import migrate
 from app.db.engine import create_engine, create_sessionmaker
 from app.domain.enums import Scope
+from app.observability.sql_observer import recording
 from app.security.api_keys import create_api_key
 from app.settings import Settings
 from app.web.asgi import create_app
@@ -66,19 +67,16 @@ async def statements_per_request(url: str, key: str, payloads: dict[str, Any]) -
     app = create_app(Settings(database_url=url))
     counts: dict[str, int] = {}
     async with app.router.lifespan_context(app):
-        seen: list[str] = []
-        event.listen(
-            app.state.engine.sync_engine, "before_cursor_execute", lambda *a: seen.append(a[2])
-        )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            for name, payload in payloads.items():
-                seen.clear()
-                response = await client.post(
-                    "/graphql", json=payload, headers={"authorization": f"Bearer {key}"}
-                )
-                assert "errors" not in response.json(), response.text[:500]
-                counts[name] = len(seen)
+            with recording(app.state.engine) as seen:
+                for name, payload in payloads.items():
+                    seen.clear()
+                    response = await client.post(
+                        "/graphql", json=payload, headers={"authorization": f"Bearer {key}"}
+                    )
+                    assert "errors" not in response.json(), response.text[:500]
+                    counts[name] = len(seen)
     return counts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 
@@ -11,8 +12,7 @@ from app.models.instances import counter_column
 from app.services.analytics import Metrics
 from resolvers.context import Context
 from resolvers.errors import bad_arguments_as_graphql_errors
-from resolvers.loaders import Filters, StepFigures
-from resolvers.loaders.generic import CountByParentLoader, PageByParentLoader
+from resolvers.loaders import ChildRelation, Filters, StepFigures
 from resolvers.pages import PageResult
 
 
@@ -24,17 +24,25 @@ def _page(first: int | None, after: str | None) -> PageRequest:
 
 
 async def child_page(
-    page_loader: PageByParentLoader,
-    count_loader: CountByParentLoader,
+    context: Context,
+    relation: ChildRelation,
     parent_id: str,
     first: int | None,
     after: str | None,
-    filters: Filters,
+    **filters: Enum | None,
 ) -> PageResult:
-    loaded = await page_loader.load((parent_id, _page(first, after), filters))
+    """What a nested connection field returns: a page of the parent's children and their
+    total, counted only if asked. ``filters`` are enum arguments named after the column they
+    match; None matches any value. The loaders are read from the context at each call: a
+    retry of the request replaces them."""
+    pages = context.loaders.children(relation)
+    by_column: Filters = tuple(
+        (column, None if value is None else value.value) for column, value in filters.items()
+    )
+    loaded = await pages.page.load((parent_id, _page(first, after), by_column))
 
     async def count() -> int:
-        return int(await count_loader.load((parent_id, filters)))
+        return int(await pages.count.load((parent_id, by_column)))
 
     return PageResult(loaded, count)
 

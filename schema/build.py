@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSchema
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -27,15 +27,20 @@ CACHE_SIZE = 256
 """Distinct documents kept parsed and validated; bounded so unique queries cannot grow memory."""
 
 
-def _extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """Factories, so each request gets fresh extension instances around shared caches."""
+def _extensions(
+    settings: Settings, executable: Callable[[], GraphQLSchema]
+) -> list[Callable[[], SchemaExtension]]:
+    """Factories, so each request gets fresh extension instances around shared caches.
+
+    ``executable`` gives the graphql-core schema the cost limit measures against: it exists
+    only once the Strawberry schema these extensions are given to is built."""
     # The rule classes are made once: they are part of the validation cache's key.
     rules = [depth_rule(settings.max_query_depth), alias_rule(settings.max_aliases)]
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: TokenLimitedParserCache(settings.max_tokens, maxsize=CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
-        lambda: QueryCostLimit(settings.max_query_cost),
+        lambda: QueryCostLimit(settings.max_query_cost, executable()),
         MaskUnexpectedErrors,
         # Inside the masking: an outage is seen (and made a 503) before errors are masked.
         OperationFacts,
@@ -68,9 +73,20 @@ def build_schema(
 
     Without settings (``export-schema``, which must work in any environment) the limits are
     the defaults, read from no environment; limits never change the SDL."""
-    return _Schema(
+    schema = _Schema(
         query=Query,
         mutation=Mutation,
-        extensions=_extensions(settings or Settings.model_construct()),
+        extensions=_extensions(settings or Settings.model_construct(), lambda: executable),
         execution_context_class=FastExecutor if fast_execution else None,
     )
+    executable = graphql_core_schema(schema)
+    return schema
+
+
+def graphql_core_schema(schema: strawberry.Schema) -> GraphQLSchema:
+    """The graphql-core schema Strawberry built and executes on.
+
+    Strawberry 0.341 has no public accessor for it; this is the one place that reads its
+    ``_schema`` (pinned in pyproject.toml, checked by tests/test_private_apis.py)."""
+    executable: GraphQLSchema = schema._schema
+    return executable

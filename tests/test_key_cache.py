@@ -13,12 +13,12 @@ import httpx
 from starlette.applications import Starlette
 
 from app.domain.enums import Scope
+from app.observability.sql_observer import recording
 from app.security.api_keys import Principal, revoke_api_key
 from app.security.key_cache import KeyCache
 from app.settings import Settings
 from app.web.asgi import create_app
 from tests.conftest import _make_key
-from tests.test_statement_counts import counted_statements
 
 QUERY = {"query": "{ templates { totalCount } }"}
 
@@ -76,7 +76,7 @@ async def _status(client: httpx.AsyncClient, key: str) -> int:
 async def test_a_busy_key_is_looked_up_once(settings: Settings, clean_db: None) -> None:
     async with _served(settings, ttl_s=60) as (app, client):
         key = await _make_key(app, "busy", frozenset({Scope.READ}))
-        with counted_statements(app.state.engine) as statements:
+        with recording(app.state.engine) as statements:
             assert [await _status(client, key) for _ in range(5)] == [200] * 5
         assert _key_lookups(statements) == 1
 
@@ -85,7 +85,7 @@ async def test_a_wrong_key_is_looked_up_every_time(settings: Settings, clean_db:
     """Only keys that verified are remembered: a refusal is never served from memory."""
     async with _served(settings, ttl_s=60) as (app, client):
         key = await _make_key(app, "real", frozenset({Scope.READ}))
-        with counted_statements(app.state.engine) as statements:
+        with recording(app.state.engine) as statements:
             assert [await _status(client, key + "x") for _ in range(3)] == [401] * 3
         assert _key_lookups(statements) == 3
 

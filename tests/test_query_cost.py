@@ -13,12 +13,13 @@ from graphql import GraphQLObjectType, GraphQLSchema, parse
 
 from app.domain.keyset import DEFAULT_PAGE_SIZE
 from schema import build_schema
+from schema.build import graphql_core_schema
 from schema.extensions.cost import is_connection, operation_cost
 
 
 @pytest.fixture(scope="module")
 def graphql_schema() -> GraphQLSchema:
-    return build_schema()._schema
+    return graphql_core_schema(build_schema())
 
 
 def cost(

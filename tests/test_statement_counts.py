@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from app.observability.sql_observer import recording
 from tests.conftest import TABLES
 from tests.examples import example
 from tests.factories import Shape, build_dataset
@@ -19,23 +18,9 @@ from tests.graphql_client import gql
 DASHBOARD = example("dashboard.graphql")
 
 
-@contextmanager
-def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 async def _dashboard_statements(app: Starlette, client: httpx.AsyncClient, key: str) -> int:
     """The query's own statements: the key lookup runs only when the key cache has no entry."""
-    with counted_statements(app.state.engine) as statements:
+    with recording(app.state.engine) as statements:
         body = await gql(client, key, DASHBOARD)
     assert "errors" not in body, body
     return len([s for s in statements if "FROM api_keys" not in s])

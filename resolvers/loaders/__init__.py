@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 from resolvers.loaders import sql
 from resolvers.loaders.counters import ShardTotalsByInstanceLoader
@@ -26,12 +28,49 @@ ENROLLMENTS = Table("enrollments", "n", sql.ENROLLMENT)
 EVENTS = Table("campaign_events", "e", sql.EVENT, sort="occurred_at")
 TRANSITIONS = Table("instance_transitions", "x", sql.TRANSITION)
 
+ChildRelation = Literal[
+    "instances_by_template_id",
+    "enrollments_by_instance_id",
+    "events_by_instance_id",
+    "events_by_enrollment_id",
+]
+"""The relations a nested connection field pages: children by their parent's id."""
+
+_CHILDREN: dict[ChildRelation, tuple[Table, str]] = {
+    "instances_by_template_id": (INSTANCES, "template_id"),
+    "enrollments_by_instance_id": (ENROLLMENTS, "instance_id"),
+    "events_by_instance_id": (EVENTS, "instance_id"),
+    "events_by_enrollment_id": (EVENTS, "enrollment_id"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChildPages:
+    """A relation's two loaders: a connection field asks for a page and, lazily, the total."""
+
+    page: PageByParentLoader
+    count: CountByParentLoader
+
 
 class Loaders:
     """Built lazily: a request pays only for the loaders its query touches."""
 
     def __init__(self, db: RequestDatabase) -> None:
         self.db = db
+        self._children: dict[ChildRelation, ChildPages] = {}
+
+    def children(self, relation: ChildRelation) -> ChildPages:
+        """The page and count loaders of ``relation``, made on the first field that pages it."""
+        try:
+            return self._children[relation]
+        except KeyError:
+            table, parent = _CHILDREN[relation]
+            pages = ChildPages(
+                PageByParentLoader(self.db, table, parent),
+                CountByParentLoader(self.db, table, parent),
+            )
+            self._children[relation] = pages
+            return pages
 
     @cached_property
     def template_by_id(self) -> ByIdLoader:
@@ -70,38 +109,6 @@ class Loaders:
         return ListByParentLoader(self.db, TRANSITIONS, "instance_id", "x.at, x.id")
 
     @cached_property
-    def instance_page_by_template_id(self) -> PageByParentLoader:
-        return PageByParentLoader(self.db, INSTANCES, "template_id")
-
-    @cached_property
-    def instance_count_by_template_id(self) -> CountByParentLoader:
-        return CountByParentLoader(self.db, INSTANCES, "template_id")
-
-    @cached_property
-    def enrollment_page_by_instance_id(self) -> PageByParentLoader:
-        return PageByParentLoader(self.db, ENROLLMENTS, "instance_id")
-
-    @cached_property
-    def enrollment_count_by_instance_id(self) -> CountByParentLoader:
-        return CountByParentLoader(self.db, ENROLLMENTS, "instance_id")
-
-    @cached_property
-    def event_page_by_instance_id(self) -> PageByParentLoader:
-        return PageByParentLoader(self.db, EVENTS, "instance_id")
-
-    @cached_property
-    def event_count_by_instance_id(self) -> CountByParentLoader:
-        return CountByParentLoader(self.db, EVENTS, "instance_id")
-
-    @cached_property
-    def event_page_by_enrollment_id(self) -> PageByParentLoader:
-        return PageByParentLoader(self.db, EVENTS, "enrollment_id")
-
-    @cached_property
-    def event_count_by_enrollment_id(self) -> CountByParentLoader:
-        return CountByParentLoader(self.db, EVENTS, "enrollment_id")
-
-    @cached_property
     def shard_totals_by_instance_id(self) -> ShardTotalsByInstanceLoader:
         return ShardTotalsByInstanceLoader(self.db)
 
@@ -110,4 +117,12 @@ class Loaders:
         return StepFiguresByInstanceLoader(self.db)
 
 
-__all__ = ["Filters", "Loaders", "Page", "RequestDatabase", "StepFigures"]
+__all__ = [
+    "ChildPages",
+    "ChildRelation",
+    "Filters",
+    "Loaders",
+    "Page",
+    "RequestDatabase",
+    "StepFigures",
+]

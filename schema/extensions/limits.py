@@ -19,13 +19,18 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     GraphQLSyntaxError,
     InlineFragmentNode,
+    Lexer,
     Node,
     OperationDefinitionNode,
     SelectionSetNode,
+    Source,
+    TokenKind,
     ValidationRule,
 )
+from graphql.language.parser import Parser
 from strawberry.extensions import ParserCache, SchemaExtension
 
 from schema.extensions.cost import operation_cost
@@ -153,9 +158,34 @@ def alias_rule(max_aliases: int) -> type[ValidationRule]:
     return AliasLimit
 
 
-def _is_token_limit(error: GraphQLSyntaxError, max_tokens: int) -> bool:
-    """graphql-core reports its token limit (hit by tokens or by comments) only as a message."""
-    return f"Document contains more than {max_tokens} tokens." in error.message
+def exceeds_token_limit(query: str, max_tokens: int) -> bool:
+    """Whether graphql-core's ``max_tokens`` is what stops ``query`` from parsing.
+
+    The parser tells only in its error's message. So a refused document is parsed again by a
+    parser holding the same limit (bounded like the first parse) over a lexer of our own, and
+    its counts decide: the parser stops when the tokens it consumed (comments included) pass
+    the limit, and its lexer stops inside a run of comments that would pass it. Documents
+    that parse never pay for this.
+    """
+    lexer = Lexer(Source(query))
+    parser = Parser(lexer.source, max_tokens=max_tokens, lexer=lexer)
+    try:
+        parser.parse_document()
+    except (GraphQLSyntaxError, RecursionError):
+        pass
+    else:
+        return False
+    consumed = parser.token_count
+    if consumed > max_tokens:
+        return True
+    comments = 0
+    token = lexer.token.next
+    while token is not None:
+        if token.kind is not TokenKind.COMMENT:
+            return False  # the lexer got past the run: something else stopped the parse
+        comments += 1
+        token = token.next
+    return consumed + comments > max_tokens
 
 
 class TokenLimitedParserCache(ParserCache):
@@ -172,8 +202,8 @@ class TokenLimitedParserCache(ParserCache):
             context.graphql_document = self.cached_parse_document(
                 context.query, **context.parse_options
             )
-        except GraphQLSyntaxError as error:
-            if not _is_token_limit(error, self.max_tokens):
+        except GraphQLSyntaxError:
+            if not exceeds_token_limit(context.query, self.max_tokens):
                 raise
             raise limit_error(
                 "tokens",
@@ -186,17 +216,21 @@ class TokenLimitedParserCache(ParserCache):
 
 
 class QueryCostLimit(SchemaExtension):
-    """Refuse, before execution, an operation whose node cost exceeds the limit."""
+    """Refuse, before execution, an operation whose node cost exceeds the limit.
 
-    def __init__(self, max_cost: int) -> None:
+    ``schema`` is the graphql-core schema the operations run on, given at construction (the
+    request's execution context holds only Strawberry's schema)."""
+
+    def __init__(self, max_cost: int, schema: GraphQLSchema) -> None:
         self.max_cost = max_cost
+        self.schema = schema
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is not None and context.result is None:
             variables: Mapping[str, Any] | None = context.variables
             cost = operation_cost(
-                context.schema._schema,
+                self.schema,
                 context.graphql_document,
                 context.operation_name,
                 variables,

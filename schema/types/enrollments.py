@@ -45,13 +45,7 @@ class Enrollment:
         after: str | None = None,
         event_type: EventType | None = None,
     ) -> Connection[EventNode]:
-        loaders = info.context.loaders
         result = await relations.child_page(
-            loaders.event_page_by_enrollment_id,
-            loaders.event_count_by_enrollment_id,
-            self.id,
-            first,
-            after,
-            (("event_type", event_type.value if event_type else None),),
+            info.context, "events_by_enrollment_id", self.id, first, after, event_type=event_type
         )
         return Connection(result=result)

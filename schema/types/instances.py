@@ -163,14 +163,8 @@ class CampaignInstance:
         after: str | None = None,
         status: EnrollmentStatus | None = None,
     ) -> Connection[EnrollmentNode]:
-        loaders = info.context.loaders
         result = await relations.child_page(
-            loaders.enrollment_page_by_instance_id,
-            loaders.enrollment_count_by_instance_id,
-            self.id,
-            first,
-            after,
-            (("status", status.value if status else None),),
+            info.context, "enrollments_by_instance_id", self.id, first, after, status=status
         )
         return Connection(result=result)
 
@@ -183,16 +177,13 @@ class CampaignInstance:
         event_type: EventType | None = None,
         channel: Channel | None = None,
     ) -> Connection[EventNode]:
-        loaders = info.context.loaders
         result = await relations.child_page(
-            loaders.event_page_by_instance_id,
-            loaders.event_count_by_instance_id,
+            info.context,
+            "events_by_instance_id",
             self.id,
             first,
             after,
-            (
-                ("event_type", event_type.value if event_type else None),
-                ("channel", channel.value if channel else None),
-            ),
+            event_type=event_type,
+            channel=channel,
         )
         return Connection(result=result)

@@ -80,13 +80,7 @@ class CampaignTemplate:
         after: str | None = None,
         status: InstanceStatus | None = None,
     ) -> Connection[InstanceNode]:
-        loaders = info.context.loaders
         result = await relations.child_page(
-            loaders.instance_page_by_template_id,
-            loaders.instance_count_by_template_id,
-            self.id,
-            first,
-            after,
-            (("status", status.value if status else None),),
+            info.context, "instances_by_template_id", self.id, first, after, status=status
         )
         return Connection(result=result)

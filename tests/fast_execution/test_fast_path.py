@@ -12,13 +12,14 @@ import pytest
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 
+from app.observability.sql_observer import recording
 from resolvers.fast_execution import executor as fast_executor
 from resolvers.fast_execution import on_fallback
 from resolvers.fast_execution.executor import is_awaitable, stop_fallback_listener
 from resolvers.fast_execution.plan import PlanCache
 from tests.differential import DifferentialApp
 from tests.graphql_client import gql
-from tests.test_statement_counts import DASHBOARD, counted_statements
+from tests.test_statement_counts import DASHBOARD
 
 INSTANCE_DETAIL = """query Detail($id: ID!) { instance(id: $id) { id name status
   metrics { enrolled sent opened } performance { rates { openRate } byStep { stepNumber } }
@@ -59,13 +60,13 @@ async def test_both_paths_run_the_same_statements(
 ) -> None:
     instance_id = await _instance_id(client, read_key)
     for query, variables in ((DASHBOARD, None), (INSTANCE_DETAIL, {"id": instance_id})):
-        with counted_statements(seeded.state.engine) as fast:
+        with recording(seeded.state.engine) as fast:
             fast_body = await gql(client, read_key, query, variables)
         reference = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=reference_app), base_url="http://reference"
         )
         async with reference:
-            with counted_statements(reference_app.state.engine) as standard:
+            with recording(reference_app.state.engine) as standard:
                 standard_body = await gql(reference, read_key, query, variables)
         assert "errors" not in fast_body
         assert fast_body == standard_body

@@ -15,7 +15,8 @@ import pytest
 from graphql.language.parser import Parser
 from starlette.applications import Starlette
 
-from tests.test_statement_counts import counted_statements
+from app.observability.sql_observer import recording
+from schema.extensions.limits import exceeds_token_limit
 
 LIMIT_CODE = "QUERY_TOO_COMPLEX"
 
@@ -24,7 +25,7 @@ async def post(
     app: Starlette, client: httpx.AsyncClient, key: str, query: str, variables: Any = None
 ) -> tuple[dict[str, Any], list[str]]:
     """The response body and the statements the request ran, the key lookup left out."""
-    with counted_statements(app.state.engine) as statements:
+    with recording(app.state.engine) as statements:
         response = await client.post(
             "/graphql",
             json={"query": query, "variables": variables or {}},
@@ -132,6 +133,23 @@ async def test_tokens_at_the_limit_run_and_one_more_is_refused(
     assert_runs(body, statements)
     body, statements = await post(seeded, client, read_key, over)
     assert_refused(body, statements, "tokens", f"token count exceeds {limit}")
+
+
+@pytest.mark.parametrize(
+    ("document", "limit", "exceeds"),
+    [
+        ("{ a b c d }", 6, False),
+        ("{ a b c d }", 5, True),  # the parser stops at the sixth token
+        ("{ a" + " # c\n" * 10 + "}", 5, True),  # its lexer stops inside the comments
+        ("{ a ? }", 2, False),  # a bad character before the limit
+        ("{ a", 100, False),  # an unfinished document
+        ('"s" { a b c d }', 1, False),  # refused at its first token, though longer
+    ],
+)
+def test_the_token_limit_is_told_apart_from_other_syntax_errors(
+    document: str, limit: int, exceeds: bool
+) -> None:
+    assert exceeds_token_limit(document, limit) is exceeds
 
 
 COST_QUERY = """query Cost($a: Int, $b: Int, $c: Int, $extra: Int) {

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from app.domain.limits import BULK_ENROLL_MAX
+from app.observability.sql_observer import recording
 from tests.lifecycle.helpers import (
     BULK_ENROLL_COUNTS,
     bulk_enroll,
@@ -25,7 +26,6 @@ from tests.lifecycle.helpers import (
     instance_in,
     random_id,
 )
-from tests.test_statement_counts import counted_statements
 
 FIRST_DELAY = 8
 
@@ -248,7 +248,7 @@ async def test_statement_count_does_not_grow_with_the_batch(
     counts: dict[int, int] = {}
     for size in (1, 100, 5_000):
         request = contacts(range(size), f"s{size}-")
-        with counted_statements(app.state.engine) as statements:
+        with recording(app.state.engine) as statements:
             result = await bulk_enroll(client, write_key, instance_id, request, BULK_ENROLL_COUNTS)
         assert result["errors"] == [], result
         assert result["enrolledCount"] == size, result

@@ -10,10 +10,17 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.driver import DriverConnection
 from app.db.engine import create_engine
 from app.observability.logs import configure_logging, get_logger
 from app.observability.redaction import REDACTED
-from app.observability.sql_observer import STATEMENT_PREVIEW_CHARS, instrument_engine
+from app.observability.sql_observer import (
+    STATEMENT_PREVIEW_CHARS,
+    instrument_engine,
+    recording,
+    start_counting,
+    stop_counting,
+)
 from app.settings import Environment, Settings
 from tests.observability.conftest import json_lines
 
@@ -105,6 +112,31 @@ async def test_slow_statements_are_logged_with_their_beginning(
     assert warnings[0]["statement"] == slow[:STATEMENT_PREVIEW_CHARS]
     assert warnings[0]["duration_ms"] >= 200
     assert warnings[0]["threshold_ms"] == 50
+
+
+async def test_statements_sent_to_the_driver_are_counted_recorded_and_timed(
+    production: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hot paths bypass SQLAlchemy (app.db.driver): their statements must still count for
+    the request, reach the recorders and be warned about when slow, exactly once each."""
+    engine: AsyncEngine = create_engine(production)
+    instrument_engine(engine, slow_ms=50)
+    slow, quick = "SELECT pg_sleep(0.2)", "SELECT 1"
+    count, token = start_counting()
+    try:
+        with recording(engine) as statements:
+            async with engine.connect() as connection:
+                driver = await DriverConnection.under(connection)
+                await driver.fetch(slow)
+                await driver.execute(quick)
+    finally:
+        stop_counting(token)
+        await engine.dispose()
+    assert statements == [slow, quick]
+    assert count.value == 2
+    warnings = [line for line in json_lines(capsys.readouterr().err) if line["event"] == "slow_sql"]
+    assert [w["statement"] for w in warnings] == [slow]
+    assert warnings[0]["duration_ms"] >= 200
 
 
 async def test_statements_under_the_threshold_are_not_logged(

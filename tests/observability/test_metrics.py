@@ -15,13 +15,14 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import event, text
+from sqlalchemy import text
 from starlette.applications import Starlette
 
 from app.cli.csv_import import import_csv
 from app.cli.seed import seed, seed_id
 from app.domain.enums import Scope
 from app.observability import metrics
+from app.observability.sql_observer import recording
 from app.security.api_keys import create_api_key
 from app.settings import ConfigError, Settings, load_settings
 from app.web.asgi import create_app
@@ -97,12 +98,8 @@ async def test_counters_move_by_what_the_requests_did(
     before = await scrape(client, admin_key)
 
     # GraphQL: every statement of this phase belongs to one of its requests.
-    statements: list[str] = []
     operations: Counter[tuple[str, str]] = Counter()
     graphql_requests = 0
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
 
     async def run(key: str, name: str, kind: str, query: str, **variables: Any) -> Any:
         nonlocal graphql_requests
@@ -110,8 +107,7 @@ async def test_counters_move_by_what_the_requests_did(
         operations[(name, kind)] += 1
         return (await gql(client, key, query, variables))["data"]
 
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recording(app.state.engine) as statements:
         for _ in range(3):
             await run(read_key, "TemplateNames", "query", LIST)
         template_id = str(seed_id("template:tech"))
@@ -145,8 +141,6 @@ async def test_counters_move_by_what_the_requests_did(
             write_key, "BulkEnroll", "mutation", BULK, instanceId=instance_id, contacts=contacts
         )
         assert bulk["bulkEnroll"]["enrolledCount"] == len(contacts) - 1
-    finally:
-        event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
 
     # Webhooks: two linked events and an orphan, then the same three again, then a refusal
     # and an activity of a type that is not tracked.

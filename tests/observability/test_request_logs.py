@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from app.observability.sql_observer import recording
 from tests.observability.conftest import json_lines
 from tests.webhooks.helpers import (
     LEMLIST_SECRET,
@@ -74,20 +74,12 @@ async def test_each_request_is_one_line_with_its_facts_and_no_secret(
     postmark = with_enrollment(load("postmark", "Open"), "postmark", campaign.enrollment_id)
     postmark["Recipient"] = OTHER_ADDRESS
     postmark_auth = basic_auth(POSTMARK_USER, POSTMARK_PASSWORD)
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
     async with httpx.AsyncClient(base_url=served) as http:
         r = Requests(http)
-        event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
-        try:
+        with recording(app.state.engine) as statements:
             query = await r.send(
                 "query", "POST", "/graphql", bearer(read_key), json={"query": TEMPLATE_NAMES}
             )
-        finally:
-            event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
         assert query.status_code == 200, query.text
         enroll_variables = {
             "instanceId": campaign.instance_id,

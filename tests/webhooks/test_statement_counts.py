@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from tests.test_statement_counts import counted_statements
+from app.observability.sql_observer import recording
 from tests.webhooks.helpers import T0, Step, event, make_campaign, ok_events
 
 STEPS = (Step("email", 1, 0), Step("email", 2, 24), Step("linkedin", 3, 12))
@@ -40,7 +40,7 @@ async def test_a_batch_runs_the_same_statements_whatever_its_size(
         ]
         batch.append(event(str(uuid.uuid4()), "opened", 1))  # an orphan
         batch[0] = event(campaign.enrollment_ids[0], "sent", 1)  # at least one moves its enrollment
-        with counted_statements(app.state.engine) as statements:
+        with recording(app.state.engine) as statements:
             answer = await ok_events(client, webhook_key, batch)
         assert answer["accepted"] == size, answer
         assert answer["orphaned"] == 1, answer

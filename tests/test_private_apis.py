@@ -1,0 +1,175 @@
+"""The libraries' internals the service relies on are still there, with the shape it expects.
+
+pyproject.toml pins Strawberry, graphql-core, Starlette and uvicorn exactly because of them.
+After an upgrade these checks say plainly which internal moved; the behaviour built on them
+is tested elsewhere (tests/fast_execution with tests/differential.py, tests/test_one_write_http.py,
+tests/webhooks/test_fast_lane.py, tests/graphql/test_query_limits.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import tomllib
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql import GraphQLSyntaxError, parse
+from graphql.execution import collect_fields, values
+from graphql.language.parser import Parser
+from starlette.applications import Starlette
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.arguments import convert_arguments
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from resolvers.fast_execution import FastExecutor
+from resolvers.fast_execution.plan import STRAWBERRY_DEFINITION, direct_call
+from schema import build_schema
+from schema.build import graphql_core_schema
+from schema.extensions.limits import exceeds_token_limit
+
+ROOT = Path(__file__).resolve().parent.parent
+PINNED = ("strawberry-graphql", "graphql-core", "starlette", "uvicorn")
+
+
+def parameters(function: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_the_libraries_are_pinned_to_the_installed_versions() -> None:
+    """The checks below hold for these versions: a loosened pin would let others in."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = {d.split("==")[0].split("[")[0]: d.split("==")[1] for d in dependencies if "==" in d}
+    assert {name: pins.get(name) for name in PINNED} == {name: version(name) for name in PINNED}
+
+
+def test_graphql_core_field_collection_and_argument_values() -> None:
+    """resolvers/fast_execution/plan.py and executor.py call these positionally."""
+    assert parameters(collect_fields.collect_fields)[:6] == [
+        "schema",
+        "fragments",
+        "variable_values",
+        "runtime_type",
+        "operation",
+        "hide_suggestions",
+    ]
+    assert parameters(collect_fields.collect_subfields)[:7] == [
+        "schema",
+        "fragments",
+        "variable_values",
+        "operation",
+        "return_type",
+        "field_details_list",
+        "hide_suggestions",
+    ]
+    assert collect_fields.FieldDetails._fields == (
+        "node",
+        "defer_usage",
+        "fragment_variable_values",
+    )
+    assert {"grouped_field_set", "new_defer_usages"} <= set(collect_fields.CollectedFields._fields)
+    assert "coerced" in values.VariableValues._fields
+    assert parameters(values.get_argument_values) == [
+        "type_def",
+        "node",
+        "variable_values",
+        "fragment_variable_values",
+        "hide_suggestions",
+    ]
+
+
+def test_the_executor_strawberry_builds_has_what_the_fast_path_reads() -> None:
+    schema = build_schema(fast_execution=True)
+    executor = FastExecutor.build(graphql_core_schema(schema), parse("{ __typename }"))
+    assert isinstance(executor, StrawberryGraphQLCoreExecutionContext)
+    assert parameters(executor.execute_operation) == ["serially"]
+    assert parameters(executor.build_resolve_info) == [
+        "field_def",
+        "field_nodes",
+        "parent_type",
+        "path",
+    ]
+    assert parameters(executor.build_response) == ["data"]
+    assert callable(executor.collected_errors.add)
+    assert isinstance(executor.variable_values, values.VariableValues)
+    for attribute in (
+        "operation",
+        "fragments",
+        "fragment_definitions",
+        "middleware_manager",
+        "hide_suggestions",
+        "field_resolver",
+        "root_value",
+        "context_value",
+        "is_awaitable",
+    ):
+        assert hasattr(executor, attribute), attribute
+
+
+def test_strawberry_private_attributes_of_the_fast_path() -> None:
+    schema = build_schema(fast_execution=True)
+    core = graphql_core_schema(schema)
+    assert core._strawberry_schema is schema  # type: ignore[attr-defined]
+    assert isinstance(schema.exception_handlers, tuple)
+    assert schema.schema_converter.scalar_registry is not None
+    assert parameters(schema.config.info_class) == ["_raw_info", "_field"]
+    assert parameters(convert_arguments)[:2] == ["value", "arguments"]
+    assert {"scalar_registry", "config", "info"} <= set(parameters(convert_arguments))
+
+    template = core.type_map["CampaignTemplate"]
+    plain = template.fields["name"]  # type: ignore[attr-defined]
+    assert plain.resolve._is_default is True
+    assert plain.extensions[STRAWBERRY_DEFINITION].default_resolver is getattr
+    paged = template.fields["instances"]  # type: ignore[attr-defined]
+    assert not getattr(paged.resolve, "_is_default", False)
+    call = direct_call(paged.extensions[STRAWBERRY_DEFINITION], schema.exception_handlers)
+    assert call is not None
+    assert (call.passes_self, call.info_parameter) == (True, "info")
+
+
+async def test_uvicorn_httptools_protocol_keeps_its_loop_and_connection_made() -> None:
+    """app/web/one_write_http.py wraps the transport in connection_made and reads self.loop."""
+    loop = asyncio.get_running_loop()
+    protocol = HttpToolsProtocol(Config(app=Starlette()), ServerState(), {}, loop)
+    assert protocol.loop is loop
+    assert parameters(protocol.connection_made) == ["transport"]
+
+
+def test_starlette_builds_its_stack_through_build_middleware_stack() -> None:
+    """app/web/fast_lane.py puts its lane in front of what this returns, built on first call."""
+    assert parameters(Starlette.build_middleware_stack) == ["self"]
+    assert "self.build_middleware_stack()" in inspect.getsource(Starlette.__call__)
+    assert Starlette().middleware_stack is None
+
+
+def test_graphql_core_parser_takes_a_lexer_and_counts_tokens() -> None:
+    """schema/extensions/limits.py parses again over its own lexer to read the counts."""
+    assert {"max_tokens", "lexer"} <= set(parameters(Parser))
+    parser = Parser("{ a # comment\n b }", max_tokens=10)
+    parser.parse_document()
+    assert parser.token_count == 5
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_token_limit_signal_agrees_with_graphql_core(seed: int) -> None:
+    """graphql-core says why it refused only in its message: read here, as the oracle, on
+    random documents, some invalid, some padded with comments."""
+    pieces = ("{", "}", "a", "b(x: 1)", "# c\n", '"s"', "...F", "fragment F on T { a }", "?")
+    rng = random.Random(seed)
+    refused = 0
+    for _ in range(3000):
+        document = "{ a " + " ".join(rng.choice(pieces) for _ in range(rng.randrange(40)))
+        limit = rng.randrange(1, 40)
+        try:
+            parse(document, max_tokens=limit)
+        except GraphQLSyntaxError as error:
+            refused += 1
+            by_message = f"Document contains more than {limit} tokens." in error.message
+            assert exceeds_token_limit(document, limit) is by_message, (document, limit)
+    assert refused > 1000
