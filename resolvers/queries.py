@@ -9,7 +9,14 @@ from app.domain.errors import DomainError
 from app.domain.keyset import page_request, parse_id
 from resolvers.context import Context
 from resolvers.errors import bad_arguments_as_graphql_errors, to_graphql_error
-from resolvers.loaders import EVENTS, INSTANCES, TEMPLATES, Filters, RequestDatabase
+from resolvers.loaders import (
+    EVENTS,
+    INSTANCES,
+    SUPPRESSIONS,
+    TEMPLATES,
+    Filters,
+    RequestDatabase,
+)
 from resolvers.loaders.generic import Table, filter_sql, keyset_sql, to_page
 from resolvers.loaders.sql import typed
 from resolvers.pages import PageResult
@@ -97,6 +104,12 @@ async def orphaned_events(context: Context, first: int | None, after: str | None
     return await _root_page(
         context.loaders.db, EVENTS, first, after, (), " AND e.enrollment_id IS NULL"
     )
+
+
+async def suppressions(
+    context: Context, first: int | None, after: str | None, channel: str | None
+) -> PageResult:
+    return await _root_page(context.loaders.db, SUPPRESSIONS, first, after, (("channel", channel),))
 
 
 async def by_id(context: Context, loader_name: str, raw_id: str) -> Any:

@@ -7,9 +7,12 @@ from functools import lru_cache
 from typing import Any
 
 from app.domain.counters import INSTANCE_COUNTERS
+from app.domain.enums import InstanceStatus, TemplateType
 from app.domain.keyset import PageRequest, page_request
 from app.models.instances import counter_column
+from app.providers.clients import can_send
 from app.services.analytics import Metrics
+from app.services.sending.operations import SendingFigures, waiting_on
 from resolvers.context import Context
 from resolvers.errors import bad_arguments_as_graphql_errors
 from resolvers.loaders import ChildRelation, Filters, StepFigures
@@ -73,3 +76,20 @@ async def counters(context: Context, instance: Any) -> Metrics:
     pending: Metrics = await context.loaders.shard_totals_by_instance_id.load(instance.id)
     stored = Metrics(**{c: getattr(instance, counter_column(c)) for c in INSTANCE_COUNTERS})
     return stored + pending
+
+
+async def dispatches(context: Context, enrollment_id: str) -> Any:
+    return await context.loaders.dispatches_by_enrollment_id.load((enrollment_id, ()))
+
+
+async def sending(context: Context, instance: Any) -> tuple[SendingFigures, list[str]]:
+    """The instance's sending figures, and why its due touches wait when they do."""
+    figures: SendingFigures = await context.loaders.sending_by_instance_id.load(instance.id)
+    template = await context.loaders.template_by_id.load(instance.template_id)
+    reasons = waiting_on(
+        InstanceStatus(instance.status),
+        instance.provider_config,
+        TemplateType(template.type),
+        lambda provider: can_send(context.settings, provider),
+    )
+    return figures, reasons

@@ -7,7 +7,15 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.types.enums import CampaignType, Channel, EventType, LinkedInAction, PathType, Provider
+from schema.types.enums import (
+    CampaignType,
+    Channel,
+    EventType,
+    LinkedInAction,
+    PathType,
+    Provider,
+    SuppressionReason,
+)
 
 
 @strawberry.input
@@ -89,3 +97,12 @@ class RecordEventInput:
     step_number: int | None = strawberry.UNSET
     occurred_at: datetime | None = strawberry.UNSET
     metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.input
+class AddSuppressionInput:
+    address: str = strawberry.field(
+        description="An e-mail address, or a LinkedIn profile URL when channel is LINKEDIN."
+    )
+    channel: Channel = Channel.EMAIL  # type: ignore[attr-defined]
+    reason: SuppressionReason = SuppressionReason.MANUAL  # type: ignore[attr-defined]

@@ -7,9 +7,10 @@ from typing import Any, TypeVar
 import strawberry
 from strawberry.types import Info
 
-from resolvers.mutations import enrollments, events, instances, templates
+from resolvers.mutations import enrollments, events, instances, sending, templates
 from resolvers.mutations.common import Outcome
 from schema.inputs import (
+    AddSuppressionInput,
     CreateInstanceInput,
     CreateTemplateInput,
     EmailStepInput,
@@ -22,15 +23,19 @@ from schema.inputs import (
 )
 from schema.payloads import (
     BulkEnrollPayload,
+    DispatchPayload,
     EmailStepPayload,
     EnrollmentPayload,
     InstancePayload,
     LinkedInStepPayload,
     RecordEventPayload,
+    RemoveSuppressionPayload,
     SkippedContact,
+    SuppressionPayload,
     TemplatePayload,
 )
-from schema.permissions import CanWrite
+from schema.permissions import CanAdmin, CanWrite
+from schema.types.enums import Channel
 
 P = TypeVar("P")
 
@@ -41,6 +46,8 @@ _PAYLOADS: dict[type, tuple[str, str]] = {
     LinkedInStepPayload: ("step", "linkedin_step_by_id"),
     InstancePayload: ("instance", "instance_by_id"),
     EnrollmentPayload: ("enrollment", "enrollment_by_id"),
+    DispatchPayload: ("dispatch", "dispatch_by_id"),
+    SuppressionPayload: ("suppression", "suppression_by_id"),
 }
 
 
@@ -216,3 +223,39 @@ class Mutation:
             )
         event = await info.context.loaders.event_by_id.load(str(outcome.value.event_id))
         return RecordEventPayload(event=event, duplicate=outcome.value.duplicate, errors=[])
+
+    @strawberry.mutation(
+        permission_classes=[CanWrite],
+        description=(
+            "Send a failed or unknown touch of a running enrollment again (attempts counted"
+            " afresh)."
+        ),
+    )
+    async def retry_dispatch(self, info: Info, id: strawberry.ID) -> DispatchPayload:
+        return await _payload(info, DispatchPayload, await sending.retry(info.context, id))
+
+    @strawberry.mutation(
+        permission_classes=[CanAdmin],
+        description=(
+            "Suppress an address everywhere: running enrollments with it stop at once, new"
+            " ones are skipped. Adding one that is already there changes nothing."
+        ),
+    )
+    async def add_suppression(self, info: Info, input: AddSuppressionInput) -> SuppressionPayload:
+        return await _payload(info, SuppressionPayload, await sending.add(info.context, input))
+
+    @strawberry.mutation(
+        permission_classes=[CanAdmin],
+        description="Allow an address to be enrolled again (logged with who removed it).",
+    )
+    async def remove_suppression(
+        self,
+        info: Info,
+        address: str,
+        channel: Channel = Channel.EMAIL,  # type: ignore[attr-defined]
+    ) -> RemoveSuppressionPayload:
+        outcome = await sending.remove(info.context, channel, address)
+        return RemoveSuppressionPayload(
+            removed=bool(outcome.value),
+            errors=outcome.errors,  # type: ignore[arg-type]
+        )

@@ -10,6 +10,7 @@ from schema.types.enrollments import Enrollment
 from schema.types.enums import SkipReason
 from schema.types.events import CampaignEvent
 from schema.types.instances import CampaignInstance
+from schema.types.sending import Dispatch, Suppression
 from schema.types.templates import CampaignTemplate, EmailStep, LinkedInStep
 
 
@@ -81,4 +82,22 @@ class RecordEventPayload:
             " nothing changed."
         )
     )
+    errors: list[UserError]
+
+
+@strawberry.type
+class DispatchPayload:
+    dispatch: Dispatch | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class SuppressionPayload:
+    suppression: Suppression | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class RemoveSuppressionPayload:
+    removed: bool = strawberry.field(description="False when the address was not suppressed.")
     errors: list[UserError]

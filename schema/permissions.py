@@ -26,3 +26,8 @@ class CanRead(_RequireScope):
 class CanWrite(_RequireScope):
     scope = Scope.WRITE
     message = "this API key lacks the 'write' scope"
+
+
+class CanAdmin(_RequireScope):
+    scope = Scope.ADMIN
+    message = "this API key lacks the 'admin' scope"

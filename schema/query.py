@@ -7,11 +7,12 @@ from strawberry.types import Info
 
 from resolvers import queries
 from schema.pagination import Connection
-from schema.permissions import CanRead
+from schema.permissions import CanAdmin, CanRead
 from schema.types.enrollments import Enrollment
-from schema.types.enums import CampaignType, InstanceStatus, PathType
+from schema.types.enums import CampaignType, Channel, InstanceStatus, PathType
 from schema.types.events import CampaignEvent
 from schema.types.instances import CampaignInstance
+from schema.types.sending import Suppression
 from schema.types.templates import CampaignTemplate
 
 
@@ -89,3 +90,19 @@ class Query:
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Connection[CampaignEvent]:
         return Connection(result=await queries.orphaned_events(info.context, first, after))
+
+    @strawberry.field(
+        permission_classes=[CanAdmin],
+        description="The suppression list, newest first (admin scope: it holds addresses).",
+    )
+    async def suppressions(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        channel: Channel | None = None,
+    ) -> Connection[Suppression]:
+        result = await queries.suppressions(
+            info.context, first, after, channel.value if channel else None
+        )
+        return Connection(result=result)

@@ -34,16 +34,27 @@ class Clients:
         return isinstance(self.by_provider.get(provider), DryRunClient)
 
 
-def build_clients(settings: Settings, http: httpx.AsyncClient) -> Clients:
-    chosen: dict[Provider, Client] = {}
-    secrets = {
+def _secret(settings: Settings, provider: Provider) -> str | None:
+    secret = {
         Provider.POSTMARK: settings.postmark_server_token,
         Provider.PHANTOMBUSTER: settings.phantombuster_api_key,
         Provider.LEMLIST: settings.lemlist_api_key,
-    }
-    for provider, secret in secrets.items():
-        if secret is not None and secret.get_secret_value():
-            chosen[provider] = _real(provider, settings, http, secret.get_secret_value())
+    }.get(provider)
+    return (secret.get_secret_value() or None) if secret is not None else None
+
+
+def can_send(settings: Settings, provider: Provider) -> bool:
+    """Whether this deployment sends through ``provider``: its credential is set, or this is
+    development (where the dry run stands in)."""
+    return _secret(settings, provider) is not None or not settings.is_production
+
+
+def build_clients(settings: Settings, http: httpx.AsyncClient) -> Clients:
+    chosen: dict[Provider, Client] = {}
+    for provider in CREDENTIAL_SETTING:
+        secret = _secret(settings, provider)
+        if secret is not None:
+            chosen[provider] = _real(provider, settings, http, secret)
         elif not settings.is_production:
             chosen[provider] = DryRunClient(provider)
     return Clients(chosen)

@@ -8,6 +8,7 @@ actor; removing one is an operator's decision that must stay answerable.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -118,6 +119,19 @@ async def add_suppressions(
                 text(_stop_running(channel)), {"addresses": fresh, "status": status}
             )
     return result
+
+
+async def add_suppression(
+    session: AsyncSession, channel: Channel, raw: str, reason: SuppressionReason, actor: str
+) -> uuid.UUID:
+    """One address (addSuppression): its suppression's id, new or already there."""
+    address = check_entry(channel, raw)
+    await add_suppressions(session, [(channel, address)], reason, actor)
+    found = await session.scalar(
+        text("SELECT id FROM suppressions WHERE channel = CAST(:c AS channel) AND address = :a"),
+        {"c": channel.value, "a": address},
+    )
+    return uuid.UUID(str(found))
 
 
 async def remove_suppression(session: AsyncSession, channel: Channel, raw: str, actor: str) -> bool:

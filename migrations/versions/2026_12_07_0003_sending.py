@@ -23,6 +23,30 @@ NEW_ENUMS = {
     "dispatch_status": ("queued", "sending", "sent", "failed", "unknown", "cancelled"),
     "suppression_reason": ("unsubscribed", "spam_complaint", "bounced", "manual"),
 }
+# The decisions of domain.md: a failed or removed enrollment keeps its status whatever is
+# reported later (before, the ladder let a report lift it to replied, bounced, unsubscribed).
+STATUS_GUARD = """
+CREATE OR REPLACE FUNCTION enrollment_status_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    rank_old int := CASE OLD.status
+        WHEN 'failed' THEN 0 WHEN 'removed' THEN 0 WHEN 'completed' THEN 1
+        WHEN 'replied' THEN 2 WHEN 'bounced' THEN 3 WHEN 'unsubscribed' THEN 4 END;
+    rank_new int := CASE NEW.status
+        WHEN 'failed' THEN 0 WHEN 'removed' THEN 0 WHEN 'completed' THEN 1
+        WHEN 'replied' THEN 2 WHEN 'bounced' THEN 3 WHEN 'unsubscribed' THEN 4 END;
+BEGIN
+    IF rank_old IS NOT NULL AND NEW.status IS DISTINCT FROM OLD.status
+       AND (rank_new IS NULL OR rank_new <= rank_old OR OLD.status IN ('failed', 'removed'))
+    THEN
+        RAISE EXCEPTION 'enrollment % is %; it cannot become %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'enrollment_status_precedence';
+    END IF;
+    RETURN NEW;
+END $$
+"""
+PREVIOUS_STATUS_GUARD = STATUS_GUARD.replace(
+    "rank_new <= rank_old OR OLD.status IN ('failed', 'removed')", "rank_new <= rank_old"
+)
 NEW_TABLES = ("suppression_changes", "send_quotas", "dispatches", "suppressions")
 CHANNEL = postgresql.ENUM("email", "linkedin", name="channel", create_type=False)
 PROVIDER = postgresql.ENUM(
@@ -275,9 +299,11 @@ def upgrade() -> None:
             f"CREATE TRIGGER trg_{table}_updated_at BEFORE UPDATE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION set_updated_at()"
         )
+    op.execute(STATUS_GUARD)
 
 
 def downgrade() -> None:
+    op.execute(PREVIOUS_STATUS_GUARD)
     op.drop_index(
         "ix_enrollments_running_linkedin_address",
         table_name="enrollments",

@@ -19,6 +19,7 @@ from resolvers.loaders.generic import (
     Table,
 )
 from resolvers.loaders.performance import StepFigures, StepFiguresByInstanceLoader
+from resolvers.loaders.sending import SendingByInstanceLoader
 
 TEMPLATES = Table("campaign_templates", "t", sql.TEMPLATE)
 EMAIL_STEPS = Table("email_steps", "s", sql.EMAIL_STEP)
@@ -27,6 +28,8 @@ INSTANCES = Table("campaign_instances", "i", sql.INSTANCE)
 ENROLLMENTS = Table("enrollments", "n", sql.ENROLLMENT)
 EVENTS = Table("campaign_events", "e", sql.EVENT, sort="occurred_at")
 TRANSITIONS = Table("instance_transitions", "x", sql.TRANSITION)
+DISPATCHES = Table("dispatches", "d", sql.DISPATCH)
+SUPPRESSIONS = Table("suppressions", "p", sql.SUPPRESSION)
 
 ChildRelation = Literal[
     "instances_by_template_id",
@@ -103,6 +106,24 @@ class Loaders:
     @cached_property
     def linkedin_steps_by_template_id(self) -> ListByParentLoader:
         return ListByParentLoader(self.db, LINKEDIN_STEPS, "template_id", "s.step_number, s.id")
+
+    @cached_property
+    def dispatch_by_id(self) -> ByIdLoader:
+        return ByIdLoader(self.db, DISPATCHES)
+
+    @cached_property
+    def suppression_by_id(self) -> ByIdLoader:
+        return ByIdLoader(self.db, SUPPRESSIONS)
+
+    @cached_property
+    def dispatches_by_enrollment_id(self) -> ListByParentLoader:
+        return ListByParentLoader(
+            self.db, DISPATCHES, "enrollment_id", "d.step_number, d.channel, d.id"
+        )
+
+    @cached_property
+    def sending_by_instance_id(self) -> SendingByInstanceLoader:
+        return SendingByInstanceLoader(self.db)
 
     @cached_property
     def transitions_by_instance_id(self) -> ListByParentLoader:

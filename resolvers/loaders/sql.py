@@ -40,6 +40,16 @@ EVENT = (
     " e.provider_event_id, e.step_number, e.occurred_at, e.metadata::text AS metadata_json,"
     " e.created_at"
 )
+DISPATCH = (
+    "d.id::text AS id, d.enrollment_id::text AS enrollment_id,"
+    " d.instance_id::text AS instance_id, d.channel, d.step_number, d.provider, d.status,"
+    " d.attempts, d.next_attempt_at, d.due_at, d.provider_message_id, d.last_error,"
+    " d.last_error_code, d.uncertain, d.dry_run, d.sent_at, d.created_at, d.updated_at"
+)
+SUPPRESSION = (
+    "p.id::text AS id, p.channel, p.address, p.reason, p.event_id::text AS event_id,"
+    " p.created_by, p.created_at"
+)
 TRANSITION = (
     "x.instance_id::text AS instance_id, x.from_status, x.to_status, x.actor, x.reason, x.at"
 )

@@ -16,9 +16,11 @@ from schema.types.enums import EnrollmentStatus, EventType
 if TYPE_CHECKING:
     from schema.types.events import CampaignEvent
     from schema.types.instances import CampaignInstance
+    from schema.types.sending import Dispatch
 
 InstanceNode = Annotated["CampaignInstance", strawberry.lazy("schema.types.instances")]
 EventNode = Annotated["CampaignEvent", strawberry.lazy("schema.types.events")]
+DispatchNode = Annotated["Dispatch", strawberry.lazy("schema.types.sending")]
 
 
 @strawberry.type
@@ -49,3 +51,7 @@ class Enrollment:
             info.context, "events_by_enrollment_id", self.id, first, after, event_type=event_type
         )
         return Connection(result=result)
+
+    @strawberry.field(description="Its touches' dispatches, by step and channel.")
+    async def dispatches(self, info: Info) -> list[DispatchNode]:
+        return await relations.dispatches(info.context, self.id)  # type: ignore[no-any-return]

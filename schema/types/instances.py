@@ -14,6 +14,7 @@ from app.services.analytics import Rates, total
 from resolvers import relations
 from schema.pagination import Connection
 from schema.types.enums import Channel, EnrollmentStatus, EventType, InstanceStatus
+from schema.types.sending import SendingStatus
 
 if TYPE_CHECKING:
     from schema.types.enrollments import Enrollment
@@ -150,6 +151,20 @@ class CampaignInstance:
     @strawberry.field
     def performance(self) -> InstancePerformance:
         return InstancePerformance(instance=self)
+
+    @strawberry.field(description="What the senders are doing for this instance.")
+    async def sending(self, info: Info) -> SendingStatus:
+        figures, reasons = await relations.sending(info.context, self)
+        return SendingStatus(
+            due_now=figures.due_now,
+            in_flight=figures.in_flight,
+            retrying=figures.retrying,
+            failed=figures.failed,
+            unknown=figures.unknown,
+            sent_today=figures.sent_today,
+            next_due_at=figures.next_due_at,
+            waiting_on=reasons,
+        )
 
     @strawberry.field(description="Every status change of this instance, oldest first.")
     async def transitions(self, info: Info) -> list[StatusTransition]:

@@ -3,15 +3,21 @@ that stores them.
 
 Used for new events (``events.ingest``) and for orphans attached later (``orphans``). Both
 store events with a statement returning the stored event's ``enrollment_id``, ``instance_id``,
-``event_type``, ``channel``, ``step_number`` and ``occurred_at``; ``with_effects`` wraps it in
+``event_type``, ``channel``, ``step_number``, ``occurred_at`` and ``bounce_type`` (Postmark's
+``Type`` of a bounce, kept in metadata); ``with_effects`` wraps it in
 data-modifying CTEs that count the first outcomes and move the enrollments: one CTE per step
 an event goes through, each built by the function named after it (``_stored`` to ``_moved``),
 in statement order. One statement is one round trip, and on its own (outside a transaction)
 it is its own transaction: a batch costs the database and the server one exchange instead of
 six (BEGIN, lookups, lock, update, COMMIT), which was most of the per-batch cost.
 
+An unsubscribe, a spam complaint or a hard bounce also puts the enrollment's address on the
+suppression list, and stops every running enrollment with that address in any instance (they
+join the enrollments the statement moves, as if they had reported the same outcome).
+
 Lock order, the same in every transaction so that batches cannot deadlock: event keys, then
-outcome keys, then counter shards (each in sorted order), then enrollment rows in id order.
+outcome keys, then counter shards, then suppression keys (each in sorted order), then
+enrollment rows in id order.
 Enrollment rows are locked FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks
 that inserting events and outcomes (foreign keys to enrollments) take.
 """
@@ -20,11 +26,43 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from app.domain.addresses import ADDRESS_MAX, metadata_address_sql
 from app.domain.counters import COUNTER_OF, OUTCOME_COUNTERS, SENT_TYPES, STATUS_OF
-from app.domain.enums import TERMINAL_PRECEDENCE, EnrollmentStatus
+from app.domain.enums import (
+    TERMINAL_PRECEDENCE,
+    Channel,
+    EnrollmentStatus,
+    EventType,
+    SuppressionReason,
+)
 from app.services.sequence import next_step_sql
 
 RUNNING = (EnrollmentStatus.ENROLLED, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
+FINAL = (EnrollmentStatus.FAILED, EnrollmentStatus.REMOVED)
+"""Statuses nothing a provider reports changes (domain.md, decisions); their events are still
+stored and counted, and still suppress."""
+SUPPRESSING: dict[EventType, SuppressionReason] = {
+    EventType.UNSUBSCRIBED: SuppressionReason.UNSUBSCRIBED,
+    EventType.SPAM_COMPLAINT: SuppressionReason.SPAM_COMPLAINT,
+    EventType.BOUNCED: SuppressionReason.BOUNCED,
+}
+"""The events that put their address on the suppression list."""
+SOFT_BOUNCES = (
+    "Transient",
+    "SoftBounce",
+    "DnsError",
+    "AutoResponder",
+    "AddressChange",
+    "ChallengeVerification",
+    "OpenRelayTest",
+    "VirusNotification",
+    "SMTPApiError",
+    "InboundError",
+    "DMARCPolicy",
+    "TemplateRenderingFailed",
+    "Blocked",
+)
+"""Postmark bounce ``Type``s that say nothing about the address: they do not suppress."""
 
 
 def _quoted(values: Iterable[str]) -> str:
@@ -79,14 +117,58 @@ def _counted(shard_parameter: int) -> str:
     )"""
 
 
+def _suppressing() -> str:
+    """The address of an enrollment that unsubscribed, complained or hard-bounced (the first
+    report of each address wins)."""
+    reasons = " ".join(f"WHEN '{e.value}' THEN '{r.value}'" for e, r in SUPPRESSING.items())
+    address = metadata_address_sql(Channel.EMAIL, "n.metadata")
+    return f"""suppressing AS (
+        SELECT DISTINCT ON (a.address) a.address, a.reason, a.event_id, a.occurred_at
+        FROM (
+            SELECT {address} AS address, CASE s.event_type {reasons} END AS reason,
+                   s.id AS event_id, s.occurred_at
+            FROM stored s JOIN enrollments n ON n.id = s.enrollment_id
+            WHERE s.event_type IN ({_quoted(e.value for e in SUPPRESSING)})
+              AND NOT (s.event_type = 'bounced'
+                       AND coalesce(s.bounce_type, '') IN ({_quoted(SOFT_BOUNCES)}))
+        ) a
+        WHERE char_length(a.address) BETWEEN 3 AND {ADDRESS_MAX}
+        ORDER BY a.address, a.occurred_at
+    )"""
+
+
+def _suppressed() -> str:
+    """The address, added to the suppression list unless it is there; reading ``counted``
+    puts the shard rows first."""
+    return """suppressed AS (
+        INSERT INTO suppressions (channel, address, reason, event_id)
+        SELECT 'email', address, reason::suppression_reason, event_id FROM suppressing
+        WHERE (SELECT count(*) FROM counted) >= 0
+        ORDER BY address
+        ON CONFLICT (channel, address) DO NOTHING
+        RETURNING address, reason::text AS reason
+    )"""
+
+
 def _touches() -> str:
-    """The event, if it moves its enrollment: the step a send reached, or the status reported."""
+    """The event, if it moves its enrollment: the step a send reached, or the status reported;
+    and every running enrollment elsewhere of an address it newly suppressed."""
     sent = _quoted(t.value for t in SENT_TYPES)
     moving = _quoted(t.value for t in [*SENT_TYPES, *STATUS_OF])
     target_rows = ", ".join(
         f"('{t.value}', '{status}', {TERMINAL_PRECEDENCE[status]})"
         for t, status in STATUS_OF.items()
     )
+    stopped = {
+        reason: EnrollmentStatus.BOUNCED
+        if reason is SuppressionReason.BOUNCED
+        else EnrollmentStatus.UNSUBSCRIBED
+        for reason in SUPPRESSING.values()
+    }
+    stop_rows = ", ".join(
+        f"('{r.value}', '{status}', {TERMINAL_PRECEDENCE[status]})" for r, status in stopped.items()
+    )
+    address = metadata_address_sql(Channel.EMAIL, "o.metadata")
     return f"""touches AS (
         SELECT s.enrollment_id, s.occurred_at,
                CASE WHEN s.event_type IN ({sent}) THEN s.step_number END AS sent_step,
@@ -94,6 +176,13 @@ def _touches() -> str:
         FROM stored s LEFT JOIN (VALUES {target_rows}) AS m(event_type, status, rank)
           ON m.event_type = s.event_type
         WHERE s.enrollment_id IS NOT NULL AND s.event_type IN ({moving})
+        UNION ALL
+        SELECT o.id, g.occurred_at, NULL, m.status, m.rank
+        FROM suppressed p
+        JOIN suppressing g ON g.address = p.address
+        JOIN (VALUES {stop_rows}) AS m(reason, status, rank) ON m.reason = p.reason
+        JOIN enrollments o ON {address} = p.address
+         AND o.status IN ({_quoted(RUNNING)})
     )"""
 
 
@@ -166,17 +255,17 @@ def _after_sent() -> str:
 
 
 def _next_state() -> str:
-    """Over that, a reported terminal status that ranks higher, which ends the sequence."""
+    """Over that, a reported terminal status that ranks higher, which ends the sequence
+    (a failed or removed enrollment keeps its status)."""
     status_of_rank = "CASE t.rank {} END".format(
         " ".join(f"WHEN {rank} THEN '{status}'" for rank, status in _TARGET_RANKS.items())
     )
+    reported = f"t.rank > {_rank_of('a.status')} AND a.status NOT IN ({_quoted(FINAL)})"
     return f"""next_state AS (
         SELECT a.id, a.old_status, a.old_step, a.old_next, a.step, a.completed_at,
                t.unsubscribed_at,
-               CASE WHEN t.rank > {_rank_of("a.status")} THEN {status_of_rank}
-                    ELSE a.status END AS status,
-               CASE WHEN t.rank > {_rank_of("a.status")} THEN NULL
-                    ELSE a.next_action_at END AS next_action_at
+               CASE WHEN {reported} THEN {status_of_rank} ELSE a.status END AS status,
+               CASE WHEN {reported} THEN NULL ELSE a.next_action_at END AS next_action_at
         FROM after_sent a LEFT JOIN terminal t ON t.enrollment_id = a.id
     )"""
 
@@ -221,6 +310,8 @@ def with_effects(storing: str, shard_parameter: int, returning: str) -> str:
         _stored(storing),
         _new_outcomes(),
         _counted(shard_parameter),
+        _suppressing(),
+        _suppressed(),
         _touches(),
         _locked(),
         _latest_sent(),

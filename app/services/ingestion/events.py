@@ -136,7 +136,7 @@ _INSERT_EVENTS = f"""
     ON CONFLICT (provider, provider_event_id) WHERE provider_event_id IS NOT NULL DO NOTHING
     RETURNING id, enrollment_id, instance_id, event_type::text AS event_type,
               channel::text AS channel, provider::text AS provider, provider_event_id,
-              step_number, occurred_at
+              step_number, occurred_at, metadata ->> 'Type' AS bounce_type
 """
 """The events, each with its enrollment when it exists; an orphan's metadata keeps the
 reference that could not be resolved, and if that would push metadata already at the size

@@ -31,7 +31,7 @@ _RELINK = """
     WHERE e.id = c.id
     RETURNING e.id, e.enrollment_id, e.instance_id, e.event_type::text AS event_type,
               e.channel::text AS channel, e.provider::text AS provider, e.provider_event_id,
-              e.step_number, e.occurred_at
+              e.step_number, e.occurred_at, e.metadata ->> 'Type' AS bounce_type
 """
 _RELINK_APPLIED = with_effects(_RELINK, shard_parameter=1, returning="count(*) AS relinked")
 

@@ -18,6 +18,7 @@ from typing import Any
 from app.db.driver import DriverConnection
 from app.domain.addresses import metadata_address_sql
 from app.domain.enums import Channel, LinkedInAction, Provider
+from app.services.sequence import next_step_sql
 
 EMAIL_ADDRESS = metadata_address_sql(Channel.EMAIL, "c.metadata")
 LINKEDIN_ADDRESS = metadata_address_sql(Channel.LINKEDIN, "c.metadata")
@@ -151,17 +152,9 @@ _CLAIM_DUE = f"""
         FROM candidates c
         JOIN plan p USING (instance_id)
         JOIN campaign_instances i ON i.id = c.instance_id
-        LEFT JOIN LATERAL (
-            SELECT min(a.step_number) AS step_number FROM (
-                SELECT es.step_number FROM email_steps es
-                WHERE es.template_id = i.template_id AND es.is_active
-                  AND es.step_number > c.current_step AND p.email_provider IS NOT NULL
-                UNION ALL
-                SELECT ls.step_number FROM linkedin_steps ls
-                WHERE ls.template_id = i.template_id AND ls.is_active
-                  AND ls.step_number > c.current_step AND p.linkedin_provider IS NOT NULL
-            ) a
-        ) n ON true
+        JOIN campaign_templates tt ON tt.id = i.template_id
+        LEFT JOIN LATERAL ({next_step_sql("i.template_id", "tt.type::text", "c.current_step")}) n
+          ON true
         WHERE c.id NOT IN (SELECT id FROM verdicts)
     ), touches AS (
         SELECT s.enrollment_id, s.instance_id, s.due_at, s.room, x.channel, s.step_number,

@@ -99,18 +99,13 @@ _RETRY = text(
         JOIN campaign_instances i ON i.id = d.instance_id
         WHERE d.id = ANY(CAST(:ids AS uuid[]))
         ORDER BY d.id
-        FOR UPDATE OF d, e
-    ), revived AS (
-        UPDATE enrollments e SET status = 'active'
-        FROM target t
-        WHERE e.id = t.enrollment_id AND t.enrollment = 'failed'
-          AND t.status IN ('failed', 'unknown') AND t.instance IN ('active', 'paused')
+        FOR UPDATE OF d
     ), requeued AS (
         UPDATE dispatches d
         SET status = 'queued', next_attempt_at = now(), attempts = 0, uncertain = false
         FROM target t
         WHERE d.id = t.id AND t.status IN ('failed', 'unknown')
-          AND t.instance IN ('active', 'paused') AND t.enrollment IN ('active', 'paused', 'failed')
+          AND t.instance IN ('active', 'paused') AND t.enrollment IN ('active', 'paused')
         RETURNING d.id
     )
     SELECT t.id, t.status, t.enrollment, t.instance, r.id IS NOT NULL AS requeued
@@ -121,8 +116,9 @@ _RETRY = text(
 
 async def retry_dispatches(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Any]:
     """Queue failed or unknown touches for a new attempt now (attempts counted afresh; the
-    operator has decided that sending again is right). An enrollment the failure had stopped
-    runs again. Returns one row per found dispatch, saying whether it was requeued."""
+    operator has decided that sending again is right), when their enrollment still runs (a
+    touch the provider refused for good failed its enrollment, which stays failed). Returns
+    one row per found dispatch, saying whether it was requeued."""
     rows = list((await session.execute(_RETRY, {"ids": list(ids)})).all())
     if any(row.requeued for row in rows):
         await wake_senders(session)
