@@ -395,7 +395,7 @@ class SenderLoop:
                     self._results.task_done()
                 self._held -= len(batch)
                 self._progress.set()
-            self._observe(recorded)
+            self._observe(len(batch), recorded)
 
     async def _persist(self, batch: list[Result]) -> list[Recorded]:
         """Record ``batch``, retrying while the database is away: a result not recorded would
@@ -413,7 +413,15 @@ class SenderLoop:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _observe(self, recorded: Sequence[Recorded]) -> None:
+    def _observe(self, submitted: int, recorded: Sequence[Recorded]) -> None:
+        if len(recorded) < submitted:
+            log.warning(
+                "claims_lost",
+                sender=self.identity,
+                touches=submitted - len(recorded),
+                hint="another sender took them over after their lease ran out; raise"
+                " CAMPAIGN_SEND_LEASE_S if this sender is merely slow",
+            )
         for item in recorded:
             result, touch = item.result, item.result.touch
             provider = touch.provider.value

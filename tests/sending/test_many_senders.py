@@ -1,0 +1,67 @@
+"""Any number of sender processes share the work through PostgreSQL alone: 4 senders, 2,000
+contacts, a 3-step multi-channel sequence with no delays, and every touch reaches its provider
+exactly once, counted there."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.services.ingestion.counters import check_counters
+from app.settings import Settings
+from tests.sending.conftest import build_campaign, eventually, rows, scalar
+from tests.sending.fake_providers import FakeProviders
+from tests.sending.processes import worker_environment, workers
+
+CONTACTS = 2_000
+SENDERS = 4
+TOUCHES_PER_CONTACT = 5  # email steps 1, 2, 3; LinkedIn steps 1 and 3
+
+
+@pytest.mark.slow
+async def test_four_senders_deliver_every_touch_exactly_once(
+    engine: AsyncEngine,
+    app_sessionmaker: async_sessionmaker[AsyncSession],
+    providers: FakeProviders,
+    settings: Settings,
+) -> None:
+    providers.latency_s = 0.005
+    campaign = await build_campaign(app_sessionmaker, CONTACTS)
+    env = worker_environment(settings, providers.base_url)  # type: ignore[attr-defined]
+
+    async def all_completed() -> bool:
+        done = await scalar(
+            engine,
+            "SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)"
+            " AND status = 'completed'",
+            i=campaign.instance_id,
+        )
+        return bool(done == CONTACTS)
+
+    async with workers(env, SENDERS):
+        await eventually(all_completed, timeout_s=240)
+
+    taken = providers.taken()
+    assert len(taken) == CONTACTS * TOUCHES_PER_CONTACT
+    by_touch = Counter((m.enrollment_id, m.provider, m.step_number) for m in taken)
+    assert set(by_touch.values()) == {1}, "no touch reached its provider twice"
+    assert {e for e, _, _ in by_touch} == set(campaign.enrollment_ids)
+    order: dict[tuple[str | None, str], list[int | None]] = defaultdict(list)
+    for message in sorted(taken, key=lambda m: m.at):
+        order[(message.enrollment_id, message.provider)].append(message.step_number)
+    assert all(steps == sorted(steps) for steps in order.values()), "steps leave in order"
+    for message in providers.taken("postmark")[:50]:
+        number = message.payload["To"].removeprefix("person").removesuffix("@example.com")
+        assert f"Ada{number}" in message.payload["TextBody"]
+
+    claimed_by = await rows(
+        engine,
+        "SELECT status::text, count(*) FROM dispatches WHERE instance_id = CAST(:i AS uuid)"
+        " GROUP BY 1",
+        i=campaign.instance_id,
+    )
+    assert dict(claimed_by) == {"sent": CONTACTS * TOUCHES_PER_CONTACT}
+    async with app_sessionmaker() as session:
+        assert await check_counters(session) == []
