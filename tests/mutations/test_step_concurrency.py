@@ -271,10 +271,9 @@ async def test_second_writer_proceeds_when_the_first_rolls_back(
         assert not b.done()
         await a.rollback()
     step_id = await asyncio.wait_for(b, 10)
-    assert isinstance(step_id, uuid.UUID)
     async with sessionmaker() as check:
-        messages = (await check.scalars(select(LinkedInStep.message))).all()
-    assert messages == ["from B"]
+        stored = (await check.execute(select(LinkedInStep.id, LinkedInStep.message))).all()
+    assert [tuple(row) for row in stored] == [(step_id, "from B")]
 
 
 async def test_unique_index_is_the_final_guard(
