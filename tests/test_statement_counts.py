@@ -11,9 +11,9 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from testkit.examples import example
+from testkit.factories import Shape, build_dataset
 from tests.conftest import TABLES
-from tests.examples import example
-from tests.factories import Shape, build_dataset
 from tests.graphql_client import gql
 
 DASHBOARD = example("dashboard.graphql")
