@@ -35,12 +35,13 @@ from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
 from app.settings import Settings
 from bench.common import bench_database_url, server_process
-from tests.factories import Shape, build_dataset
-from tests.test_statement_counts import DASHBOARD
+from testkit.examples import example
+from testkit.factories import Shape, build_dataset
 
 SHAPE = Shape(
     templates=10, instances_per_template=3, enrollments_per_instance=100, events_per_enrollment=3
 )
+DASHBOARD = example("dashboard.graphql")
 EVENT_TYPES = ("sent", "delivered", "opened", "opened", "clicked", "replied")
 
 

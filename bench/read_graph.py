@@ -28,8 +28,8 @@ from app.security.api_keys import create_api_key
 from app.settings import Settings
 from app.web.asgi import create_app
 from bench.common import LoadResult, bench_database_url, closed_loop, running_server
-from tests.examples import example
-from tests.factories import Shape, build_dataset
+from testkit.examples import example
+from testkit.factories import Shape, build_dataset
 
 SHAPE = Shape(
     templates=50, instances_per_template=5, enrollments_per_instance=200, events_per_enrollment=10

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import httpx
 from starlette.applications import Starlette
 
 from app.security.api_keys import revoke_api_key
 
 QUERY = {"query": "{ templates { totalCount } }"}
+VENDOR = Path(__file__).resolve().parent.parent / "app" / "web" / "static" / "vendor"
 
 
 async def test_healthz_answers_without_a_key(client: httpx.AsyncClient) -> None:
@@ -30,7 +34,8 @@ async def test_graphiql_page_is_served_with_local_assets(client: httpx.AsyncClie
     assert "unpkg.com" not in page.text
     asset = await client.get("/static/vendor/graphiql/graphiql.min.js")
     assert asset.status_code == 200
-    assert len(asset.content) > 100_000
+    assert asset.content == (VENDOR / "graphiql" / "graphiql.min.js").read_bytes()
+    assert len(asset.content) > 100_000  # the real bundle, not a placeholder
 
 
 async def test_post_without_a_key_is_401_with_instructions(client: httpx.AsyncClient) -> None:
@@ -90,12 +95,21 @@ async def test_key_use_is_recorded(
 ) -> None:
     from sqlalchemy import text
 
-    await client.post("/graphql", json=QUERY, headers={"x-api-key": read_key})
-    async with app.state.engine.connect() as connection:
-        used = await connection.scalar(
-            text("SELECT last_used_at FROM api_keys WHERE name = 'test-reader'")
-        )
-    assert used is not None
+    async def last_used_and_now() -> tuple[Any, Any]:
+        async with app.state.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text("SELECT last_used_at, now() FROM api_keys WHERE name = 'test-reader'")
+                )
+            ).one()
+        return row[0], row[1]
+
+    never, before = await last_used_and_now()
+    assert never is None
+    response = await client.post("/graphql", json=QUERY, headers={"x-api-key": read_key})
+    assert response.status_code == 200, response.text
+    used, after = await last_used_and_now()
+    assert before <= used <= after
 
 
 async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -144,7 +145,8 @@ def test_api_key_create_list_revoke(tmp_path: Path, database_url: str, key_name:
 
     created = cli("create", "--name", key_name, "--scopes", "write,read")
     (key,) = [line.strip() for line in created.splitlines() if line.strip().startswith("cak_")]
-    assert len(key) > 20
+    # The prefix, then 32 random bytes in URL-safe base64 without padding: 43 characters.
+    assert re.fullmatch(r"cak_[A-Za-z0-9_-]{43}", key), key
     assert created.count(key) == 1
 
     def listed() -> str:

@@ -1,15 +1,17 @@
 """The key cache: a verified key is looked up once per CAMPAIGN_AUTH_CACHE_S, and a revoked key
-stops working once that time has passed (at once with the cache off)."""
+stops working once that time has passed (at once with the cache off). Time is a fake clock the
+tests step forward: nothing here waits out a TTL."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from app.domain.enums import Scope
@@ -17,10 +19,22 @@ from app.observability.sql_observer import recording
 from app.security.api_keys import Principal, revoke_api_key
 from app.security.key_cache import KeyCache
 from app.settings import Settings
+from app.web import asgi
 from app.web.asgi import create_app
 from tests.conftest import _make_key
 
 QUERY = {"query": "{ templates { totalCount } }"}
+START = 1_000.0  # where every fake clock starts
+
+
+class Clock:
+    """Monotonic seconds that move only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _principal(name: str) -> Principal:
@@ -28,28 +42,32 @@ def _principal(name: str) -> Principal:
 
 
 def test_a_remembered_key_is_served_until_its_time_is_up() -> None:
-    cache = KeyCache(ttl_s=0.2)
+    clock = Clock()
+    cache = KeyCache(ttl_s=30, clock=clock)
     reader = _principal("reader")
     cache.remember("a" * 64, reader)
     assert cache.get("a" * 64) is reader
     assert cache.get("b" * 64) is None
+    clock.now = START + 29.999
+    assert cache.get("a" * 64) is reader
 
 
-async def test_an_entry_expires_after_the_ttl() -> None:
-    cache = KeyCache(ttl_s=0.05)
+def test_an_entry_expires_after_the_ttl() -> None:
+    clock = Clock()
+    cache = KeyCache(ttl_s=30, clock=clock)
     cache.remember("a" * 64, _principal("reader"))
-    await asyncio.sleep(0.1)
+    clock.now = START + 30
     assert cache.get("a" * 64) is None
 
 
 def test_a_zero_ttl_remembers_nothing() -> None:
-    cache = KeyCache(ttl_s=0)
+    cache = KeyCache(ttl_s=0, clock=Clock())
     cache.remember("a" * 64, _principal("reader"))
     assert cache.get("a" * 64) is None
 
 
 def test_the_cache_is_bounded_and_drops_the_oldest_entry() -> None:
-    cache = KeyCache(ttl_s=60, max_entries=3)
+    cache = KeyCache(ttl_s=60, max_entries=3, clock=Clock())
     for name in "abcd":
         cache.remember(name * 64, _principal(name))
     assert cache.get("a" * 64) is None
@@ -91,15 +109,21 @@ async def test_a_wrong_key_is_looked_up_every_time(settings: Settings, clean_db:
 
 
 async def test_a_revoked_key_is_refused_once_the_cache_time_has_passed(
-    settings: Settings, clean_db: None
+    settings: Settings, clean_db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ttl_s = 0.3
+    ttl_s = 30
+    clock = Clock()
+    # The application still builds its cache from settings.auth_cache_s; only the clock is ours.
+    monkeypatch.setattr(asgi, "KeyCache", functools.partial(KeyCache, clock=clock))
     async with _served(settings, ttl_s=ttl_s) as (app, client):
         key = await _make_key(app, "leaving", frozenset({Scope.READ}))
         assert await _status(client, key) == 200
         async with app.state.sessionmaker.begin() as session:
             await revoke_api_key(session, "leaving")
-        await asyncio.sleep(ttl_s + 0.1)
+        verified_at = clock.now
+        clock.now = verified_at + ttl_s - 0.001
+        assert await _status(client, key) == 200  # served from the cache until its time is up
+        clock.now = verified_at + ttl_s
         assert await _status(client, key) == 401
 
 

@@ -2,7 +2,9 @@
 
 Dependencies point one way: ``app/web`` (the composition root) → ``schema`` → ``resolvers`` →
 the rest of ``app``. Only ``app/web`` and ``app/cli`` import the web stack, ``schema`` or
-``resolvers``; the app root keeps nothing but the package marker and the settings.
+``resolvers``; the app root keeps nothing but the package marker and the settings. The
+benchmarks and the tests share ``testkit``, never each other's modules, and the service imports
+none of the three.
 """
 
 from __future__ import annotations
@@ -85,3 +87,18 @@ def test_the_cli_imports_no_web_internals_beyond_the_server_it_starts() -> None:
     """The CLI drives services; of the web edge it only starts the server (serve, dev)."""
     cli = [p for p in modules_under("app/cli") if p.name != "serve.py"]
     assert violations(cli, WEB_STACK | {"resolvers"}, ("app.web",)) == []
+
+
+@pytest.mark.parametrize(
+    ("folders", "forbidden"),
+    [
+        (("bench",), {"tests"}),
+        (("testkit",), {"tests", "bench"}),
+        (("app", "schema", "resolvers", "migrations"), {"tests", "bench", "testkit"}),
+    ],
+    ids=["bench", "testkit", "service"],
+)
+def test_development_code_stays_on_its_side(folders: tuple[str, ...], forbidden: set[str]) -> None:
+    paths = modules_under(*folders)
+    assert paths, folders
+    assert violations(paths, frozenset(forbidden)) == []

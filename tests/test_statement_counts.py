@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from app.observability.sql_observer import recording
+from testkit.examples import example
+from testkit.factories import Shape, build_dataset
 from tests.conftest import TABLES
-from tests.examples import example
-from tests.factories import Shape, build_dataset
 from tests.graphql_client import gql
 
 DASHBOARD = example("dashboard.graphql")

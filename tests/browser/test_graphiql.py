@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from app.cli.seed import _templates
 from app.settings import Settings
-from tests.examples import example
+from testkit.examples import example
 from tests.live_server import serving
 
 pytestmark = pytest.mark.browser

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.factories import Shape, build_dataset
+from testkit.factories import Shape, build_dataset
 from tests.graphql_client import gql
 
 SHAPE = Shape(

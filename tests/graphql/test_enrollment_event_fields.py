@@ -25,6 +25,7 @@ from tests.graphql.seed_reading import (
     instance_expected,
     newest_first,
     ok,
+    parse_time,
     run,
     same,
     seed_figures,
@@ -99,8 +100,10 @@ async def test_enrollment_by_id_and_its_events(
     node = (await ok(client, read_key, query, {"id": grace}))["enrollment"]
     same(node, enrollment_expected(rows[grace]))
     assert node["status"] == "UNSUBSCRIBED"
-    assert node["unsubscribedAt"] is not None
-    assert node["completedAt"] is not None
+    # Both set by the UPDATE above, one minute apart.
+    assert parse_time(node["unsubscribedAt"]) - parse_time(node["completedAt"]) == timedelta(
+        minutes=1
+    )
     assert node["nextActionAt"] is None
 
     for d in _enrollments(DEFS_NOW):

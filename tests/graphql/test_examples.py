@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from app.cli.seed import _enrollments, _events, _instances, _templates, seed_id
 from schema import build_schema
-from tests.examples import EXAMPLES, example, operations
+from testkit.examples import EXAMPLES, example, operations
 
 DEFS_NOW = datetime.now(UTC)  # the seed's helpers only use it to place timestamps
 RUN_HERE = {

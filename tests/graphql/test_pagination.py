@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from tests.factories import Shape
+from testkit.factories import Shape
 from tests.graphql.pagination_walk import (
     CONNECTION,
     PAGE,

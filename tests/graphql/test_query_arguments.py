@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -244,7 +245,28 @@ async def _check_forbidden(client: httpx.AsyncClient, key: str) -> None:
 async def test_read_key_sees_every_root_field(
     seeded: Starlette, client: httpx.AsyncClient, read_key: str
 ) -> None:
-    """The counterpart of the test above: the same documents succeed with the read scope."""
+    """The counterpart of the test above: the same documents succeed with the read scope, and
+    answer what the database holds."""
+
+    async def column(table: str, name: str) -> dict[str, Any]:
+        rows = await fetch(seeded, f"SELECT id::text AS id, {name} AS value FROM {table}")
+        return {row["id"]: row["value"] for row in rows}
+
+    async def listed(table: str, where: str = "true") -> dict[str, Any]:
+        order, names = await newest_first(seeded, table, where), await column(table, "name")
+        return {"totalCount": len(order), "nodes": [{"id": i, "name": names[i]} for i in order]}
+
+    tech, q4, ada = sid("template:tech"), sid("instance:tech-q4"), sid("enrollment:ada")
+    orphans = await newest_first(seeded, "campaign_events", "enrollment_id IS NULL")
+    expected = {
+        "templates": await listed("campaign_templates", "is_active"),
+        "template": {"id": tech, "name": (await column("campaign_templates", "name"))[tech]},
+        "instances": await listed("campaign_instances"),
+        "instance": {"id": q4, "name": (await column("campaign_instances", "name"))[q4]},
+        "enrollment": {"id": ada, "contactId": (await column("enrollments", "contact_id"))[ada]},
+        "orphanedEvents": {"totalCount": len(orphans), "nodes": [{"id": i} for i in orphans]},
+    }
+    assert set(expected) == set(ROOT_FIELDS)
     for field, query in ROOT_FIELDS.items():
         data = await ok(client, read_key, query)
-        assert data[field] is not None, field
+        assert data[field] == expected[field], field

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from starlette.applications import Starlette
 
 from tests.lifecycle.helpers import (
     create_template,
+    db_now,
     engine_of,
     enrollment_rows,
     instance_in,
@@ -93,7 +95,9 @@ async def test_csv_enroll_reports_rejected_lines_and_is_repeat_safe(
         encoding="utf-8",
     )
 
+    clock_before = await db_now(engine)
     first = await _run(tmp_path, database_url, "enroll", instance_id, str(csv_file), "--quiet")
+    clock_after = await db_now(engine)
 
     assert first.returncode == 1, (first.stdout, first.stderr)
     assert first.stderr == "", first.stderr  # --quiet: no progress bar
@@ -115,7 +119,9 @@ async def test_csv_enroll_reports_rejected_lines_and_is_repeat_safe(
         stored = rows[by_line[line]]["metadata"]
         assert {k: v for k, v in stored.items() if v != ""} == metadata, (line, stored)
     assert {r["status"] for r in rows.values()} == {"active"}
-    assert all(r["next_action_at"] is not None for r in rows.values())
+    delay = timedelta(hours=FIRST_DELAY)  # due after the first step, counted from enrollment
+    for contact, row in rows.items():
+        assert clock_before + delay <= row["next_action_at"] <= clock_after + delay, contact
     assert (await instance_row(engine, instance_id))["total_enrolled"] == len(VALID)
 
     second = await _run(tmp_path, database_url, "enroll", instance_id, str(csv_file), "--quiet")

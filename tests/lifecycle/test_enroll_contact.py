@@ -4,7 +4,7 @@ instance, refused in a closed one, once per contact, and total_enrolled rises by
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -90,11 +90,11 @@ async def test_running_instance_enrolls_active_and_due_after_the_first_step(
     enrollment = await enroll(client, write_key, instance_id, "sf-0035g00000XyZ")
     after = await db_now(engine)
     assert enrollment["status"] == "ACTIVE"
-    assert enrollment["nextActionAt"] is not None
     row = await enrollment_row(engine, enrollment["id"])
     assert row["status"] == "active"
     delay = timedelta(hours=FIRST_DELAY)
     assert before + delay <= row["next_action_at"] <= after + delay
+    assert datetime.fromisoformat(enrollment["nextActionAt"]) == row["next_action_at"]
     assert (await instance_row(engine, instance_id))["status"] == status  # not moved
 
 

@@ -38,6 +38,7 @@ EDGES = {
     "resume": {("paused", "active")},
     "complete": {("active", "completed"), ("paused", "completed")},
 }
+STAMPED = ("paused", "completed")  # the statuses whose transition sets a *_at column
 # The statuses an INVALID_TRANSITION answer may name, by call.
 REFUSED_FROM = {
     "pause": {"paused", "completed"},
@@ -108,7 +109,7 @@ async def test_concurrent_pause_resume_complete_leave_a_valid_chain(
         succeeded: Counter[str] = Counter()
         for call, result in zip(calls, results, strict=True):
             if result["errors"] == []:
-                assert result["instance"] is not None, (context, result)
+                assert result["instance"]["id"] == instance_id, (context, result)
                 succeeded[call] += 1
                 continue
             assert result["instance"] is None, (context, result)
@@ -129,11 +130,15 @@ async def test_concurrent_pause_resume_complete_leave_a_valid_chain(
 
         final = await instance_row(engine, instance_id)
         assert chain_end("active", edges) == final["status"], (context, edges, final["status"])
+        # Each transition stamps its column with the time its log row carries.
+        at = {to: {r["at"] for r in new_rows if r["to_status"] == to} for to in STAMPED}
         if final["status"] == "paused":
-            assert final["paused_at"] is not None, context
+            assert final["paused_at"] in at["paused"], (context, final, at)
         if final["status"] == "active":
             assert final["paused_at"] is None, context  # the last resume cleared it
         assert (final["completed_at"] is not None) == (final["status"] == "completed"), context
+        if final["status"] == "completed":
+            assert {final["completed_at"]} == at["completed"], (context, final, at)
 
 
 async def test_concurrent_overlapping_bulk_enrolls_insert_each_contact_once(

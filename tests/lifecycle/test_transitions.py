@@ -208,10 +208,12 @@ async def test_pause_then_resume_sets_and_clears_paused_at(
     instance_id = await _populated_instance(client, write_key, engine, "active")
     started_at = (await instance_row(engine, instance_id))["started_at"]
     for _ in range(2):
+        clock_before = await db_now(engine)
         ok(await run_transition(client, write_key, instance_id, "pause"), "instance")
+        clock_after = await db_now(engine)
         paused = await instance_row(engine, instance_id)
         assert paused["status"] == "paused"
-        assert paused["paused_at"] is not None
+        assert clock_before <= paused["paused_at"] <= clock_after
         ok(await run_transition(client, write_key, instance_id, "resume"), "instance")
         resumed = await instance_row(engine, instance_id)
         assert resumed["status"] == "active"

@@ -45,7 +45,8 @@ async def _accepted(
     assert result["errors"] == [], result
     assert result["template"] is not None
     stored = await read_template(client, key, result["template"]["id"])
-    assert await count_rows(app, "campaign_templates", "id = CAST(:id AS uuid)", id=stored["id"])
+    where = "id = CAST(:id AS uuid)"
+    assert await count_rows(app, "campaign_templates", where, id=stored["id"]) == 1
     return stored
 
 

@@ -22,6 +22,7 @@ from tests.mutations.helpers import (
     ADD_EMAIL_STEP,
     ADD_LINKEDIN_STEP,
     CREATE_TEMPLATE,
+    count_rows,
     counts,
     create_template,
     post_raw,
@@ -176,7 +177,8 @@ async def _check(
         else:
             created = result[entity]
             assert created is not None, result
-            assert created["id"], result
+            where = "id = CAST(:id AS uuid)"
+            assert await count_rows(app, table, where, id=created["id"]) == 1, result
             refused = False
     event("stored" if not refused else "refused" if "errors" not in body else "not valid GraphQL")
     for message in messages:
@@ -243,8 +245,11 @@ async def test_add_email_step_never_fails_badly(
     if created is not None:
         assert created["stepNumber"] == data["stepNumber"] >= 1
         assert 10 <= len(created["body"]) <= 50_000
-        assert created["body"].strip() == data["body"].strip()
+        assert created["body"] == data["body"].strip()  # stored trimmed
+        for optional in ("subject", "abVariant"):  # trimmed; blank or absent is null
+            assert created[optional] == ((data.get(optional) or "").strip() or None), optional
         assert 0 <= created["delayHours"] <= 720
+        assert created["delayHours"] == (data.get("delayHours") or 0)  # absent or null: 0
 
 
 @PROPERTY_SETTINGS
@@ -271,7 +276,9 @@ async def test_add_linkedin_step_never_fails_badly(
     if created is not None:
         assert created["stepNumber"] == data["stepNumber"] >= 1
         assert created["action"] == data["action"]
+        assert created["delayHours"] == (data.get("delayHours") or 0)  # absent or null: 0
         message = created["message"] or ""
+        assert message == (data.get("message") or "").strip()  # stored trimmed
         limit = 300 if data["action"] == "CONNECTION_REQUEST" else 1500
         assert len(message) <= limit
         if data["action"] == "MESSAGE":

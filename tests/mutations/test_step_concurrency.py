@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from app.db.engine import run_in_transaction
@@ -25,6 +26,7 @@ from app.domain.errors import DomainError
 from app.models import EmailStep, LinkedInStep
 from app.services import templates as service
 from app.services.integrity import constraint_name
+from tests.locks import backend_pid, wait_for_lock_wait
 from tests.mutations.helpers import (
     ADD_EMAIL_STEP,
     ADD_LINKEDIN_STEP,
@@ -37,7 +39,6 @@ from tests.mutations.helpers import (
 )
 
 ROUNDS = 10
-BLOCKED_FOR = 0.3  # seconds a blocked writer must still be waiting
 
 
 Call = Callable[[], Awaitable[dict[str, Any]]]
@@ -215,6 +216,7 @@ async def _template_id(client: httpx.AsyncClient, key: str) -> str:
 @pytest.mark.parametrize("precheck", [True, False], ids=["with-precheck", "index-only"])
 async def test_second_writer_waits_then_gets_step_conflict(
     app: Starlette,
+    engine: AsyncEngine,
     client: httpx.AsyncClient,
     write_key: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -239,7 +241,7 @@ async def test_second_writer_waits_then_gets_step_conflict(
                 sessionmaker, lambda s: service.add_step(s, EmailStep, template_id, _values(1, "B"))
             )
         )
-        await asyncio.sleep(BLOCKED_FOR)
+        await wait_for_lock_wait(engine, blocked_by=await backend_pid(a))
         assert not b.done(), "B did not wait for A's transaction"
     with pytest.raises(DomainError) as refused:
         await asyncio.wait_for(b, 10)
@@ -252,7 +254,7 @@ async def test_second_writer_waits_then_gets_step_conflict(
 
 
 async def test_second_writer_proceeds_when_the_first_rolls_back(
-    app: Starlette, client: httpx.AsyncClient, write_key: str
+    app: Starlette, engine: AsyncEngine, client: httpx.AsyncClient, write_key: str
 ) -> None:
     template_id = await _template_id(client, write_key)
     sessionmaker = app.state.sessionmaker
@@ -265,18 +267,17 @@ async def test_second_writer_proceeds_when_the_first_rolls_back(
                 lambda s: service.add_step(s, LinkedInStep, template_id, _message_step("from B")),
             )
         )
-        await asyncio.sleep(BLOCKED_FOR)
+        await wait_for_lock_wait(engine, blocked_by=await backend_pid(a))
         assert not b.done()
         await a.rollback()
     step_id = await asyncio.wait_for(b, 10)
-    assert isinstance(step_id, uuid.UUID)
     async with sessionmaker() as check:
-        messages = (await check.scalars(select(LinkedInStep.message))).all()
-    assert messages == ["from B"]
+        stored = (await check.execute(select(LinkedInStep.id, LinkedInStep.message))).all()
+    assert [tuple(row) for row in stored] == [(step_id, "from B")]
 
 
 async def test_unique_index_is_the_final_guard(
-    app: Starlette, client: httpx.AsyncClient, write_key: str
+    app: Starlette, engine: AsyncEngine, client: httpx.AsyncClient, write_key: str
 ) -> None:
     """Bypassing the service entirely: two raw inserts of the same active step number from two
     connections. The second blocks on the first's uncommitted index entry, then fails on the
@@ -291,7 +292,7 @@ async def test_unique_index_is_the_final_guard(
     async with sessionmaker() as a, a.begin():
         await insert(a, "A")
         b = asyncio.create_task(run_in_transaction(sessionmaker, lambda s: insert(s, "B")))
-        await asyncio.sleep(BLOCKED_FOR)
+        await wait_for_lock_wait(engine, blocked_by=await backend_pid(a))
         assert not b.done()
     with pytest.raises(IntegrityError) as violated:
         await asyncio.wait_for(b, 10)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
-from tests.resilience.helpers import wait_for_lock_wait
+from tests.locks import backend_pid, wait_for_lock_wait
 from tests.webhooks.helpers import Campaign, Step, count_rows, event, make_campaign, post_events
 
 CLI = Path(sys.executable).parent / "campaign-api"
@@ -139,7 +139,7 @@ async def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(
             slow = asyncio.create_task(
                 post_events(client, key, [event(campaign.enrollment_id, "sent", 1)])
             )
-            await wait_for_lock_wait(engine)
+            await wait_for_lock_wait(engine, blocked_by=await backend_pid(locker))
 
             served.process.send_signal(signal.SIGTERM)
             assert await _refuses_connections(served.port)
@@ -175,7 +175,7 @@ async def test_a_request_still_running_after_the_grace_period_is_cut_off_and_sto
             slow = asyncio.create_task(
                 post_events(client, key, [event(campaign.enrollment_id, "sent", 1)])
             )
-            backend = await wait_for_lock_wait(engine)
+            backend = await wait_for_lock_wait(engine, blocked_by=await backend_pid(locker))
 
             served.process.send_signal(signal.SIGTERM)
             returncode = await asyncio.to_thread(served.process.wait, grace_s + EXIT_MARGIN_S)

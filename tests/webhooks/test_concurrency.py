@@ -156,10 +156,11 @@ async def test_unsubscribed_and_bounced_at_once_always_end_unsubscribed(
         if n % 2:
             pair.reverse()
         await gather_ok([post_events(next(pick), webhook_key, [body]) for body in pair])
-    for enrollment_id in campaign.enrollment_ids:
+    for n, enrollment_id in enumerate(campaign.enrollment_ids):
         state = await enrollment_state(engine, enrollment_id)
         assert state["status"] == "unsubscribed", enrollment_id
-        assert state["unsubscribed_at"] is not None
+        # When the unsubscribe occurred, as sent above.
+        assert state["unsubscribed_at"] == T0 + timedelta(minutes=n % 2), enrollment_id
         assert state["next_action_at"] is None
     got = await counters(engine, campaign.instance_id)
     assert got == dict.fromkeys(COUNTERS, 0) | {

@@ -91,10 +91,8 @@ async def test_sent_moves_the_step_and_schedules_the_next(
         assert state["current_step"] == step
         assert state["status"] == status
         assert state["next_action_at"] == next_action_at
-        if status == "completed":
-            assert state["completed_at"] is not None
-        else:
-            assert state["completed_at"] is None
+        # Completed when the last step was sent: the event's time, not the time it arrived.
+        assert state["completed_at"] == (at if status == "completed" else None)
     # Only the last step completes (a guard on the expectations themselves).
     assert [campaign.after_sent(n, at)[0] for n in range(1, 5)] == ["active"] * 3 + ["completed"]
     assert await counters(engine, campaign.instance_id) == only_counter("total_sent", 4)

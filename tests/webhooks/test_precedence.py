@@ -63,10 +63,10 @@ async def test_the_higher_status_wins_in_either_order(
         assert state["status"] == expected, enrollment_id == separate
         assert state["next_action_at"] is None
         assert state["current_step"] == (2 if "completed" in (first, second) else 1)
-        if expected == "unsubscribed":
-            assert state["unsubscribed_at"] is not None
-        else:
-            assert state["unsubscribed_at"] is None
+        # Unsubscribed when the unsubscribe occurred (producing() puts `first` at hour 1).
+        hour = 1 if first == "unsubscribed" else 2
+        unsubscribed_at = T0 + timedelta(hours=hour) if expected == "unsubscribed" else None
+        assert state["unsubscribed_at"] == unsubscribed_at
 
 
 async def test_late_sent_never_reopens_a_terminal_enrollment(
