@@ -25,7 +25,7 @@ from app.services import enrollment, lifecycle, templates
 from app.services.enrollment import ContactInput
 from app.settings import Settings
 from app.worker.sender import SenderLoop, SenderOptions
-from tests.sending.fake_providers import (
+from testkit.fake_providers import (
     LEMLIST_KEY,
     PHANTOMBUSTER_KEY,
     POSTMARK_TOKEN,
@@ -48,7 +48,7 @@ SENDING_CONFIG: dict[str, Any] = {
 @pytest.fixture
 async def providers() -> AsyncIterator[FakeProviders]:
     fake = FakeProviders()
-    fake.base_url = await fake.start()  # type: ignore[attr-defined]
+    await fake.start()
     yield fake
     await fake.close()
 
@@ -76,7 +76,7 @@ def sending_settings(settings: Settings, base_url: str, **overrides: Any) -> Set
 
 @pytest.fixture
 def sender_settings(settings: Settings, providers: FakeProviders) -> Settings:
-    return sending_settings(settings, providers.base_url)  # type: ignore[attr-defined]
+    return sending_settings(settings, providers.base_url)
 
 
 def dsn_of(settings: Settings) -> str:

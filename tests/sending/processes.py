@@ -18,7 +18,7 @@ CLI = Path(sys.executable).parent / "campaign-api"
 
 
 def worker_environment(settings: Settings, base_url: str, **extra: str) -> dict[str, str]:
-    from tests.sending.fake_providers import LEMLIST_KEY, PHANTOMBUSTER_KEY, POSTMARK_TOKEN
+    from testkit.fake_providers import LEMLIST_KEY, PHANTOMBUSTER_KEY, POSTMARK_TOKEN
 
     assert settings.database_url is not None
     env = {

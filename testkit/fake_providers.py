@@ -1,4 +1,5 @@
-"""Postmark, PhantomBuster and lemlist as real HTTP servers on loopback, for the sender's tests.
+"""Postmark, PhantomBuster and lemlist as real HTTP servers on loopback, for the sender's tests
+and benchmarks.
 
 One asyncio server speaks HTTP/1.1 (with h11, keep-alive included) and answers as the three
 providers' APIs do: ``POST /email`` and ``/email/batch`` and the outbound message search
@@ -90,6 +91,7 @@ def _always_taken(provider: str, payload: dict[str, Any]) -> Reply:
 class FakeProviders:
     latency_s: float = 0.0
     script: Script = _always_taken
+    base_url: str = ""
     received: list[Message] = field(default_factory=list)
     searches: list[str] = field(default_factory=list)
     auth_failures: int = 0
@@ -103,7 +105,8 @@ class FakeProviders:
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
 
     async def close(self) -> None:
         if self._server is not None:
