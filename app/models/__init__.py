@@ -1,7 +1,7 @@
 """Every model, imported here so Alembic's autogenerate sees the whole metadata."""
 
 from app.models.api_keys import ApiKey
-from app.models.enrollments import Enrollment
+from app.models.enrollments import Enrollment, EnrollmentAddress
 from app.models.events import CampaignEvent
 from app.models.instances import COUNTER_COLUMNS, CampaignInstance, InstanceTransition
 from app.models.outcomes import EventOutcome, InstanceCounterShard
@@ -17,6 +17,7 @@ __all__ = [
     "Dispatch",
     "EmailStep",
     "Enrollment",
+    "EnrollmentAddress",
     "EventOutcome",
     "InstanceCounterShard",
     "InstanceTransition",

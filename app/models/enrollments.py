@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.domain.addresses import metadata_address_sql
+from app.domain.addresses import ADDRESS_MAX, normalized_sql
 from app.domain.enums import Channel, EnrollmentStatus
 from app.domain.limits import CONTACT_ID_MAX
 from app.models.base import (
@@ -69,13 +69,31 @@ class Enrollment(IdMixin, TimestampMixin, Base):
         Index(None, "instance_id", "created_at", "id"),
         Index(None, "contact_id"),
         Index(None, "status"),
-        # A suppression stops every running enrollment of its address, in any instance.
-        *(
-            Index(
-                f"ix_enrollments_running_{channel.value}_address",
-                text(metadata_address_sql(channel, "metadata")),
-                postgresql_where=text("status IN ('enrolled', 'active', 'paused')"),
-            )
-            for channel in Channel
+    )
+
+
+class EnrollmentAddress(TimestampMixin, Base):
+    """Where an enrollment's touches go, normalized, one row per channel, written with the
+    enrollment and never updated: a suppression finds every enrollment of an address through
+    it, without an index on ``enrollments`` that every status change would have to maintain."""
+
+    __tablename__ = "enrollment_addresses"
+
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="RESTRICT"), primary_key=True
+    )
+    channel: Mapped[Channel] = mapped_column(pg_enum(Channel, "channel"), primary_key=True)
+    address: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(f"char_length(address) BETWEEN 3 AND {ADDRESS_MAX}", name="address_length"),
+        CheckConstraint(
+            f"channel <> 'email' OR address = {normalized_sql(Channel.EMAIL, 'address')}",
+            name="email_normalized",
         ),
+        CheckConstraint(
+            f"channel <> 'linkedin' OR address = {normalized_sql(Channel.LINKEDIN, 'address')}",
+            name="linkedin_normalized",
+        ),
+        Index(None, "channel", "address"),
     )

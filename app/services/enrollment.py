@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.addresses import METADATA_KEY
-from app.domain.enums import EnrollmentStatus, ErrorCode, InstanceStatus, SkipReason
+from app.domain.addresses import ADDRESS_MAX, METADATA_KEY, metadata_address_sql
+from app.domain.enums import Channel, EnrollmentStatus, ErrorCode, InstanceStatus, SkipReason
 from app.domain.errors import DomainError, DomainErrors
 from app.domain.limits import BULK_ENROLL_MAX, CONTACT_ID_MAX
 from app.models import CampaignInstance, CampaignTemplate, Enrollment
@@ -72,8 +72,17 @@ def check_contact(contact: ContactInput) -> tuple[CheckedContact | None, list[Do
     return CheckedContact(contact_id, metadata), []
 
 
+def _addresses_of(channel: Channel) -> str:
+    """The new enrollments' normalized addresses on ``channel`` (when the template uses it)."""
+    address = metadata_address_sql(channel, "metadata")
+    return f"""
+        SELECT id, CAST('{channel.value}' AS channel), {address} FROM inserted
+        WHERE CAST(:{channel.value} AS boolean)
+          AND char_length({address}) BETWEEN 3 AND {ADDRESS_MAX}"""
+
+
 _INSERT = text(
-    """
+    f"""
     WITH input AS (
         SELECT contact_id, metadata::jsonb AS metadata, ordinality
         FROM unnest(CAST(:contact_ids AS text[]), CAST(:metadata AS text[]))
@@ -84,7 +93,12 @@ _INSERT = text(
                now() + make_interval(hours => CAST(:delay AS int))
         FROM input ORDER BY ordinality
         ON CONFLICT (instance_id, contact_id) DO NOTHING
-        RETURNING id, contact_id
+        RETURNING id, contact_id, metadata
+    ), addressed AS (
+        INSERT INTO enrollment_addresses (enrollment_id, channel, address)
+        {_addresses_of(Channel.EMAIL)}
+        UNION ALL
+        {_addresses_of(Channel.LINKEDIN)}
     ), counted AS (
         UPDATE campaign_instances
         SET total_enrolled = total_enrolled + (SELECT count(*) FROM inserted)
@@ -131,7 +145,10 @@ async def _initial_state(
 
 
 async def _insert(
-    session: AsyncSession, instance: CampaignInstance, contacts: Sequence[CheckedContact]
+    session: AsyncSession,
+    instance: CampaignInstance,
+    audience: Audience,
+    contacts: Sequence[CheckedContact],
 ) -> list[Any]:
     status, delay = await _initial_state(session, instance)
     rows = await session.execute(
@@ -140,6 +157,7 @@ async def _insert(
             "instance_id": instance.id,
             "status": status.value,
             "delay": delay,
+            **{c.value: c in audience.channels for c in Channel},
             "contact_ids": [c.contact_id for c in contacts],
             "metadata": [json.dumps(c.metadata) for c in contacts],
         },
@@ -171,7 +189,7 @@ async def enroll_contact(
             f"metadata.{key} is on the suppression list: nothing is sent to it again",
             ("metadata", key),
         )
-    inserted = await _insert(session, instance, [checked])
+    inserted = await _insert(session, instance, audience, [checked])
     if not inserted:
         existing = await session.scalar(
             select(Enrollment.id).where(
@@ -250,7 +268,9 @@ async def bulk_enroll(
             else:
                 kept.append((index, checked))
         admitted = kept
-    inserted = await _insert(session, instance, [c for _, c in admitted]) if admitted else []
+    inserted = (
+        await _insert(session, instance, audience, [c for _, c in admitted]) if admitted else []
+    )
     new = {row.contact_id for row in inserted}
     skipped.extend(
         Skipped(index, c.contact_id, SkipReason.ALREADY_ENROLLED, "already in this instance")

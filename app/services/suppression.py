@@ -41,17 +41,16 @@ _ADD = text(
 )
 
 
-def _stop_running(channel: Channel) -> str:
-    """Running enrollments of the given addresses stop (locked in id order, through the
-    address index); their queued touches are cancelled."""
-    address = addresses.metadata_address_sql(channel, "e.metadata")
-    return f"""
+_STOP_RUNNING = text(
+    """
     WITH hit AS (
-        SELECT e.id FROM enrollments e
-        WHERE e.status IN ('enrolled', 'active', 'paused')
-          AND {address} = ANY(CAST(:addresses AS text[]))
+        SELECT e.id FROM enrollment_addresses a
+        JOIN enrollments e ON e.id = a.enrollment_id
+        WHERE a.channel = CAST(:channel AS channel)
+          AND a.address = ANY(CAST(:addresses AS text[]))
+          AND e.status IN ('enrolled', 'active', 'paused')
         ORDER BY e.id
-        FOR NO KEY UPDATE
+        FOR NO KEY UPDATE OF e
     ), stopped AS (
         UPDATE enrollments e
         SET status = CAST(:status AS enrollment_status), next_action_at = NULL,
@@ -63,6 +62,9 @@ def _stop_running(channel: Channel) -> str:
     UPDATE dispatches d SET status = 'cancelled', next_attempt_at = NULL
     FROM stopped WHERE d.enrollment_id = stopped.id AND d.status = 'queued'
     """
+)
+"""Running enrollments of the given addresses stop (locked in id order); their queued touches
+are cancelled."""
 
 
 @dataclass(slots=True)
@@ -116,7 +118,7 @@ async def add_suppressions(
         fresh = [row[1] for row in rows if row[0] == channel.value]
         if fresh:
             await session.execute(
-                text(_stop_running(channel)), {"addresses": fresh, "status": status}
+                _STOP_RUNNING, {"channel": channel.value, "addresses": fresh, "status": status}
             )
     return result
 

@@ -1,5 +1,5 @@
-"""sending: dispatches (one per touch), suppressions and their audit, send quotas; the
-address indexes that let a suppression stop every running enrollment of its address
+"""sending: dispatches (one per touch), suppressions and their audit, send quotas, and the
+enrollments' normalized addresses that let a suppression stop every enrollment of its address
 
 Revision ID: 20261207_0003
 Revises: 20261123_0002
@@ -47,7 +47,13 @@ END $$
 PREVIOUS_STATUS_GUARD = STATUS_GUARD.replace(
     "rank_new <= rank_old OR OLD.status IN ('failed', 'removed')", "rank_new <= rank_old"
 )
-NEW_TABLES = ("suppression_changes", "send_quotas", "dispatches", "suppressions")
+NEW_TABLES = (
+    "suppression_changes",
+    "send_quotas",
+    "dispatches",
+    "suppressions",
+    "enrollment_addresses",
+)
 CHANNEL = postgresql.ENUM("email", "linkedin", name="channel", create_type=False)
 PROVIDER = postgresql.ENUM(
     "lemlist", "postmark", "phantombuster", "api", name="provider", create_type=False
@@ -276,23 +282,49 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_suppressions_created_at_id"), "suppressions", ["created_at", "id"], unique=False
     )
-    op.create_index(
-        "ix_enrollments_running_email_address",
-        "enrollments",
-        [sa.literal_column("lower(btrim(metadata ->> 'email'))")],
-        unique=False,
-        postgresql_where=sa.text("status IN ('enrolled', 'active', 'paused')"),
+    op.create_table(
+        "enrollment_addresses",
+        sa.Column("enrollment_id", sa.Uuid(), nullable=False),
+        sa.Column("channel", CHANNEL, nullable=False),
+        sa.Column("address", sa.Text(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "char_length(address) BETWEEN 3 AND 320",
+            name=op.f("ck_enrollment_addresses_address_length"),
+        ),
+        sa.CheckConstraint(
+            "channel <> 'email' OR address = lower(btrim(address))",
+            name=op.f("ck_enrollment_addresses_email_normalized"),
+        ),
+        sa.CheckConstraint(
+            "channel <> 'linkedin' OR address = rtrim(split_part(split_part(regexp_replace("
+            "lower(btrim(address)), '^https?://(www\\.)?', ''), '?', 1), '#', 1), '/')",
+            name=op.f("ck_enrollment_addresses_linkedin_normalized"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["enrollment_id"],
+            ["enrollments.id"],
+            name=op.f("fk_enrollment_addresses_enrollment_id_enrollments"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("enrollment_id", "channel", name=op.f("pk_enrollment_addresses")),
     )
     op.create_index(
-        "ix_enrollments_running_linkedin_address",
-        "enrollments",
-        [
-            sa.literal_column(
-                "rtrim(split_part(split_part(regexp_replace(lower(btrim(metadata ->> 'linkedin_url')), '^https?://(www\\.)?', ''), '?', 1), '#', 1), '/')"
-            )
-        ],
+        op.f("ix_enrollment_addresses_channel_address"),
+        "enrollment_addresses",
+        ["channel", "address"],
         unique=False,
-        postgresql_where=sa.text("status IN ('enrolled', 'active', 'paused')"),
     )
     for table in NEW_TABLES:
         op.execute(
@@ -305,15 +337,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(PREVIOUS_STATUS_GUARD)
     op.drop_index(
-        "ix_enrollments_running_linkedin_address",
-        table_name="enrollments",
-        postgresql_where=sa.text("status IN ('enrolled', 'active', 'paused')"),
+        op.f("ix_enrollment_addresses_channel_address"), table_name="enrollment_addresses"
     )
-    op.drop_index(
-        "ix_enrollments_running_email_address",
-        table_name="enrollments",
-        postgresql_where=sa.text("status IN ('enrolled', 'active', 'paused')"),
-    )
+    op.drop_table("enrollment_addresses")
     op.drop_index(op.f("ix_suppressions_created_at_id"), table_name="suppressions")
     op.drop_table("suppressions")
     op.drop_index(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,32 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cli.worker import options_from
 from app.db.engine import create_engine, create_sessionmaker
-from app.domain.enums import LinkedInAction, TemplateType
-from app.models import EmailStep, LinkedInStep
 from app.providers.clients import build_clients
 from app.providers.http import create_client
-from app.services import enrollment, lifecycle, templates
-from app.services.enrollment import ContactInput
 from app.settings import Settings
 from app.worker.sender import SenderLoop, SenderOptions
+from testkit.campaigns import SENDING_CONFIG, Campaign, build_campaign, contact
 from testkit.fake_providers import (
     LEMLIST_KEY,
     PHANTOMBUSTER_KEY,
     POSTMARK_TOKEN,
     FakeProviders,
 )
-
-AGENTS = {
-    "profile_visit": "agent-visit",
-    "connection_request": "agent-connect",
-    "message": "agent-message",
-    "voice_message": "agent-voice",
-}
-SENDING_CONFIG: dict[str, Any] = {
-    "from_email": "team@example.com",
-    "from_name": "The Team",
-    "phantombuster_agents": AGENTS,
-}
 
 
 @pytest.fixture
@@ -119,95 +103,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30
         await asyncio.sleep(0.05)
 
 
-@dataclass(frozen=True, slots=True)
-class Campaign:
-    template_id: str
-    instance_id: str
-    enrollment_ids: list[str]
-
-
-def contact(n: int, **extra: Any) -> ContactInput:
-    return ContactInput(
-        contact_id=f"crm-{n}",
-        metadata={
-            "email": f"person{n}@example.com",
-            "linkedin_url": f"https://www.linkedin.com/in/person-{n}",
-            "first_name": f"Ada{n}",
-            "company": f"Company {n}",
-        }
-        | extra,
-    )
-
-
-async def build_campaign(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    contacts: int,
-    *,
-    template_type: str = "multi_channel",
-    email_steps: list[dict[str, Any]] | None = None,
-    linkedin_steps: list[dict[str, Any]] | None = None,
-    config: dict[str, Any] | None = None,
-    start: bool = True,
-) -> Campaign:
-    """A template with steps, an instance of it, ``contacts`` enrollments; started."""
-    if email_steps is None and template_type in ("email", "multi_channel"):
-        email_steps = [
-            {
-                "step_number": n,
-                "subject": f"Step {n} for {{{{first_name}}}}",
-                "body": f"Hello {{{{first_name}}}} at {{{{company|your company}}}}, step {n}.",
-                "delay_hours": 0,
-            }
-            for n in (1, 2, 3)
-        ]
-    if linkedin_steps is None and template_type in ("linkedin", "multi_channel"):
-        linkedin_steps = [
-            {"step_number": 1, "action": "profile_visit", "delay_hours": 0},
-            {
-                "step_number": 3,
-                "action": "message",
-                "message": "Hi {{first_name}}!",
-                "delay_hours": 0,
-            },
-        ]
-    async with sessionmaker.begin() as session:
-        template_id = await templates.create_template(
-            session, {"name": "Sender test", "type": TemplateType(template_type)}, "tests"
-        )
-    for step in email_steps or []:
-        async with sessionmaker.begin() as session:
-            await templates.add_step(session, EmailStep, str(template_id), step)
-    for step in linkedin_steps or []:
-        async with sessionmaker.begin() as session:
-            await templates.add_step(
-                session,
-                LinkedInStep,
-                str(template_id),
-                step | {"action": LinkedInAction(step["action"])},
-            )
-    async with sessionmaker.begin() as session:
-        instance_id = await lifecycle.create_instance(
-            session,
-            {
-                "template_id": str(template_id),
-                "name": "Sender run",
-                "provider_config": config or SENDING_CONFIG,
-            },
-            "tests",
-        )
-    ids: list[str] = []
-    for start_at in range(0, contacts, 10_000):
-        batch = [contact(n) for n in range(start_at, min(contacts, start_at + 10_000))]
-        async with sessionmaker.begin() as session:
-            result = await enrollment.bulk_enroll(session, str(instance_id), batch)
-        assert not result.skipped, result.skipped[:3]
-        ids.extend(str(i) for i in result.enrolled_ids)
-    if start:
-        async with sessionmaker.begin() as session:
-            await lifecycle.transition(session, str(instance_id), "start", "tests")
-    return Campaign(str(template_id), str(instance_id), ids)
-
-
 async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
     async with engine.connect() as connection:
         return (await connection.execute(text(sql), params)).scalar()
@@ -222,3 +117,6 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
 def app_sessionmaker(engine: AsyncEngine, clean_db: None) -> async_sessionmaker[AsyncSession]:
     """Sessions that commit (the sender must see the campaign); tables emptied afterwards."""
     return create_sessionmaker(engine)
+
+
+__all__ = ["SENDING_CONFIG", "Campaign", "build_campaign", "contact"]

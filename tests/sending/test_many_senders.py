@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.services.ingestion.counters import check_counters
 from app.settings import Settings
 from testkit.fake_providers import FakeProviders
+from testkit.senders import worker_environment, workers
 from tests.sending.conftest import build_campaign, eventually, rows, scalar
-from tests.sending.processes import worker_environment, workers
 
 CONTACTS = 2_000
 SENDERS = 4
@@ -29,7 +29,7 @@ async def test_four_senders_deliver_every_touch_exactly_once(
 ) -> None:
     providers.latency_s = 0.005
     campaign = await build_campaign(app_sessionmaker, CONTACTS)
-    env = worker_environment(settings, providers.base_url)
+    env = worker_environment(str(settings.database_url), providers.base_url)
 
     async def all_completed() -> bool:
         done = await scalar(

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.services.ingestion.counters import check_counters
 from app.settings import Settings
 from testkit.fake_providers import FakeProviders
+from testkit.senders import kill_worker, start_worker, stop_worker, worker_environment
 from tests.sending.conftest import build_campaign, eventually, rows, scalar
-from tests.sending.processes import kill_worker, start_worker, stop_worker, worker_environment
 
 CONTACTS = 1_000  # one step, e-mail and LinkedIn: 2,000 touches due at once
 TRIALS = 3
@@ -46,9 +46,7 @@ async def test_a_killed_sender_loses_nothing_and_duplicates_nothing(
     providers.latency_s = 0.02
     campaign = await build_campaign(app_sessionmaker, CONTACTS, **ONE_STEP)  # type: ignore[arg-type]
     env = worker_environment(
-        settings,
-        providers.base_url,
-        CAMPAIGN_SEND_LEASE_S="2",
+        str(settings.database_url), providers.base_url, CAMPAIGN_SEND_LEASE_S="2"
     )
     first = await start_worker(env)
 

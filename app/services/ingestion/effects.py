@@ -168,7 +168,6 @@ def _touches() -> str:
     stop_rows = ", ".join(
         f"('{r.value}', '{status}', {TERMINAL_PRECEDENCE[status]})" for r, status in stopped.items()
     )
-    address = metadata_address_sql(Channel.EMAIL, "o.metadata")
     return f"""touches AS (
         SELECT s.enrollment_id, s.occurred_at,
                CASE WHEN s.event_type IN ({sent}) THEN s.step_number END AS sent_step,
@@ -181,8 +180,8 @@ def _touches() -> str:
         FROM suppressed p
         JOIN suppressing g ON g.address = p.address
         JOIN (VALUES {stop_rows}) AS m(reason, status, rank) ON m.reason = p.reason
-        JOIN enrollments o ON {address} = p.address
-         AND o.status IN ({_quoted(RUNNING)})
+        JOIN enrollment_addresses a ON a.channel = 'email' AND a.address = p.address
+        JOIN enrollments o ON o.id = a.enrollment_id AND o.status IN ({_quoted(RUNNING)})
     )"""
 
 

@@ -3,9 +3,8 @@ touches whose sender stopped answering, so that no two senders ever hold the sam
 
 Every claim takes rows ``FOR UPDATE SKIP LOCKED`` (a sender never waits for another's rows, it
 takes the next ones) and leaves them under a lease (``claimed_by``, ``claimed_until``) that the
-sender renews while it works. A claimed enrollment leaves the due index (``next_action_at`` is
-cleared): from then on its dispatch rows carry the work, and the send event's effects set the
-next step's time.
+sender renews while it works. From then on the dispatch rows carry the work; the send event's
+effects set the enrollment's next step and its time.
 """
 
 from __future__ import annotations
@@ -203,7 +202,9 @@ _CLAIM_DUE = f"""
         WHERE e.id = s.enrollment_id
           AND (s.step_number IS NULL
                OR NOT EXISTS (SELECT 1 FROM counted t WHERE t.enrollment_id = s.enrollment_id)
-               OR EXISTS (SELECT 1 FROM chosen t WHERE t.enrollment_id = s.enrollment_id))
+               OR (EXISTS (SELECT 1 FROM chosen t WHERE t.enrollment_id = s.enrollment_id)
+                   AND NOT EXISTS (SELECT 1 FROM created d
+                                   WHERE d.enrollment_id = s.enrollment_id)))
         RETURNING e.id
     ), spent AS (
         UPDATE send_quotas q SET used = q.used + n.touches
@@ -216,8 +217,13 @@ _CLAIM_DUE = f"""
 """One statement: lock up to a batch of due enrollments, stop the suppressed ones without a
 touch, find each one's next step and its touches (one per channel with an active step of
 that number; lemlist-run channels only once), keep the touches that fit each instance's room
-for today, create their dispatches under this sender's lease, take the enrollments out of the
-due index (completing those whose steps ran out), count the touches against the day."""
+for today, create their dispatches under this sender's lease, and count them against the day.
+
+A claimed enrollment is not updated: its open dispatch keeps it out of later claims (the
+anti-join in ``candidates``) until the send event's effects set its next step's time; an
+update of 500 enrollment rows per batch (every index of the table) cost more than the rest of
+the statement. Only enrollments with nothing to send leave the due index here: completed when
+their steps ran out, or waiting when their touch belongs to lemlist or was already made."""
 
 _CLAIM_RETRIES = f"""
     WITH picked AS (

@@ -26,10 +26,16 @@ def _figures(where: str) -> str:
     SELECT i.id::text AS instance_id, i.name,
            (SELECT count(*) FROM enrollments e
             WHERE e.instance_id = i.id AND e.status = 'active'
-              AND e.next_action_at IS NOT NULL AND e.next_action_at <= now())::int AS due_now,
+              AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()
+              AND NOT EXISTS (SELECT 1 FROM dispatches d
+                              WHERE d.enrollment_id = e.id
+                                AND d.status IN ('queued', 'sending')))::int AS due_now,
            (SELECT min(e.next_action_at) FROM enrollments e
             WHERE e.instance_id = i.id AND e.status = 'active'
-              AND e.next_action_at IS NOT NULL) AS next_due_at,
+              AND e.next_action_at IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM dispatches d
+                              WHERE d.enrollment_id = e.id
+                                AND d.status IN ('queued', 'sending'))) AS next_due_at,
            coalesce(d.in_flight, 0)::int AS in_flight, coalesce(d.retrying, 0)::int AS retrying,
            coalesce(d.failed, 0)::int AS failed, coalesce(d.unknown, 0)::int AS unknown,
            (SELECT count(*) FROM dispatches s

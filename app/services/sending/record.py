@@ -104,6 +104,13 @@ _FAIL_ENROLLMENTS = """
 """
 """A touch the provider refused for good stops its enrollment (it cannot progress)."""
 
+_HOLD_ENROLLMENTS = """
+    UPDATE enrollments SET next_action_at = NULL
+    WHERE id = ANY($1::uuid[]) AND next_action_at IS NOT NULL
+"""
+"""A touch that gave up or ended unknown holds its enrollment where it is (out of the due
+index) until an operator sends it again (``retryDispatch``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
@@ -186,6 +193,13 @@ async def record(
     rows = [_row(r, timing) for r in results]
     updated = await db.fetch(_UPDATE, sender_id, *zip(*rows, strict=True))
     lag_by_id: dict[uuid.UUID, float] = {row["id"]: row["lag_s"] for row in updated}
+    held = {
+        result.touch.enrollment_id
+        for result, row in zip(results, rows, strict=True)
+        if row[1] in (DispatchStatus.FAILED.value, DispatchStatus.UNKNOWN.value)
+        and result.verdict is not Verdict.FAILED
+        and result.touch.dispatch_id in lag_by_id
+    }
     kept = [r for r in results if r.touch.dispatch_id in lag_by_id]
     events = [_send_event(r) for r in kept if r.verdict is Verdict.SENT and r.records_event]
     refused = [r for r in kept if r.verdict is Verdict.FAILED]
@@ -193,4 +207,6 @@ async def record(
     await ingest(db, events)
     if refused:
         await db.execute(_FAIL_ENROLLMENTS, sorted({r.touch.enrollment_id for r in refused}))
+    if held:
+        await db.execute(_HOLD_ENROLLMENTS, sorted(held))
     return [Recorded(r, lag_by_id[r.touch.dispatch_id]) for r in kept]

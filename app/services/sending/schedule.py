@@ -36,8 +36,10 @@ _NEXT = """
       (SELECT min(next_attempt_at) FROM dispatches
        WHERE status = 'queued' AND instance_id = ANY($1::uuid[])) AS retry,
       (SELECT min(claimed_until) FROM dispatches WHERE status = 'sending') AS lease,
-      (SELECT count(*) FROM enrollments
-       WHERE status = 'active' AND next_action_at IS NOT NULL AND next_action_at <= now())
+      (SELECT count(*) FROM enrollments e
+       WHERE e.status = 'active' AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()
+         AND NOT EXISTS (SELECT 1 FROM dispatches d
+                         WHERE d.enrollment_id = e.id AND d.status IN ('queued', 'sending')))
         AS backlog
 """
 

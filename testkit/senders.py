@@ -1,5 +1,5 @@
 """Senders as an operator runs them: ``campaign-api worker`` subprocesses, configured by the
-environment to send to the fake providers."""
+environment to send to the fake providers (tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from app.settings import Settings
+from testkit.fake_providers import LEMLIST_KEY, PHANTOMBUSTER_KEY, POSTMARK_TOKEN
 
 CLI = Path(sys.executable).parent / "campaign-api"
 
 
-def worker_environment(settings: Settings, base_url: str, **extra: str) -> dict[str, str]:
-    from testkit.fake_providers import LEMLIST_KEY, PHANTOMBUSTER_KEY, POSTMARK_TOKEN
-
-    assert settings.database_url is not None
+def worker_environment(database_url: str, base_url: str, **extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_") and k != "DATABASE_URL"
     }
     env |= {
-        "DATABASE_URL": settings.database_url,
+        "DATABASE_URL": database_url,
         "CAMPAIGN_ENVIRONMENT": "development",
         "CAMPAIGN_LOG_LEVEL": "WARNING",
         "CAMPAIGN_POSTMARK_API_URL": base_url,

@@ -1,0 +1,306 @@
+"""The sender against a fake Postmark that answers in 20 ms, on a bench database.
+
+    python -m bench.sender [--contacts 20000] [--rounds 2]
+
+Measures, in one run:
+1. touches sent per second with 1 and with 2 ``campaign-api worker`` processes (interleaved
+   rounds), each round a fresh instance whose contacts are all due at once;
+2. the due-to-sent lag (p50, p99) when touches become due steadily at 80% of the one-process
+   rate, read from the dispatch rows (``sent_at - due_at``, both the database's clock);
+3. the claim statement at 1,000,000 enrollments with 1% due: milliseconds per batch of 500,
+   and whether ``EXPLAIN`` shows the partial due index;
+4. the bare SQL ceiling for the same work (claim, dispatch insert, event insert, run directly
+   in batches of 500), and the sender's rate as a fraction of it.
+
+The senders log at WARNING (one INFO line per send is the production default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.db import migrate
+from app.db.driver import DriverConnection
+from app.db.engine import create_engine, create_sessionmaker
+from app.domain.enums import Provider
+from app.services.enrollment import bulk_enroll
+from app.services.lifecycle import transition
+from app.services.sending.claims import Eligible, claim_due
+from app.settings import Settings
+from bench.common import bench_database_url
+from testkit.campaigns import build_campaign, contact
+from testkit.fake_providers import FakeProviders
+from testkit.senders import start_worker, stop_worker, worker_environment
+
+LATENCY_S = 0.020
+CLAIM_ENROLLMENTS = 1_000_000
+CLAIM_DUE_SHARE = 0.01
+BATCH = 500
+ONE_EMAIL_STEP = {
+    "template_type": "email",
+    "email_steps": [
+        {
+            "step_number": 1,
+            "subject": "Hi {{first_name}}",
+            "body": "Hello {{first_name}} at {{company}}.",
+        }
+    ],
+}
+
+
+@dataclass
+class Bench:
+    url: str
+    fake: FakeProviders
+    settings: Settings
+
+    def env(self) -> dict[str, str]:
+        return worker_environment(
+            self.url,
+            self.fake.base_url,
+            CAMPAIGN_LOG_LEVEL="WARNING",
+            CAMPAIGN_SEND_LEASE_S="60",
+            CAMPAIGN_SEND_CONCURRENCY="32",
+            CAMPAIGN_SEND_BATCH="500",
+        )
+
+    async def sql(self, statement: str, *args: object) -> list[asyncpg.Record]:
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(False)
+        connection = await asyncpg.connect(dsn)
+        try:
+            return await connection.fetch(statement, *args)
+        finally:
+            await connection.close()
+
+
+async def _campaign(bench: Bench, contacts: int, start: bool = True) -> str:
+    engine = create_engine(bench.settings)
+    try:
+        campaign = await build_campaign(
+            create_sessionmaker(engine),
+            contacts,
+            start=start,
+            **ONE_EMAIL_STEP,  # type: ignore[arg-type]
+        )
+    finally:
+        await engine.dispose()
+    return campaign.instance_id
+
+
+async def _sent(bench: Bench, instance_id: str) -> int:
+    rows = await bench.sql(
+        "SELECT count(*) AS n FROM dispatches WHERE instance_id = $1::uuid AND status = 'sent'",
+        instance_id,
+    )
+    return int(rows[0]["n"])
+
+
+async def _until_sent(bench: Bench, instance_id: str, count: int) -> None:
+    while True:
+        if await _sent(bench, instance_id) >= count:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def throughput(bench: Bench, contacts: int, processes: int) -> float:
+    """Touches per second from the first claim to the last record, ``processes`` senders."""
+    instance_id = await _campaign(bench, contacts, start=False)
+    senders = [await start_worker(bench.env()) for _ in range(processes)]
+    await asyncio.sleep(2)  # the senders connect, check the schema and go idle
+    engine = create_engine(bench.settings)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            await transition(session, instance_id, "start", "bench")
+    finally:
+        await engine.dispose()
+    await _until_sent(bench, instance_id, contacts)
+    span = await bench.sql(
+        "SELECT extract(epoch FROM max(sent_at) - min(created_at)) AS s FROM dispatches"
+        " WHERE instance_id = $1::uuid",
+        instance_id,
+    )
+    for sender in senders:
+        code, stderr = await stop_worker(sender)
+        assert code == 0, stderr[-2000:]
+    return contacts / float(span[0]["s"])
+
+
+async def lag_at(bench: Bench, rate: float, seconds: float) -> tuple[float, float, int]:
+    """p50 and p99 of due-to-sent while ``rate`` touches per second become due."""
+    instance_id = await _campaign(bench, 0)
+    sender = await start_worker(bench.env())
+    await asyncio.sleep(2)
+    engine = create_engine(bench.settings)
+    sessionmaker = create_sessionmaker(engine)
+    tick, number = 0.1, 0
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < seconds:
+            due = int(rate * (time.monotonic() - started)) - number
+            if due > 0:
+                async with sessionmaker.begin() as session:
+                    await bulk_enroll(
+                        session, instance_id, [contact(number + i) for i in range(due)]
+                    )
+                number += due
+            await asyncio.sleep(tick)
+        await _until_sent(bench, instance_id, number)
+    finally:
+        await engine.dispose()
+        code, stderr = await stop_worker(sender)
+        assert code == 0, stderr[-2000:]
+    lags = await bench.sql(
+        "SELECT extract(epoch FROM sent_at - due_at) AS s FROM dispatches"
+        " WHERE instance_id = $1::uuid ORDER BY 1",
+        instance_id,
+    )
+    values = [float(r["s"]) for r in lags]
+    return _quantile(values, 0.5), _quantile(values, 0.99), len(values)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def claim_cost(bench: Bench) -> tuple[float, float, str]:
+    """ms per claim of 500 at 1,000,000 enrollments with 1% due, and the plan's index."""
+    instance_id = await _campaign(bench, 1)
+    await bench.sql(
+        """
+        INSERT INTO enrollments (instance_id, contact_id, status, next_action_at, metadata)
+        SELECT $1::uuid, 'bulk-' || g, 'active',
+               CASE WHEN g % 100 = 0 THEN now() - interval '1 minute'
+                    ELSE now() + interval '1 day' * (1 + g % 30) END,
+               jsonb_build_object('email', 'bulk' || g || '@example.com', 'first_name', 'B',
+                                  'company', 'C')
+        FROM generate_series(1, $2::int) g
+        """,
+        instance_id,
+        CLAIM_ENROLLMENTS,
+    )
+    await bench.sql("ANALYZE enrollments")
+    engine = create_engine(bench.settings)
+    eligible = [Eligible(uuid.UUID(instance_id), Provider.POSTMARK, None, frozenset())]
+    timings = []
+    try:
+        async with engine.connect() as connection:
+            db = await DriverConnection.under(connection)
+            for _ in range(20):
+                transaction = db.driver.transaction()
+                await transaction.start()
+                begun = time.perf_counter()
+                claimed = await claim_due(db, eligible, BATCH, "bench", 60)
+                timings.append((time.perf_counter() - begun) * 1000)
+                assert len(claimed) == BATCH, len(claimed)
+                await transaction.rollback()
+            plan = await db.driver.fetch(
+                "EXPLAIN SELECT e.id FROM enrollments e WHERE e.status = 'active'"
+                " AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()"
+                " AND e.instance_id = ANY($1::uuid[]) ORDER BY e.next_action_at LIMIT 500"
+                " FOR UPDATE OF e SKIP LOCKED",
+                [eligible[0].instance_id],
+            )
+    finally:
+        await engine.dispose()
+    text = "\n".join(r[0] for r in plan)
+    index = (
+        "ix_enrollments_next_action_at_due"
+        if "ix_enrollments_next_action_at_due" in text
+        else "NOT the due index"
+    )
+    return statistics.median(timings), max(timings), index
+
+
+CEILING = """
+    WITH c AS (
+        SELECT e.id, e.instance_id, e.next_action_at FROM enrollments e
+        WHERE e.status = 'active' AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()
+          AND e.instance_id = $1::uuid
+        ORDER BY e.next_action_at LIMIT 500
+        FOR UPDATE OF e SKIP LOCKED
+    ), d AS (
+        INSERT INTO dispatches (enrollment_id, instance_id, channel, step_number, provider,
+                                status, attempts, due_at, provider_message_id, sent_at)
+        SELECT id, instance_id, 'email', 1, 'postmark', 'sent', 1, next_action_at,
+               gen_random_uuid()::text, now() FROM c
+        RETURNING enrollment_id, instance_id, provider_message_id
+    ), ev AS (
+        INSERT INTO campaign_events (enrollment_id, instance_id, event_type, channel, provider,
+                                     provider_event_id, step_number, occurred_at)
+        SELECT enrollment_id, instance_id, 'sent', 'email', 'postmark', provider_message_id, 1,
+               now() FROM d
+    )
+    UPDATE enrollments e SET next_action_at = NULL, current_step = 1 FROM c WHERE e.id = c.id
+"""
+
+
+async def ceiling(bench: Bench, contacts: int) -> float:
+    """Touches per second of the bare SQL: claim, dispatch and event, 500 at a time."""
+    instance_id = await _campaign(bench, contacts)
+    dsn = make_url(bench.url).set(drivername="postgresql").render_as_string(False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        begun = time.perf_counter()
+        done = 0
+        while done < contacts:
+            async with connection.transaction():
+                status = await connection.execute(CEILING, instance_id)
+            moved = int(status.split()[-1])
+            if moved == 0:
+                break
+            done += moved
+        return done / (time.perf_counter() - begun)
+    finally:
+        await connection.close()
+
+
+async def main_async(url: str, contacts: int, rounds: int) -> None:
+    fake = FakeProviders(latency_s=LATENCY_S)
+    await fake.start()
+    bench = Bench(url, fake, Settings(database_url=url, pool_size=4))
+    print(f"fake Postmark answering in {LATENCY_S * 1000:.0f} ms; {contacts} touches a round")
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(rounds):
+        for processes in (1, 2):
+            rate = await throughput(bench, contacts, processes)
+            rates[processes].append(rate)
+            print(f"  {processes} sender(s): {rate:,.0f} touches/s")
+    one = statistics.median(rates[1])
+    for processes, values in rates.items():
+        spread = f"{min(values):,.0f}-{max(values):,.0f}"
+        print(f"{processes} sender(s): median {statistics.median(values):,.0f}/s ({spread})")
+    p50, p99, count = await lag_at(bench, 0.8 * one, 20)
+    print(
+        f"lag at 80% of one sender's rate ({0.8 * one:,.0f}/s, {count} touches):"
+        f" p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+    )
+    bare = await ceiling(bench, contacts)
+    print(f"bare SQL ceiling: {bare:,.0f} touches/s; one sender is {one / bare:.2f} of it")
+    median_ms, worst_ms, index = await claim_cost(bench)
+    print(
+        f"claim of {BATCH} at {CLAIM_ENROLLMENTS:,} enrollments, 1% due:"
+        f" median {median_ms:.1f} ms, worst {worst_ms:.1f} ms; plan uses {index}"
+    )
+    await fake.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    url = bench_database_url("campaign_bench_sender", fresh=True)
+    migrate.upgrade(url)
+    asyncio.run(main_async(url, args.contacts, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
