@@ -23,8 +23,9 @@ from app.settings import Settings
 from app.worker.sender import SenderLoop, SenderOptions
 
 log = get_logger("sender")
-POOL_SIZE = 4
-"""Claims, recording, lease renewal and the outlook each hold at most one connection."""
+POOL_SIZE = 5
+"""The claim (or the outlook), two recorders and lease renewal each hold at most one
+connection; one spare."""
 MIGRATION_POLL_S = 2.0
 
 

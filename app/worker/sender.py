@@ -55,6 +55,11 @@ PLAN_TTL_S = 1.0
 """A plan (which instances may send) is reused this long unless a NOTIFY arrives."""
 RECORD_BATCH = 500
 RECORD_LINGER_S = 0.01
+RECORDERS = 2
+"""Outcome transactions in flight at once: while one commits, the next batch is written."""
+HELD_BATCHES = 4
+"""How many claim batches a sender may hold unrecorded: enough to keep the provider calls,
+the claims and the recording all busy at once."""
 DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError)
 RETRY_FLOOR_S = 1.0
 """How soon to look again when due work exists that could not be claimed (a daily limit
@@ -106,15 +111,19 @@ class SenderLoop:
     async def run(self, stop: asyncio.Event) -> None:
         listener = Listener(self._dsn, CHANNEL, self._wake.set)
         listener.start()
-        recorder = asyncio.create_task(self._record_forever(), name="sender-recorder")
+        recorders = [
+            asyncio.create_task(self._record_forever(), name=f"sender-recorder-{n}")
+            for n in range(RECORDERS)
+        ]
         heartbeat = asyncio.create_task(self._renew_forever(), name="sender-heartbeat")
         stopper = asyncio.create_task(self._on_stop(stop), name="sender-stop")
         log.info("sender_started", sender=self.identity, concurrency=self._options.concurrency)
         outage_delay = 0.5
         try:
             while not stop.is_set():
-                if recorder.done():
-                    recorder.result()  # a recorder that died takes the sender down with it
+                for recorder in recorders:
+                    if recorder.done():
+                        recorder.result()  # a recorder that died takes the sender down
                 try:
                     claimed = await self._claim_round()
                     if not claimed:
@@ -133,10 +142,10 @@ class SenderLoop:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._results.join()
-            for task in (recorder, heartbeat):
+            for task in (*recorders, heartbeat):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(recorder, heartbeat)
+                await asyncio.gather(*recorders, heartbeat)
             await listener.close()
             log.info("sender_stopped", sender=self.identity)
 
@@ -148,7 +157,7 @@ class SenderLoop:
 
     async def _claim_round(self) -> int:
         """Claim what fits and start sending it; returns how many touches were claimed."""
-        room = 2 * self._options.batch - self._held
+        room = HELD_BATCHES * self._options.batch - self._held
         if room <= 0 or self._stopping:
             return 0
         current = await self._current_plan()
@@ -182,7 +191,7 @@ class SenderLoop:
         """Sleep until the next work, a NOTIFY, progress that frees room, or the stop."""
         if self._stopping:
             return
-        if self._held >= 2 * self._options.batch:
+        if self._held >= HELD_BATCHES * self._options.batch:
             delay = self._options.idle_s
         else:
             current = await self._current_plan()
@@ -422,12 +431,15 @@ class SenderLoop:
                 hint="another sender took them over after their lease ran out; raise"
                 " CAMPAIGN_SEND_LEASE_S if this sender is merely slow",
             )
+        logging_sends = logger.isEnabledFor(logging.INFO)
         for item in recorded:
             result, touch = item.result, item.result.touch
             provider = touch.provider.value
-            metrics.sends_total.labels(provider, result.verdict.value).inc()
+            metrics.labelled(metrics.sends_total, provider, result.verdict.value).inc()
             if result.verdict is Verdict.SENT:
-                metrics.send_lag_seconds.labels(provider).observe(max(item.lag_s, 0.0))
+                metrics.labelled(metrics.send_lag_seconds, provider).observe(max(item.lag_s, 0.0))
+            if not logging_sends:
+                continue
             log.info(
                 "send",
                 sender=self.identity,

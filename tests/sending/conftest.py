@@ -73,7 +73,7 @@ async def running_sender(
     settings: Settings, options: SenderOptions | None = None
 ) -> AsyncIterator[SenderLoop]:
     """A sender in this process until the block ends (then stopped as SIGTERM stops it)."""
-    engine = create_engine(settings.model_copy(update={"pool_size": 4, "max_overflow": 0}))
+    engine = create_engine(settings.model_copy(update={"pool_size": 5, "max_overflow": 0}))
     http = create_client(settings.send_http_timeout_s, settings.send_concurrency)
     sender = SenderLoop(
         engine,

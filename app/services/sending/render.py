@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 _PLACEHOLDER = re.compile(
@@ -78,17 +79,32 @@ class MissingVariable(LookupError):
         self.name = name
 
 
+@lru_cache(maxsize=1024)
+def _compiled(template: str) -> tuple[str | Placeholder, ...]:
+    """``template`` as text and placeholders in order, parsed once per distinct text: a batch
+    renders the same step for hundreds of contacts."""
+    placeholders(template)  # refuses malformed text before anything is substituted
+    parts: list[str | Placeholder] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(template):
+        parts.append(template[position : match.start()])
+        parts.append(Placeholder(match.group("name"), _strip(match.group("fallback"))))
+        position = match.end()
+    parts.append(template[position:])
+    return tuple(part for part in parts if part != "")
+
+
 def render(template: str, metadata: Mapping[str, Any]) -> str:
     """``template`` with every placeholder replaced by the contact's value, else its fallback."""
-    placeholders(template)  # refuses malformed text before anything is substituted
-
-    def fill(match: re.Match[str]) -> str:
-        value = _value(metadata, match.group("name"))
-        if value is not None:
-            return value
-        fallback = _strip(match.group("fallback"))
-        if fallback is None:
-            raise MissingVariable(match.group("name"))
-        return fallback
-
-    return _PLACEHOLDER.sub(fill, template)
+    out: list[str] = []
+    for part in _compiled(template):
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = _value(metadata, part.name)
+        if value is None:
+            if part.fallback is None:
+                raise MissingVariable(part.name)
+            value = part.fallback
+        out.append(value)
+    return "".join(out)
