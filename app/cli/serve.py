@@ -118,7 +118,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
 def _sender_beside() -> Iterator[None]:
     """One sender process next to the development server, so a started campaign progresses
     (dry run unless provider credentials are set); stopped with the server."""
-    sender = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
+    sender = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--metrics-bind", ""])
     print(f"Sender running beside the API (pid {sender.pid}).", flush=True)
     try:
         yield

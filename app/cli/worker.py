@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.cli.common import Commands, add_command, check_database
 from app.db import migrate
 from app.db.engine import create_engine
+from app.observability.listener import metrics_listener
 from app.observability.logs import configure_logging, get_logger
 from app.providers.clients import build_clients
 from app.providers.http import create_client
 from app.services.sending.record import Timing
-from app.settings import Settings
+from app.settings import Settings, parse_bind
 from app.worker.sender import SenderLoop, SenderOptions
 
 log = get_logger("sender")
@@ -57,7 +58,8 @@ async def run_sender(settings: Settings, url: str, options: SenderOptions) -> No
     try:
         if await _migrated(engine, stop):
             sender = SenderLoop(engine, dsn, build_clients(settings, http), options)
-            await sender.run(stop)
+            with metrics_listener(settings.metrics_bind):
+                await sender.run(stop)
     finally:
         await http.aclose()
         await engine.dispose()
@@ -82,6 +84,8 @@ async def _migrated(engine: AsyncEngine, stop: asyncio.Event) -> bool:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    if args.metrics_bind is not None:
+        settings = settings.model_copy(update={"metrics_bind": args.metrics_bind or None})
     url = check_database(settings)
     configure_logging(settings)
     asyncio.run(run_sender(settings, url, options_from(settings, args.concurrency, args.batch)))
@@ -99,6 +103,21 @@ def register(commands: Commands) -> None:
     worker.add_argument(
         "--batch", type=positive, help="touches claimed at a time (default: CAMPAIGN_SEND_BATCH)"
     )
+    worker.add_argument(
+        "--metrics-bind",
+        type=metrics_bind,
+        help="host:port serving this sender's /metrics without a key (default:"
+        " CAMPAIGN_METRICS_BIND; an empty value turns it off)",
+    )
+
+
+def metrics_bind(value: str) -> str:
+    if value:
+        try:
+            parse_bind(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def positive(value: str) -> int:

@@ -21,6 +21,7 @@ from app.db.engine import create_engine, create_sessionmaker
 from app.db.errors import is_database_unavailable
 from app.db.migrate import head_revision
 from app.observability import metrics
+from app.observability.listener import metrics_listener
 from app.observability.logs import configure_logging
 from app.observability.sql_observer import instrument_engine
 from app.security.key_cache import KeyCache
@@ -29,7 +30,7 @@ from app.services.ingestion.batcher import IngestBatcher
 from app.settings import Settings, get_settings
 from app.web.envelope import RequestEnvelope
 from app.web.fast_lane import FastLaneStarlette
-from app.web.metrics_endpoint import metrics_endpoint, metrics_listener
+from app.web.metrics_endpoint import metrics_endpoint
 from app.web.unavailable import RETRY_AFTER_S
 from app.web.webhooks import routes as webhook_routes
 
