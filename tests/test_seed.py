@@ -32,7 +32,7 @@ async def test_seed_adds_the_promised_demo_data(session: AsyncSession) -> None:
         "email_steps": 5,
         "linkedin_steps": 6,
         "instances": 3,
-        "enrollments": 3,
+        "enrollments": 5,
         "events": 16,
     }
     kinds = (

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain import addresses
 from app.domain.enums import (
     Channel,
     EnrollmentStatus,
@@ -26,6 +27,7 @@ from app.models import (
     CampaignTemplate,
     EmailStep,
     Enrollment,
+    EnrollmentAddress,
     InstanceTransition,
     LinkedInStep,
 )
@@ -133,6 +135,10 @@ def _linkedin_steps() -> list[dict[str, Any]]:
     ]
 
 
+_AGENTS = {action.value: f"demo-agent-{action.value}" for action in LinkedInAction}
+"""PhantomBuster agent ids for the demo (a dry run in development: nothing is launched)."""
+
+
 def _instances(now: datetime) -> list[dict[str, Any]]:
     return [
         dict(
@@ -140,7 +146,12 @@ def _instances(now: datetime) -> list[dict[str, Any]]:
             template_id=seed_id("template:tech"),
             name="Tech Outreach Q4",
             status=InstanceStatus.ACTIVE,
-            provider_config={"email_provider": "postmark"},
+            provider_config={
+                "email_provider": "postmark",
+                "from_email": "sales@example.com",
+                "from_name": "Demo Sales",
+                "timezone": "Europe/Paris",
+            },
             started_at=now - timedelta(days=6),
         ),
         dict(
@@ -148,7 +159,12 @@ def _instances(now: datetime) -> list[dict[str, Any]]:
             template_id=seed_id("template:founders"),
             name="Founders November",
             status=InstanceStatus.PAUSED,
-            provider_config={"email_provider": "lemlist", "linkedin_provider": "phantombuster"},
+            provider_config={
+                "email_provider": "lemlist",
+                "linkedin_provider": "phantombuster",
+                "lemlist_campaign_id": "cam_demo_founders",
+                "phantombuster_agents": _AGENTS,
+            },
             started_at=now - timedelta(days=5),
             paused_at=now - timedelta(days=1),
         ),
@@ -157,7 +173,7 @@ def _instances(now: datetime) -> list[dict[str, Any]]:
             template_id=seed_id("template:linkedin"),
             name="Warm Intro (draft)",
             status=InstanceStatus.DRAFT,
-            provider_config={"linkedin_provider": "phantombuster"},
+            provider_config={"linkedin_provider": "phantombuster", "phantombuster_agents": _AGENTS},
         ),
     ]
 
@@ -193,7 +209,7 @@ def _enrollments(now: datetime) -> list[dict[str, Any]]:
             contact_id="hubspot-1001",
             status=EnrollmentStatus.REPLIED,
             current_step=2,
-            metadata_={"first_name": "Ada", "company": "Analytical Engines"},
+            metadata_=_contact("Ada", "Analytical Engines"),
             enrolled_at=now - timedelta(days=6),
         ),
         dict(
@@ -203,7 +219,7 @@ def _enrollments(now: datetime) -> list[dict[str, Any]]:
             status=EnrollmentStatus.ACTIVE,
             current_step=1,
             next_action_at=now - timedelta(days=5) + timedelta(hours=72),
-            metadata_={"first_name": "Grace", "company": "Compilers Inc"},
+            metadata_=_contact("Grace", "Compilers Inc"),
             enrolled_at=now - timedelta(days=6),
         ),
         dict(
@@ -213,9 +229,53 @@ def _enrollments(now: datetime) -> list[dict[str, Any]]:
             status=EnrollmentStatus.ACTIVE,
             current_step=2,
             next_action_at=now - timedelta(days=2) + timedelta(hours=72),
-            metadata_={"first_name": "Linus", "company": "Kernel Labs"},
+            metadata_=_contact("Linus", "Kernel Labs"),
             enrolled_at=now - timedelta(days=5),
         ),
+        *(
+            dict(
+                id=seed_id(f"enrollment:{name.lower()}"),
+                instance_id=seed_id("instance:warm-draft"),
+                contact_id=contact_id,
+                status=EnrollmentStatus.ENROLLED,
+                current_step=0,
+                metadata_=_contact(name, company),
+                enrolled_at=now - timedelta(days=1),
+            )
+            for name, company, contact_id in (
+                ("Margaret", "Apollo Guidance", "hubspot-1003"),
+                ("Edsger", "Structured Programs", "hubspot-1004"),
+            )
+        ),
+    ]
+
+
+def _contact(first_name: str, company: str) -> dict[str, Any]:
+    """A demo contact's metadata: its variables, and an address for each channel."""
+    handle = first_name.lower()
+    return {
+        "first_name": first_name,
+        "company": company,
+        "email": f"{handle}@example.com",
+        "linkedin_url": f"https://www.linkedin.com/in/{handle}-demo",
+    }
+
+
+def _addresses(now: datetime) -> list[dict[str, Any]]:
+    """Where each demo enrollment's touches go, as enrolling would have recorded it."""
+    uses = {
+        seed_id("instance:tech-q4"): (Channel.EMAIL,),
+        seed_id("instance:founders-nov"): (Channel.EMAIL, Channel.LINKEDIN),
+        seed_id("instance:warm-draft"): (Channel.LINKEDIN,),
+    }
+    return [
+        dict(
+            enrollment_id=row["id"],
+            channel=channel,
+            address=addresses.normalize(channel, row["metadata_"][addresses.METADATA_KEY[channel]]),
+        )
+        for row in _enrollments(now)
+        for channel in uses[row["instance_id"]]
     ]
 
 
@@ -259,8 +319,17 @@ def _events(now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-async def _insert(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> int:
-    statement = insert(model).on_conflict_do_nothing(index_elements=["id"]).returning(model.id)
+async def _insert(
+    session: AsyncSession,
+    model: type[Base],
+    rows: list[dict[str, Any]],
+    key: tuple[str, ...] = ("id",),
+) -> int:
+    statement = (
+        insert(model)
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(*(getattr(model, column) for column in key))
+    )
     return len((await session.execute(statement, rows)).all())
 
 
@@ -274,6 +343,9 @@ async def seed(session: AsyncSession) -> bool:
     added += await _insert(session, CampaignInstance, _instances(now))
     added += await _insert(session, InstanceTransition, _transitions(now))
     added += await _insert(session, Enrollment, _enrollments(now))
+    added += await _insert(
+        session, EnrollmentAddress, _addresses(now), key=("enrollment_id", "channel")
+    )
     added += await _insert(session, CampaignEvent, _events(now))
     if added:
         instance_ids = await session.scalars(

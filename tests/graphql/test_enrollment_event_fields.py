@@ -114,7 +114,11 @@ async def test_enrollment_by_id_and_its_events(
         assert (
             node["instance"]["metrics"]
             == seed_figures(
-                next(k for k in ("tech-q4", "founders-nov") if sid(f"instance:{k}") == instance_id)
+                next(
+                    k
+                    for k in ("tech-q4", "founders-nov", "warm-draft")
+                    if sid(f"instance:{k}") == instance_id
+                )
             )["metrics"]
         )
         order = await newest_first(
