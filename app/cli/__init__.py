@@ -44,7 +44,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return status or 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
