@@ -57,16 +57,23 @@ class Window:
         )
 
     def next_open(self, at: datetime) -> datetime:
-        """``at`` when open, else the next moment the window opens (within a week)."""
+        """``at`` when open, else the next moment the window opens (within two weeks).
+
+        Compared as instants, not as wall-clock times: a local time the clock passes twice
+        (autumn) is tried at both instants, and one it skips (spring) only counts if the
+        window is open then."""
         if self.is_open(at):
             return at
         local = self.local(at)
-        for offset in range(8):
+        for offset in range(15):
             day = local.date() + timedelta(days=offset)
-            opening = datetime.combine(day, self.start, self.zone)
-            if day.weekday() in self.days and opening > local:
-                return opening.astimezone(UTC)
-        raise AssertionError("a window with at least one day opens within a week")
+            if day.weekday() not in self.days:
+                continue
+            wall = datetime.combine(day, self.start, self.zone)
+            for opening in sorted({wall.astimezone(UTC), wall.replace(fold=1).astimezone(UTC)}):
+                if opening > at and self.is_open(opening):
+                    return opening
+        raise AssertionError("a window with at least one day opens within two weeks")
 
 
 @dataclass(frozen=True, slots=True)
