@@ -140,7 +140,8 @@ def _agents(config: Mapping[str, Any]) -> dict[LinkedInAction, str]:
         return {}
     actions = {a.value for a in LinkedInAction}
     if not isinstance(value, dict) or not all(
-        k in actions and isinstance(v, str | int) and str(v).strip() for k, v in value.items()
+        k in actions and isinstance(v, str | int) and not isinstance(v, bool) and str(v).strip()
+        for k, v in value.items()
     ):
         raise ConfigProblem(
             "phantombuster_agents must map LinkedIn actions ("
@@ -154,10 +155,11 @@ def _zone(config: Mapping[str, Any]) -> ZoneInfo | None:
     name = config.get("timezone")
     if name is None:
         return None
-    try:
-        return ZoneInfo(name) if isinstance(name, str) and name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
+    if isinstance(name, str) and name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
     raise ConfigProblem("timezone must be an IANA time zone name, e.g. Europe/Paris")
 
 
