@@ -23,9 +23,17 @@ _LINKEDIN = re.compile(r"^(?:[a-z]{2,3}\.)?linkedin\.com/(?:in|pub)/[^/\s?#]{1,2
 _LINKEDIN_PREFIX = re.compile(r"^https?://(?:www\.)?")
 
 
+def _lower(value: str) -> str:
+    """Lower case as PostgreSQL's ``lower()`` gives it (libc locale): character by character,
+    one character for one (capital dotted I becomes ``i``, a final capital sigma the plain
+    small sigma), where ``str.lower`` applies Unicode's special and contextual casing."""
+    return "".join(character.lower()[0] for character in value)
+
+
 def normalize(channel: Channel, raw: str) -> str:
-    """The form an address is stored and compared in."""
-    value = raw.strip().lower()
+    """The form an address is stored and compared in (what ``normalized_sql`` computes:
+    only spaces are trimmed, as ``btrim`` does)."""
+    value = _lower(raw.strip(" "))
     if channel is Channel.EMAIL:
         return value
     value = _LINKEDIN_PREFIX.sub("", value)
@@ -41,8 +49,8 @@ def problem(channel: Channel, raw: object) -> str | None:
         return f"longer than {ADDRESS_MAX} characters"
     value = normalize(channel, raw)
     if channel is Channel.EMAIL:
-        return None if _EMAIL.match(value) else "not an e-mail address"
-    return None if _LINKEDIN.match(value) else "not a LinkedIn profile URL (linkedin.com/in/…)"
+        return None if _EMAIL.fullmatch(value) else "not an e-mail address"
+    return None if _LINKEDIN.fullmatch(value) else "not a LinkedIn profile URL (linkedin.com/in/…)"
 
 
 def normalized_sql(channel: Channel, expression: str) -> str:
