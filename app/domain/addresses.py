@@ -3,7 +3,8 @@ normalized the same way in Python (enrollment checks, operators' imports) and in
 sender's suppression check, the suppressions table's CHECK, the effects that suppress).
 
 An address is compared in its normalized form only: e-mail lower-cased and trimmed; a LinkedIn
-URL lower-cased, trimmed, without scheme, ``www.``, query, fragment or trailing slash.
+URL lower-cased, trimmed, without scheme, ``www.`` (with or without a scheme, however often
+repeated), query, fragment or trailing slash.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _EMAIL = re.compile(
     r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
 _LINKEDIN = re.compile(r"^(?:[a-z]{2,3}\.)?linkedin\.com/(?:in|pub)/[^/\s?#]{1,200}$")
-_LINKEDIN_PREFIX = re.compile(r"^https?://(?:www\.)?")
+_LINKEDIN_PREFIX = re.compile(r"^(?:https?://|www\.)*")
 
 
 def _lower(value: str) -> str:
@@ -60,7 +61,7 @@ def normalized_sql(channel: Channel, expression: str) -> str:
         return lowered
     return (
         "rtrim(split_part(split_part(regexp_replace("
-        f"{lowered}, '^https?://(www\\.)?', ''), '?', 1), '#', 1), '/')"
+        f"{lowered}, '^(https?://|www\\.)*', ''), '?', 1), '#', 1), '/')"
     )
 
 
