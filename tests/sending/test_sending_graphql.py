@@ -5,12 +5,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.services import enrollment
@@ -18,13 +16,17 @@ from app.settings import Settings
 from tests.graphql_client import gql
 from tests.lifecycle.helpers import COMPLETE_INSTANCE, mutate
 from tests.sending.conftest import (
-    Campaign,
-    build_campaign,
+    LOST,
+    MIXED_CONTACTS,
+    REFUSED,
+    RETRIED,
+    Run,
     contact,
     eventually,
     rows,
     running_sender,
     scalar,
+    sending_figures,
 )
 from tests.sending.fake_providers import FakeProviders, Reply
 
@@ -45,70 +47,6 @@ mutation Retry($id: ID!) {{
   retryDispatch(id: $id) {{ dispatch {{ {DISPATCH_FIELDS} }} errors {{ field code message }} }}
 }}
 """
-CONTACTS = 6
-REFUSED, RETRIED, LOST = 0, 1, 3  # contact numbers: 406 for good, 405 until given up, lost
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    campaign: Campaign
-    enrollment_of: dict[int, str]  # contact number -> enrollment id
-
-
-def _script(provider: str, payload: dict[str, Any]) -> Reply:
-    if provider == "postmark" and payload["To"] == f"person{REFUSED}@example.com":
-        return Reply(422, {"ErrorCode": 406, "Message": "Inactive recipient"})
-    if provider == "postmark" and payload["To"] == f"person{RETRIED}@example.com":
-        return Reply(422, {"ErrorCode": 405, "Message": "Not allowed to send"})
-    if provider == "phantombuster" and payload["argument"]["profileUrl"].endswith(f"-{LOST}"):
-        return Reply.dropped()
-    return Reply.taken()
-
-
-async def settled(engine: AsyncEngine, instance_id: str) -> bool:
-    """No touch held or waiting, no enrollment due: the sender has nothing left to do."""
-    busy = await scalar(
-        engine,
-        "SELECT (SELECT count(*) FROM dispatches WHERE instance_id = CAST(:i AS uuid)"
-        "        AND status IN ('queued', 'sending'))"
-        " + (SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)"
-        "        AND status = 'active' AND next_action_at IS NOT NULL)",
-        i=instance_id,
-    )
-    return bool(busy == 0)
-
-
-@pytest.fixture
-async def run(
-    engine: AsyncEngine,
-    app_sessionmaker: async_sessionmaker[AsyncSession],
-    providers: FakeProviders,
-    sender_settings: Settings,
-) -> Run:
-    """Email step 1 then a LinkedIn profile visit as step 2, for six contacts: one refused
-    for good by Postmark, one refused until the sender gives up, one whose visit's answer is
-    lost (PhantomBuster cannot be asked: unknown), three that complete."""
-    providers.script = _script
-    campaign = await build_campaign(
-        app_sessionmaker,
-        CONTACTS,
-        email_steps=[
-            {"step_number": 1, "subject": "Hi {{first_name}}", "body": "Hello {{first_name}}."}
-        ],
-        linkedin_steps=[{"step_number": 2, "action": "profile_visit", "delay_hours": 0}],
-    )
-
-    async def sender_is_done() -> bool:
-        return await settled(engine, campaign.instance_id)
-
-    async with running_sender(sender_settings):
-        await eventually(sender_is_done)
-    found = await rows(
-        engine,
-        "SELECT contact_id, id::text FROM enrollments WHERE instance_id = CAST(:i AS uuid)",
-        i=campaign.instance_id,
-    )
-    return Run(campaign, {int(c.removeprefix("crm-")): i for c, i in found})
 
 
 async def read(client: httpx.AsyncClient, key: str, instance_id: str) -> dict[str, Any]:
@@ -190,25 +128,7 @@ async def test_dispatches_and_sending_figures_are_what_the_database_holds(
     assert [d["providerMessageId"] for d in lost] == [None]  # the one whose answer was lost
     assert lost[0]["lastErrorCode"]
 
-    [figures] = await rows(
-        engine,
-        """
-        SELECT
-          (SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)
-             AND status = 'active' AND next_action_at <= now()) AS due_now,
-          (SELECT min(next_action_at) FROM enrollments WHERE instance_id = CAST(:i AS uuid)
-             AND status = 'active') AS next_due_at,
-          count(*) FILTER (WHERE status = 'sending') AS in_flight,
-          count(*) FILTER (WHERE status = 'queued') AS retrying,
-          count(*) FILTER (WHERE status = 'failed') AS failed,
-          count(*) FILTER (WHERE status = 'unknown') AS unknown,
-          count(*) FILTER (WHERE status = 'sent'
-                           AND (sent_at AT TIME ZONE 'UTC')::date
-                               = (now() AT TIME ZONE 'UTC')::date) AS sent_today
-        FROM dispatches WHERE instance_id = CAST(:i AS uuid)
-        """,
-        i=instance_id,
-    )
+    figures = await sending_figures(engine, instance_id)
     sending = shown["sending"]
     assert {
         "dueNow": sending["dueNow"],
@@ -256,7 +176,7 @@ async def test_retry_dispatch_refuses_what_must_not_be_sent_again(
 
     before = await rows(engine, "SELECT * FROM dispatches ORDER BY id")
     refused(await retry(str(uuid.uuid4())), "NOT_FOUND")
-    sent = (await dispatch_rows(engine, run.enrollment_of[CONTACTS - 1]))[0]
+    sent = (await dispatch_rows(engine, run.enrollment_of[MIXED_CONTACTS - 1]))[0]
     assert sent.status == "sent"
     assert "sent" in refused(await retry(str(sent.id)), "INVALID_TRANSITION")
     failed_for_good = (await dispatch_rows(engine, run.enrollment_of[REFUSED]))[0]
