@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.driver import DriverConnection
@@ -23,6 +24,10 @@ from tests.sending.conftest import SENDING_CONFIG, build_campaign, rows, scalar
 
 LEASE_S = 60.0
 ONE_EMAIL_STEP = [{"step_number": 1, "subject": "Hi", "body": "Hello {{first_name}}."}]
+MULTI_STEPS = {
+    "email_steps": ONE_EMAIL_STEP,
+    "linkedin_steps": [{"step_number": 1, "action": "profile_visit", "delay_hours": 0}],
+}
 
 
 @contextlib.asynccontextmanager
@@ -127,13 +132,48 @@ async def test_concurrent_claims_share_the_due_set_exactly(
     assert dispatches == len(due)
 
 
+async def test_a_claim_stops_suppressed_contacts_without_a_touch(
+    engine: AsyncEngine, app_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Suppressions written behind the enrollments' backs (as a concurrent transaction would
+    have): the claim itself checks every channel's address, however the contact's is
+    written, and stops the contact, bounced when every hit is a bounce."""
+    await build_campaign(app_sessionmaker, 4, **MULTI_STEPS)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE enrollments SET metadata = metadata || jsonb_build_object("
+                "'linkedin_url', 'www.LinkedIn.com/in/Person-2/?trk=x') WHERE contact_id = 'crm-2'"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO suppressions (channel, address, reason) VALUES"
+                " ('email', 'person0@example.com', 'bounced'),"
+                " ('linkedin', 'linkedin.com/in/person-1', 'manual'),"
+                " ('linkedin', 'linkedin.com/in/person-2', 'spam_complaint')"
+            )
+        )
+    current = await current_plan(engine)
+    taken = await claim(engine, current, 100, "sender")
+
+    contact_of = dict(await rows(engine, "SELECT id::text, contact_id FROM enrollments"))
+    assert {contact_of[i] for i in enrollments_of(taken)} == {"crm-3"}
+    found = await rows(
+        engine, "SELECT contact_id, status::text, next_action_at IS NULL FROM enrollments"
+    )
+    assert {c: (s, cleared) for c, s, cleared in found} == {
+        "crm-0": ("bounced", True),
+        "crm-1": ("unsubscribed", True),
+        "crm-2": ("unsubscribed", True),
+        "crm-3": ("active", True),  # claimed: its touches carry the work now
+    }
+    assert await scalar(engine, "SELECT count(DISTINCT enrollment_id) FROM dispatches") == 1
+
+
 # --- the daily limit ----------------------------------------------------------------------------
 
 LIMIT = 7
-MULTI_STEPS = {
-    "email_steps": ONE_EMAIL_STEP,
-    "linkedin_steps": [{"step_number": 1, "action": "profile_visit", "delay_hours": 0}],
-}
 
 
 async def touches_per_enrollment(engine: AsyncEngine, template_id: str) -> int:
