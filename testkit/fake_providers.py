@@ -80,6 +80,18 @@ class Message:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request as it arrived: for tests of what a client puts on the wire."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    """Lower-cased names."""
+    payload: Any
+
+
 Script = Callable[[str, dict[str, Any]], Reply]
 
 
@@ -93,6 +105,7 @@ class FakeProviders:
     script: Script = _always_taken
     base_url: str = ""
     received: list[Message] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
     searches: list[str] = field(default_factory=list)
     auth_failures: int = 0
     _server: asyncio.Server | None = None
@@ -192,6 +205,9 @@ class FakeProviders:
         target = urlsplit(request.target.decode())
         path = target.path
         payload = json.loads(body) if body else None
+        self.requests.append(
+            Request(request.method.decode(), path, parse_qs(target.query), headers, payload)
+        )
         if path.startswith("/messages/outbound"):
             return self._search(headers, parse_qs(target.query))
         if path in ("/email", "/email/batch"):

@@ -3,7 +3,8 @@ normalized the same way in Python (enrollment checks, operators' imports) and in
 sender's suppression check, the suppressions table's CHECK, the effects that suppress).
 
 An address is compared in its normalized form only: e-mail lower-cased and trimmed; a LinkedIn
-URL lower-cased, trimmed, without scheme, ``www.``, query, fragment or trailing slash.
+URL lower-cased, trimmed, without scheme, ``www.`` (with or without a scheme, however often
+repeated), query, fragment or trailing slash.
 """
 
 from __future__ import annotations
@@ -20,12 +21,20 @@ _EMAIL = re.compile(
     r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
 _LINKEDIN = re.compile(r"^(?:[a-z]{2,3}\.)?linkedin\.com/(?:in|pub)/[^/\s?#]{1,200}$")
-_LINKEDIN_PREFIX = re.compile(r"^https?://(?:www\.)?")
+_LINKEDIN_PREFIX = re.compile(r"^(?:https?://|www\.)*")
+
+
+def _lower(value: str) -> str:
+    """Lower case as PostgreSQL's ``lower()`` gives it (libc locale): character by character,
+    one character for one (capital dotted I becomes ``i``, a final capital sigma the plain
+    small sigma), where ``str.lower`` applies Unicode's special and contextual casing."""
+    return "".join(character.lower()[0] for character in value)
 
 
 def normalize(channel: Channel, raw: str) -> str:
-    """The form an address is stored and compared in."""
-    value = raw.strip().lower()
+    """The form an address is stored and compared in (what ``normalized_sql`` computes:
+    only spaces are trimmed, as ``btrim`` does)."""
+    value = _lower(raw.strip(" "))
     if channel is Channel.EMAIL:
         return value
     value = _LINKEDIN_PREFIX.sub("", value)
@@ -41,8 +50,8 @@ def problem(channel: Channel, raw: object) -> str | None:
         return f"longer than {ADDRESS_MAX} characters"
     value = normalize(channel, raw)
     if channel is Channel.EMAIL:
-        return None if _EMAIL.match(value) else "not an e-mail address"
-    return None if _LINKEDIN.match(value) else "not a LinkedIn profile URL (linkedin.com/in/…)"
+        return None if _EMAIL.fullmatch(value) else "not an e-mail address"
+    return None if _LINKEDIN.fullmatch(value) else "not a LinkedIn profile URL (linkedin.com/in/…)"
 
 
 def normalized_sql(channel: Channel, expression: str) -> str:
@@ -52,7 +61,7 @@ def normalized_sql(channel: Channel, expression: str) -> str:
         return lowered
     return (
         "rtrim(split_part(split_part(regexp_replace("
-        f"{lowered}, '^https?://(www\\.)?', ''), '?', 1), '#', 1), '/')"
+        f"{lowered}, '^(https?://|www\\.)*', ''), '?', 1), '#', 1), '/')"
     )
 
 

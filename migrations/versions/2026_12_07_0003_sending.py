@@ -264,7 +264,7 @@ def upgrade() -> None:
             name=op.f("ck_suppressions_email_normalized"),
         ),
         sa.CheckConstraint(
-            "channel <> 'linkedin' OR address = rtrim(split_part(split_part(regexp_replace(lower(btrim(address)), '^https?://(www\\.)?', ''), '?', 1), '#', 1), '/')",
+            "channel <> 'linkedin' OR address = rtrim(split_part(split_part(regexp_replace(lower(btrim(address)), '^(https?://|www\\.)*', ''), '?', 1), '#', 1), '/')",
             name=op.f("ck_suppressions_linkedin_normalized"),
         ),
         sa.CheckConstraint(
@@ -309,7 +309,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "channel <> 'linkedin' OR address = rtrim(split_part(split_part(regexp_replace("
-            "lower(btrim(address)), '^https?://(www\\.)?', ''), '?', 1), '#', 1), '/')",
+            "lower(btrim(address)), '^(https?://|www\\.)*', ''), '?', 1), '#', 1), '/')",
             name=op.f("ck_enrollment_addresses_linkedin_normalized"),
         ),
         sa.ForeignKeyConstraint(

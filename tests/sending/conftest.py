@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,12 +21,13 @@ from app.providers.clients import build_clients
 from app.providers.http import create_client
 from app.settings import Settings
 from app.worker.sender import SenderLoop, SenderOptions
-from testkit.campaigns import SENDING_CONFIG, Campaign, build_campaign, contact
+from testkit.campaigns import Campaign, build_campaign
 from testkit.fake_providers import (
     LEMLIST_KEY,
     PHANTOMBUSTER_KEY,
     POSTMARK_TOKEN,
     FakeProviders,
+    Reply,
 )
 
 
@@ -119,4 +121,94 @@ def app_sessionmaker(engine: AsyncEngine, clean_db: None) -> async_sessionmaker[
     return create_sessionmaker(engine)
 
 
-__all__ = ["SENDING_CONFIG", "Campaign", "build_campaign", "contact"]
+# --- a run with every outcome ----------------------------------------------------------------
+
+MIXED_CONTACTS = 6
+REFUSED, RETRIED, LOST = 0, 1, 3  # contact numbers: 406 for good, 405 until given up, lost
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    campaign: Campaign
+    enrollment_of: dict[int, str]  # contact number -> enrollment id
+
+
+def mixed_script(provider: str, payload: dict[str, Any]) -> Reply:
+    if provider == "postmark" and payload["To"] == f"person{REFUSED}@example.com":
+        return Reply(422, {"ErrorCode": 406, "Message": "Inactive recipient"})
+    if provider == "postmark" and payload["To"] == f"person{RETRIED}@example.com":
+        return Reply(422, {"ErrorCode": 405, "Message": "Not allowed to send"})
+    if provider == "phantombuster" and payload["argument"]["profileUrl"].endswith(f"-{LOST}"):
+        return Reply.dropped()
+    return Reply.taken()
+
+
+async def settled(engine: AsyncEngine, instance_id: str) -> bool:
+    """No touch held or waiting, no enrollment due: the sender has nothing left to do."""
+    busy = await scalar(
+        engine,
+        "SELECT (SELECT count(*) FROM dispatches WHERE instance_id = CAST(:i AS uuid)"
+        "        AND status IN ('queued', 'sending'))"
+        " + (SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)"
+        "        AND status = 'active' AND next_action_at IS NOT NULL)",
+        i=instance_id,
+    )
+    return bool(busy == 0)
+
+
+@pytest.fixture
+async def run(
+    engine: AsyncEngine,
+    app_sessionmaker: async_sessionmaker[AsyncSession],
+    providers: FakeProviders,
+    sender_settings: Settings,
+) -> Run:
+    """Email step 1 then a LinkedIn profile visit as step 2, for six contacts: one refused
+    for good by Postmark, one refused until the sender gives up, one whose visit's answer is
+    lost (PhantomBuster cannot be asked: unknown), three that complete."""
+    providers.script = mixed_script
+    campaign = await build_campaign(
+        app_sessionmaker,
+        MIXED_CONTACTS,
+        email_steps=[
+            {"step_number": 1, "subject": "Hi {{first_name}}", "body": "Hello {{first_name}}."}
+        ],
+        linkedin_steps=[{"step_number": 2, "action": "profile_visit", "delay_hours": 0}],
+    )
+
+    async def sender_is_done() -> bool:
+        return await settled(engine, campaign.instance_id)
+
+    async with running_sender(sender_settings):
+        await eventually(sender_is_done)
+    found = await rows(
+        engine,
+        "SELECT contact_id, id::text FROM enrollments WHERE instance_id = CAST(:i AS uuid)",
+        i=campaign.instance_id,
+    )
+    return Run(campaign, {int(c.removeprefix("crm-")): i for c, i in found})
+
+
+async def sending_figures(engine: AsyncEngine, instance_id: str) -> Any:
+    """An instance's sending figures, counted here from the rows (UTC instance: no timezone
+    in its provider_config)."""
+    [figures] = await rows(
+        engine,
+        """
+        SELECT
+          (SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)
+             AND status = 'active' AND next_action_at <= now()) AS due_now,
+          (SELECT min(next_action_at) FROM enrollments WHERE instance_id = CAST(:i AS uuid)
+             AND status = 'active') AS next_due_at,
+          count(*) FILTER (WHERE status = 'sending') AS in_flight,
+          count(*) FILTER (WHERE status = 'queued') AS retrying,
+          count(*) FILTER (WHERE status = 'failed') AS failed,
+          count(*) FILTER (WHERE status = 'unknown') AS unknown,
+          count(*) FILTER (WHERE status = 'sent'
+                           AND (sent_at AT TIME ZONE 'UTC')::date
+                               = (now() AT TIME ZONE 'UTC')::date) AS sent_today
+        FROM dispatches WHERE instance_id = CAST(:i AS uuid)
+        """,
+        i=instance_id,
+    )
+    return figures

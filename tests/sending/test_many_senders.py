@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.services.ingestion.counters import check_counters
 from app.settings import Settings
+from testkit.campaigns import build_campaign
 from testkit.fake_providers import FakeProviders
 from testkit.senders import worker_environment, workers
-from tests.sending.conftest import build_campaign, eventually, rows, scalar
+from tests.sending.conftest import eventually, rows, scalar
 
 CONTACTS = 2_000
 SENDERS = 4

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.services.ingestion.counters import check_counters
 from app.settings import Settings
+from testkit.campaigns import build_campaign
 from testkit.fake_providers import FakeProviders
-from tests.sending.conftest import build_campaign, eventually, rows, running_sender, scalar
+from tests.sending.conftest import eventually, rows, running_sender, scalar
 
 CONTACTS = 30
 

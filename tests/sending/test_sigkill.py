@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.services.ingestion.counters import check_counters
 from app.settings import Settings
+from testkit.campaigns import build_campaign
 from testkit.fake_providers import FakeProviders
 from testkit.senders import kill_worker, start_worker, stop_worker, worker_environment
-from tests.sending.conftest import build_campaign, eventually, rows, scalar
+from tests.sending.conftest import eventually, rows, scalar
 
 CONTACTS = 1_000  # one step, e-mail and LinkedIn: 2,000 touches due at once
 TRIALS = 3

@@ -57,16 +57,23 @@ class Window:
         )
 
     def next_open(self, at: datetime) -> datetime:
-        """``at`` when open, else the next moment the window opens (within a week)."""
+        """``at`` when open, else the next moment the window opens (within two weeks).
+
+        Compared as instants, not as wall-clock times: a local time the clock passes twice
+        (autumn) is tried at both instants, and one it skips (spring) only counts if the
+        window is open then."""
         if self.is_open(at):
             return at
         local = self.local(at)
-        for offset in range(8):
+        for offset in range(15):
             day = local.date() + timedelta(days=offset)
-            opening = datetime.combine(day, self.start, self.zone)
-            if day.weekday() in self.days and opening > local:
-                return opening.astimezone(UTC)
-        raise AssertionError("a window with at least one day opens within a week")
+            if day.weekday() not in self.days:
+                continue
+            wall = datetime.combine(day, self.start, self.zone)
+            for opening in sorted({wall.astimezone(UTC), wall.replace(fold=1).astimezone(UTC)}):
+                if opening > at and self.is_open(opening):
+                    return opening
+        raise AssertionError("a window with at least one day opens within two weeks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +140,8 @@ def _agents(config: Mapping[str, Any]) -> dict[LinkedInAction, str]:
         return {}
     actions = {a.value for a in LinkedInAction}
     if not isinstance(value, dict) or not all(
-        k in actions and isinstance(v, str | int) and str(v).strip() for k, v in value.items()
+        k in actions and isinstance(v, str | int) and not isinstance(v, bool) and str(v).strip()
+        for k, v in value.items()
     ):
         raise ConfigProblem(
             "phantombuster_agents must map LinkedIn actions ("
@@ -147,10 +155,11 @@ def _zone(config: Mapping[str, Any]) -> ZoneInfo | None:
     name = config.get("timezone")
     if name is None:
         return None
-    try:
-        return ZoneInfo(name) if isinstance(name, str) and name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
+    if isinstance(name, str) and name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
     raise ConfigProblem("timezone must be an IANA time zone name, e.g. Europe/Paris")
 
 
