@@ -167,9 +167,12 @@ async def test_a_claim_stops_suppressed_contacts_without_a_touch(
         "crm-0": ("bounced", True),
         "crm-1": ("unsubscribed", True),
         "crm-2": ("unsubscribed", True),
-        "crm-3": ("active", True),  # claimed: its touches carry the work now
+        # claimed, not updated: its open dispatches keep it out of later claims
+        "crm-3": ("active", False),
     }
     assert await scalar(engine, "SELECT count(DISTINCT enrollment_id) FROM dispatches") == 1
+    again = await claim(engine, await current_plan(engine), 100, "another sender")
+    assert again == [], "an enrollment with open touches is not claimed twice"
 
 
 # --- the daily limit ----------------------------------------------------------------------------
