@@ -207,13 +207,22 @@ async def create_template(
 
 
 async def add_email_step(
-    client: httpx.AsyncClient, key: str, template_id: str, number: int, delay: int
+    client: httpx.AsyncClient,
+    key: str,
+    template_id: str,
+    number: int,
+    delay: int,
+    body: str | None = None,
+    subject: str | None = None,
 ) -> str:
-    data = {
+    """An email step; its body uses {{first_name}} unless ``body`` is given."""
+    data: dict[str, Any] = {
         "stepNumber": number,
-        "body": f"Hello {{{{first_name}}}}, step {number}.",
+        "body": f"Hello {{{{first_name}}}}, step {number}." if body is None else body,
         "delayHours": delay,
     }
+    if subject is not None:
+        data["subject"] = subject
     result = await mutate(
         client, key, ADD_EMAIL_STEP, "addEmailStep", {"templateId": template_id, "input": data}
     )
@@ -222,9 +231,17 @@ async def add_email_step(
 
 
 async def add_linkedin_step(
-    client: httpx.AsyncClient, key: str, template_id: str, number: int, delay: int
+    client: httpx.AsyncClient,
+    key: str,
+    template_id: str,
+    number: int,
+    delay: int,
+    action: str = "PROFILE_VISIT",
+    message: str | None = None,
 ) -> str:
-    data = {"stepNumber": number, "action": "PROFILE_VISIT", "delayHours": delay}
+    data: dict[str, Any] = {"stepNumber": number, "action": action, "delayHours": delay}
+    if message is not None:
+        data["message"] = message
     result = await mutate(
         client,
         key,
