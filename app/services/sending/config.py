@@ -147,10 +147,12 @@ def _zone(config: Mapping[str, Any]) -> ZoneInfo | None:
     name = config.get("timezone")
     if name is None:
         return None
-    try:
-        return ZoneInfo(name) if isinstance(name, str) and name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
+    if isinstance(name, str) and name:
+        try:
+            return ZoneInfo(name)
+        # OSError: a directory of the zone database ("Europe"), a name too long for a file.
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
     raise ConfigProblem("timezone must be an IANA time zone name, e.g. Europe/Paris")
 
 
