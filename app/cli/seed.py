@@ -140,7 +140,7 @@ def _instances(now: datetime) -> list[dict[str, Any]]:
             template_id=seed_id("template:tech"),
             name="Tech Outreach Q4",
             status=InstanceStatus.ACTIVE,
-            provider_config={"email_provider": "postmark"},
+            provider_config={"email_provider": "postmark", "from_email": "outreach@acme.example"},
             started_at=now - timedelta(days=6),
         ),
         dict(
@@ -148,7 +148,16 @@ def _instances(now: datetime) -> list[dict[str, Any]]:
             template_id=seed_id("template:founders"),
             name="Founders November",
             status=InstanceStatus.PAUSED,
-            provider_config={"email_provider": "lemlist", "linkedin_provider": "phantombuster"},
+            provider_config={
+                "email_provider": "lemlist",
+                "linkedin_provider": "phantombuster",
+                "lemlist_campaign_id": "cam_founders_nov",
+                "phantombuster_agents": {
+                    "profile_visit": "4101",
+                    "connection_request": "4102",
+                    "message": "4103",
+                },
+            },
             started_at=now - timedelta(days=5),
             paused_at=now - timedelta(days=1),
         ),
@@ -157,7 +166,14 @@ def _instances(now: datetime) -> list[dict[str, Any]]:
             template_id=seed_id("template:linkedin"),
             name="Warm Intro (draft)",
             status=InstanceStatus.DRAFT,
-            provider_config={"linkedin_provider": "phantombuster"},
+            provider_config={
+                "linkedin_provider": "phantombuster",
+                "phantombuster_agents": {
+                    "profile_visit": "4101",
+                    "connection_request": "4102",
+                    "voice_message": "4104",
+                },
+            },
         ),
     ]
 
@@ -193,7 +209,11 @@ def _enrollments(now: datetime) -> list[dict[str, Any]]:
             contact_id="hubspot-1001",
             status=EnrollmentStatus.REPLIED,
             current_step=2,
-            metadata_={"first_name": "Ada", "company": "Analytical Engines"},
+            metadata_={
+                "first_name": "Ada",
+                "company": "Analytical Engines",
+                "email": "ada@analytical-engines.example",
+            },
             enrolled_at=now - timedelta(days=6),
         ),
         dict(
@@ -203,7 +223,11 @@ def _enrollments(now: datetime) -> list[dict[str, Any]]:
             status=EnrollmentStatus.ACTIVE,
             current_step=1,
             next_action_at=now - timedelta(days=5) + timedelta(hours=72),
-            metadata_={"first_name": "Grace", "company": "Compilers Inc"},
+            metadata_={
+                "first_name": "Grace",
+                "company": "Compilers Inc",
+                "email": "grace@compilers.example",
+            },
             enrolled_at=now - timedelta(days=6),
         ),
         dict(
@@ -213,7 +237,12 @@ def _enrollments(now: datetime) -> list[dict[str, Any]]:
             status=EnrollmentStatus.ACTIVE,
             current_step=2,
             next_action_at=now - timedelta(days=2) + timedelta(hours=72),
-            metadata_={"first_name": "Linus", "company": "Kernel Labs"},
+            metadata_={
+                "first_name": "Linus",
+                "company": "Kernel Labs",
+                "email": "linus@kernel-labs.example",
+                "linkedin_url": "https://www.linkedin.com/in/linus-kernel-labs",
+            },
             enrolled_at=now - timedelta(days=5),
         ),
     ]
