@@ -155,6 +155,25 @@ async def test_enroll_contact_refuses_what_the_template_cannot_use_and_writes_no
     assert enrolled["metadata"] == fixed
 
 
+async def test_a_contact_without_metadata_has_no_address(
+    app: Starlette, client: httpx.AsyncClient, write_key: str
+) -> None:
+    """Omitted and empty metadata were stored as {} before; every campaign sends somewhere, so
+    now neither can be enrolled."""
+    engine = engine_of(app)
+    instance_id = await _instance(client, write_key, engine, "EMAIL")
+    for data in ({"contactId": "c"}, {"contactId": "c", "metadata": {}}):
+        result = await mutate(
+            client,
+            write_key,
+            ENROLL_CONTACT,
+            "enrollContact",
+            {"instanceId": instance_id, "input": data},
+        )
+        assert_refused(result, "enrollment", "ADDRESS_MISSING", ["input", "metadata", "email"])
+    assert await _state(engine, instance_id) == (0, [])
+
+
 async def test_only_variables_without_a_fallback_in_active_steps_on_used_channels_count(
     app: Starlette, client: httpx.AsyncClient, write_key: str
 ) -> None:
