@@ -56,7 +56,7 @@ class SkippedContact:
 class BulkEnrollPayload:
     enrolled_count: int = strawberry.field(description="How many new enrollments were created.")
     skipped_count: int = strawberry.field(
-        description="How many contacts were already in the instance (or repeated in the request)."
+        description="How many contacts were not enrolled, for any reason: the length of skipped."
     )
     skipped: list[SkippedContact] = strawberry.field(
         description=(

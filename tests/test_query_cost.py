@@ -44,6 +44,7 @@ def test_connections_are_the_paged_fields(graphql_schema: GraphQLSchema) -> None
         "Query.templates",
         "Query.instances",
         "Query.orphanedEvents",
+        "Query.suppressions",
         "CampaignTemplate.instances",
         "CampaignInstance.enrollments",
         "CampaignInstance.events",

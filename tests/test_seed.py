@@ -6,7 +6,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cli.seed import is_empty, seed
+from app.domain.enums import TemplateType
+from app.services.audience import audience_of
 from app.services.ingestion.counters import RECOMPUTED_COUNTERS_SQL
+from app.services.sending import config as sending_config
+from app.services.sending.config import missing_for_start
+from app.services.sequence import used_actions, used_channels
 
 COUNTS = """
 SELECT (SELECT count(*) FROM campaign_templates) AS templates,
@@ -79,3 +84,33 @@ async def test_seeded_counters_match_the_events(session: AsyncSession) -> None:
     assert [tuple(r) for r in stored] == [tuple(r) for r in recomputed]
     # The data is not trivially zero: the active instance saw opens and a reply.
     assert any(row.total_opened > 0 and row.total_replied > 0 for row in stored)
+
+
+async def test_the_demo_obeys_the_sending_rules(session: AsyncSession) -> None:
+    """`make run` runs a sender on the demo: each instance's config gives its providers what
+    a start needs, and each running contact has the addresses and variables its template's
+    steps need (otherwise the first pass fails the contact)."""
+    assert await seed(session) is True
+    instances = (
+        await session.execute(
+            text(
+                "SELECT i.id, i.provider_config, t.id AS template_id, t.type::text AS type"
+                " FROM campaign_instances i JOIN campaign_templates t ON t.id = i.template_id"
+            )
+        )
+    ).all()
+    for instance in instances:
+        template_type = TemplateType(instance.type)
+        config = sending_config.parse(instance.provider_config)
+        actions = await used_actions(session, instance.template_id, template_type)
+        assert missing_for_start(config, used_channels(template_type), actions) == [], instance
+        audience = await audience_of(session, instance.template_id, template_type)
+        running = await session.scalars(
+            text(
+                "SELECT metadata FROM enrollments WHERE instance_id = :id"
+                " AND status IN ('enrolled', 'active', 'paused')"
+            ),
+            {"id": instance.id},
+        )
+        for metadata in running:
+            assert audience.refusal(metadata) is None, (instance, metadata)

@@ -17,7 +17,7 @@ from app.domain.enums import ErrorCode
 from app.domain.errors import DomainError
 from app.domain.limits import BULK_ENROLL_MAX
 from app.observability import metrics
-from app.services.enrollment import ContactInput, bulk_enroll, check_contact
+from app.services.enrollment import ContactInput, Skipped, bulk_enroll, check_contact
 
 
 @dataclass(slots=True)
@@ -59,6 +59,14 @@ def _rows(path: Path, summary: ImportSummary) -> Iterator[tuple[int, ContactInpu
             yield line, contact
 
 
+def _skip_reason(skipped: Skipped, lines: list[int]) -> str:
+    """The reason as the operator reads it: a repeat names the line it repeats (the service's
+    message counts positions in the batch, which are not line numbers)."""
+    if skipped.repeats is not None:
+        return f"{skipped.reason.value}: repeats line {lines[skipped.repeats]}"
+    return f"{skipped.reason.value}: {skipped.message}"
+
+
 async def import_csv(
     sessionmaker: async_sessionmaker[AsyncSession],
     instance_id: str,
@@ -75,9 +83,7 @@ async def import_csv(
             result = await bulk_enroll(session, instance_id, batch)
         summary.enrolled += len(result.enrolled_ids)
         metrics.enrollments_created_total.labels("csv").inc(len(result.enrolled_ids))
-        summary.skipped.extend(
-            (lines[s.index], f"{s.reason.value}: {s.message}") for s in result.skipped
-        )
+        summary.skipped.extend((lines[s.index], _skip_reason(s, lines)) for s in result.skipped)
         progress(len(batch))
         batch.clear()
         lines.clear()

@@ -47,6 +47,8 @@ class Skipped:
     contact_id: str
     reason: SkipReason
     message: str
+    repeats: int | None = None
+    """For DUPLICATE_IN_REQUEST: the index of the first occurrence, which was kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,12 +229,14 @@ async def bulk_enroll(
         if checked is None:
             continue
         if checked.contact_id in unique:
+            first = unique[checked.contact_id][0]
             skipped.append(
                 Skipped(
                     index,
                     checked.contact_id,
                     SkipReason.DUPLICATE_IN_REQUEST,
-                    f"repeats contact {unique[checked.contact_id][0]} of this request",
+                    f"repeats contact {first} of this request",
+                    repeats=first,
                 )
             )
         else:

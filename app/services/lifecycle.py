@@ -49,8 +49,14 @@ async def _startable(
             f" campaign of type {template.type.value}",
             ("id",),
         )
+    try:
+        config = sending_config.parse(instance.provider_config)
+    except ConfigProblem as exc:  # stored before createInstance checked the sending keys
+        raise DomainError(
+            ErrorCode.PROVIDER_CONFIG_INCOMPLETE, f"provider_config: {exc}", ("id",)
+        ) from exc
     missing = missing_for_start(
-        sending_config.parse(instance.provider_config),
+        config,
         used_channels(template.type),
         await used_actions(session, template.id, template.type),
     )

@@ -44,11 +44,26 @@ def camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+JSON_FIELDS = frozenset({"metadata", "settings", "provider_config"})
+"""Input fields that hold the client's own JSON object: a key below one is the client's own
+(``metadata.linkedin_url``), named as sent, not as a schema field."""
+
+
+def _schema_path(field: Iterable[str]) -> list[str]:
+    """The GraphQL names of a service field path, down to the client's JSON keys."""
+    path: list[str] = []
+    inside_json = False
+    for part in field:
+        path.append(part if inside_json else camel(part))
+        inside_json = inside_json or part in JSON_FIELDS
+    return path
+
+
 def _payload_errors(errors: Iterable[DomainError], arguments: frozenset[str]) -> list[PayloadError]:
     """Prefix input fields with ``input``; argument names (ids) stand alone."""
     result = []
     for error in errors:
-        path = [camel(part) for part in error.field]
+        path = _schema_path(error.field)
         if path and error.field[0] not in arguments:
             path = ["input", *path]
         result.append(PayloadError(path, error.code, error.message))

@@ -94,11 +94,19 @@ async def test_lifecycle_and_bulk_enroll_operations_walk_an_instance_through_its
     seeded: Starlette, client: httpx.AsyncClient, write_key: str
 ) -> None:
     template_id = str(seed_id("template:tech"))
+    # An EMAIL template: Postmark, the default provider, needs the sender's address to start.
+    config = {"from_email": "team@example.com"}
     created = await run(
         client,
         write_key,
         "CreateInstance",
-        {"input": {"templateId": template_id, "name": "From the examples"}},
+        {
+            "input": {
+                "templateId": template_id,
+                "name": "From the examples",
+                "providerConfig": config,
+            }
+        },
     )
     payload = created["createInstance"]
     assert payload["errors"] == []
@@ -106,18 +114,31 @@ async def test_lifecycle_and_bulk_enroll_operations_walk_an_instance_through_its
     assert payload["instance"]["template"]["id"] == template_id
     instance_id = payload["instance"]["id"]
 
-    contacts = [{"contactId": f"crm-{n}", "metadata": {"first_name": f"N{n}"}} for n in range(3)]
+    # The seeded steps use {{first_name}} and {{company}} without a fallback.
+    contacts = [
+        {
+            "contactId": f"crm-{n}",
+            "metadata": {"email": f"n{n}@example.com", "first_name": f"N{n}", "company": f"C{n}"},
+        }
+        for n in range(3)
+    ]
+    without_company = {
+        "contactId": "crm-x",
+        "metadata": {"email": "x@example.com", "first_name": "X"},
+    }
     bulk = await run(
         client,
         write_key,
         "BulkEnroll",
-        {"instanceId": instance_id, "contacts": [*contacts, contacts[0]]},
+        {"instanceId": instance_id, "contacts": [*contacts, contacts[0], without_company]},
     )
     assert bulk["bulkEnroll"]["errors"] == []
-    assert (bulk["bulkEnroll"]["enrolledCount"], bulk["bulkEnroll"]["skippedCount"]) == (3, 1)
-    assert {e["contactId"] for e in bulk["bulkEnroll"]["enrollments"]} == {
-        c["contactId"] for c in contacts
+    assert (bulk["bulkEnroll"]["enrolledCount"], bulk["bulkEnroll"]["skippedCount"]) == (3, 2)
+    assert {e["contactId"]: e["metadata"] for e in bulk["bulkEnroll"]["enrollments"]} == {
+        c["contactId"]: c["metadata"] for c in contacts
     }
+    skipped = [(s["index"], s["contactId"], s["reason"]) for s in bulk["bulkEnroll"]["skipped"]]
+    assert skipped == [(3, "crm-0", "DUPLICATE_IN_REQUEST"), (4, "crm-x", "VARIABLE_MISSING")]
 
     walk = [
         ("StartInstance", "startInstance", "ACTIVE"),

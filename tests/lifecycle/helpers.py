@@ -8,6 +8,8 @@ from a mutation's payload alone.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from typing import Any
 
@@ -93,6 +95,7 @@ BULK_ENROLL = f"""
 mutation BulkEnroll($instanceId: ID!, $contacts: [EnrollContactInput!]!) {{
   bulkEnroll(instanceId: $instanceId, contacts: $contacts) {{
     enrolledCount skippedCount enrollments {{ id contactId status nextActionAt metadata }}
+    skipped {{ index contactId reason message }}
     {ERRORS}
   }}
 }}
@@ -103,6 +106,12 @@ mutation BulkEnrollCounts($instanceId: ID!, $contacts: [EnrollContactInput!]!) {
   bulkEnroll(instanceId: $instanceId, contacts: $contacts) {{
     enrolledCount skippedCount {ERRORS}
   }}
+}}
+"""
+
+ADD_SUPPRESSION = f"""
+mutation AddSuppression($input: AddSuppressionInput!) {{
+  addSuppression(input: $input) {{ suppression {{ id channel address reason }} {ERRORS} }}
 }}
 """
 
@@ -198,13 +207,22 @@ async def create_template(
 
 
 async def add_email_step(
-    client: httpx.AsyncClient, key: str, template_id: str, number: int, delay: int
+    client: httpx.AsyncClient,
+    key: str,
+    template_id: str,
+    number: int,
+    delay: int,
+    body: str | None = None,
+    subject: str | None = None,
 ) -> str:
-    data = {
+    """An email step; its body uses {{first_name}} unless ``body`` is given."""
+    data: dict[str, Any] = {
         "stepNumber": number,
-        "body": f"Hello {{{{first_name}}}}, step {number}.",
+        "body": f"Hello {{{{first_name}}}}, step {number}." if body is None else body,
         "delayHours": delay,
     }
+    if subject is not None:
+        data["subject"] = subject
     result = await mutate(
         client, key, ADD_EMAIL_STEP, "addEmailStep", {"templateId": template_id, "input": data}
     )
@@ -213,9 +231,17 @@ async def add_email_step(
 
 
 async def add_linkedin_step(
-    client: httpx.AsyncClient, key: str, template_id: str, number: int, delay: int
+    client: httpx.AsyncClient,
+    key: str,
+    template_id: str,
+    number: int,
+    delay: int,
+    action: str = "PROFILE_VISIT",
+    message: str | None = None,
 ) -> str:
-    data = {"stepNumber": number, "action": "PROFILE_VISIT", "delayHours": delay}
+    data: dict[str, Any] = {"stepNumber": number, "action": action, "delayHours": delay}
+    if message is not None:
+        data["message"] = message
     result = await mutate(
         client,
         key,
@@ -234,13 +260,26 @@ async def archive_template(client: httpx.AsyncClient, key: str, template_id: str
 
 # --- instances --------------------------------------------------------------------------------
 
+LINKEDIN_ACTIONS = ("profile_visit", "connection_request", "message", "voice_message")
+PROVIDER_CONFIG: dict[str, Any] = {
+    "from_email": "team@example.com",
+    "phantombuster_agents": {action: f"agent-{action}" for action in LINKEDIN_ACTIONS},
+}
+"""A providerConfig that the default providers of every channel accept at start: Postmark's
+sender address, and a PhantomBuster agent for each LinkedIn action."""
+
 
 async def create_instance(
     client: httpx.AsyncClient, key: str, template_id: str, **fields: Any
 ) -> dict[str, Any]:
-    # providerConfig is sent explicitly so that setup does not depend on the omitted-field path,
-    # which test_create_instance covers on its own.
-    data = {"templateId": template_id, "name": "Q3 outbound", "providerConfig": {}} | fields
+    """A draft instance of ``template_id``; unless ``fields`` say otherwise, its providerConfig
+    is PROVIDER_CONFIG, so that it can be started whatever channels the template uses.
+    (providerConfig is always sent: the omitted-field path is test_create_instance's.)"""
+    data = {
+        "templateId": template_id,
+        "name": "Q3 outbound",
+        "providerConfig": PROVIDER_CONFIG,
+    } | fields
     result = await mutate(client, key, CREATE_INSTANCE, "createInstance", {"input": data})
     return ok(result, "instance")
 
@@ -277,6 +316,20 @@ async def instance_in(
     return instance_id
 
 
+def person(contact_id: str, **fields: Any) -> dict[str, Any]:
+    """Metadata that every template of these helpers can enroll: an e-mail address and a
+    LinkedIn profile URL derived from ``contact_id`` (distinct contacts, distinct addresses),
+    and the ``first_name`` their email steps use; ``fields`` are added or replace these."""
+    slug = re.sub(r"[^a-z0-9]+", "-", contact_id.lower()).strip("-")
+    if slug != contact_id.lower() or len(slug) > 40:
+        slug = f"{slug[:40]}-{hashlib.sha256(contact_id.encode()).hexdigest()[:10]}".lstrip("-")
+    return {
+        "email": f"{slug}@example.com",
+        "linkedin_url": f"https://www.linkedin.com/in/{slug}",
+        "first_name": "Ada",
+    } | fields
+
+
 async def enroll(
     client: httpx.AsyncClient,
     key: str,
@@ -284,9 +337,11 @@ async def enroll(
     contact_id: str,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    data: dict[str, Any] = {"contactId": contact_id}
-    if metadata is not None:
-        data["metadata"] = metadata
+    """Enroll ``contact_id`` with ``metadata`` as given, or ``person(contact_id)`` when None."""
+    data: dict[str, Any] = {
+        "contactId": contact_id,
+        "metadata": person(contact_id) if metadata is None else metadata,
+    }
     result = await mutate(
         client, key, ENROLL_CONTACT, "enrollContact", {"instanceId": instance_id, "input": data}
     )
@@ -306,7 +361,22 @@ async def bulk_enroll(
 
 
 def contacts(ids: list[str] | range, prefix: str = "crm-") -> list[dict[str, Any]]:
-    return [{"contactId": f"{prefix}{i}"} for i in ids]
+    """bulkEnroll input: one contact per id, each with ``person`` metadata."""
+    return [{"contactId": f"{prefix}{i}", "metadata": person(f"{prefix}{i}")} for i in ids]
+
+
+async def suppress(
+    client: httpx.AsyncClient, admin_key: str, address: str, channel: str = "EMAIL"
+) -> dict[str, Any]:
+    """Put ``address`` on the suppression list through addSuppression (admin scope)."""
+    result = await mutate(
+        client,
+        admin_key,
+        ADD_SUPPRESSION,
+        "addSuppression",
+        {"input": {"address": address, "channel": channel}},
+    )
+    return ok(result, "suppression")
 
 
 # --- SQL reads --------------------------------------------------------------------------------

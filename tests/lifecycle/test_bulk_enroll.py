@@ -24,6 +24,7 @@ from tests.lifecycle.helpers import (
     enrollment_rows,
     fetch_one,
     instance_in,
+    person,
     random_id,
 )
 
@@ -35,6 +36,18 @@ async def _instance(
 ) -> str:
     template_id = await create_template(client, key, "EMAIL", email=[(1, FIRST_DELAY)])
     return await instance_in(client, key, engine, template_id, status)
+
+
+def _compact(size: int) -> list[dict[str, Any]]:
+    """``size`` contacts with only what the EMAIL template needs (an e-mail, a first_name), and
+    their number: 10,000 of them stay within the request body limit."""
+    return [
+        {
+            "contactId": f"c{n}",
+            "metadata": {"email": f"c{n}@example.com", "first_name": "A", "n": n},
+        }
+        for n in range(size)
+    ]
 
 
 async def _stored(engine: AsyncEngine, instance_id: str) -> dict[str, Any]:
@@ -53,14 +66,15 @@ async def test_repeats_and_members_are_skipped(
 ) -> None:
     engine = engine_of(app)
     instance_id = await _instance(client, write_key, engine)
-    member = await enroll(client, write_key, instance_id, "a", {"first_name": "Old"})
+    member_metadata = person("a", first_name="Old")
+    member = await enroll(client, write_key, instance_id, "a", member_metadata)
     request = [
-        {"contactId": "a", "metadata": {"first_name": "New"}},
-        {"contactId": "b", "metadata": {"first_name": "Bea"}},
-        {"contactId": "c"},
-        {"contactId": "b", "metadata": {"first_name": "Bea again"}},
-        {"contactId": "d", "metadata": {"company": "Initech"}},
-        {"contactId": "c"},
+        {"contactId": "a", "metadata": person("a", first_name="New")},
+        {"contactId": "b", "metadata": person("b", first_name="Bea")},
+        {"contactId": "c", "metadata": person("c")},
+        {"contactId": "b", "metadata": person("b", first_name="Bea again")},
+        {"contactId": "d", "metadata": person("d", company="Initech")},
+        {"contactId": "c", "metadata": person("c", first_name="Cy")},
     ]
     result = await bulk_enroll(client, write_key, instance_id, request)
     assert result["errors"] == [], result
@@ -70,13 +84,20 @@ async def test_repeats_and_members_are_skipped(
     assert sorted(e["contactId"] for e in result["enrollments"]) == sorted(new)
     assert {e["status"] for e in result["enrollments"]} == {"ENROLLED"}
     assert {e["nextActionAt"] for e in result["enrollments"]} == {None}
+    assert [(s["index"], s["contactId"], s["reason"]) for s in result["skipped"]] == [
+        (0, "a", "ALREADY_ENROLLED"),
+        (3, "b", "DUPLICATE_IN_REQUEST"),
+        (5, "c", "DUPLICATE_IN_REQUEST"),
+    ]
+    assert all(s["message"] for s in result["skipped"]), result["skipped"]
 
     rows = {r["contact_id"]: r for r in await enrollment_rows(engine, instance_id)}
     assert set(rows) == new | {"a"}
     assert str(rows["a"]["id"]) == member["id"]
-    assert rows["a"]["metadata"] == {"first_name": "Old"}  # a member is not overwritten
-    assert rows["d"]["metadata"] == {"company": "Initech"}
-    assert rows["c"]["metadata"] == {}
+    assert rows["a"]["metadata"] == member_metadata  # a member is not overwritten
+    first_sent = {c["contactId"]: c["metadata"] for c in reversed(request)}
+    for contact in new:  # the first occurrence of a repeated contact wins
+        assert rows[contact]["metadata"] == first_sent[contact], contact
     assert {r["status"] for r in rows.values()} == {"enrolled"}
     stored = await _stored(engine, instance_id)
     assert stored["rows"] == stored["total_enrolled"] == len(new) + 1
@@ -116,6 +137,9 @@ async def test_the_same_call_twice_enrolls_nothing_the_second_time(
     assert second["errors"] == [], second
     assert (second["enrolledCount"], second["skippedCount"]) == (0, len(request))
     assert second["enrollments"] == []
+    assert [(s["index"], s["reason"]) for s in second["skipped"]] == [
+        (i, "ALREADY_ENROLLED" if i < 120 else "DUPLICATE_IN_REQUEST") for i in range(len(request))
+    ]
     assert await enrollment_rows(engine, instance_id) == rows_after_first
     stored = await _stored(engine, instance_id)
     assert stored["rows"] == stored["total_enrolled"] == 120
@@ -137,7 +161,7 @@ async def test_more_than_the_limit_is_refused_and_nothing_is_written(
 ) -> None:
     engine = engine_of(app)
     instance_id = await _instance(client, write_key, engine)
-    request = contacts(range(BULK_ENROLL_MAX + 1))
+    request = _compact(BULK_ENROLL_MAX + 1)
     result = await bulk_enroll(client, write_key, instance_id, request, BULK_ENROLL_COUNTS)
     assert len(result["errors"]) == 1, result["errors"]
     error = result["errors"][0]
@@ -153,7 +177,7 @@ async def test_the_limit_itself_is_accepted_in_one_request(
 ) -> None:
     engine = engine_of(app)
     instance_id = await _instance(client, write_key, engine, "active")
-    request = [{"contactId": f"c{n}", "metadata": {"n": n}} for n in range(BULK_ENROLL_MAX)]
+    request = _compact(BULK_ENROLL_MAX)
     result = await bulk_enroll(client, write_key, instance_id, request, BULK_ENROLL_COUNTS)
     assert result["errors"] == [], result["errors"][:3]
     assert (result["enrolledCount"], result["skippedCount"]) == (BULK_ENROLL_MAX, 0)
@@ -165,7 +189,7 @@ async def test_the_limit_itself_is_accepted_in_one_request(
         " AND contact_id = 'c9999'",
         id=instance_id,
     )
-    assert sample["metadata"] == {"n": 9999}
+    assert sample["metadata"] == request[9999]["metadata"]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """``campaign-api enroll INSTANCE_ID file.csv``, run as an operator runs it: a subprocess on the
-test database. Valid rows are enrolled with their personalization columns as metadata, each
-rejected row is reported with its line number (the header is line 1), exit code 1 when any row
-was rejected, and a second run enrolls nothing."""
+test database. Valid rows are enrolled with their personalization columns as metadata; every row
+not enrolled is reported with its line number (the header is line 1): rejected (malformed) and
+skipped (no address, an invalid one, a variable the steps need, a suppressed address, a repeat,
+already enrolled), each with its reason. Exit code 1 when any row was rejected, and a second run
+enrolls nothing."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from tests.lifecycle.helpers import (
     enrollment_rows,
     instance_in,
     instance_row,
+    suppress,
 )
 
 CLI = Path(sys.executable).parent / "campaign-api"
@@ -30,18 +33,41 @@ TIMEOUT_S = 60
 FIRST_DELAY = 1
 
 LONG_ID = "L" * 300
-# (line number, row) after the header line; None marks a row the importer must reject.
-ROWS = [
-    (2, "crm-1,Ada,Acme", {"first_name": "Ada", "company": "Acme"}),
-    (3, "crm-2,Bob,", {"first_name": "Bob"}),
-    (4, ",Carl,Initech", None),  # blank contact_id
-    (5, "crm-3,Dee,Globex,surplus", None),  # more fields than the header
-    (6, f"{LONG_ID},Eve,Hooli", None),  # contact_id of 300 characters
-    (7, 'crm-4,Fay,"Umbrella, Inc."', {"first_name": "Fay", "company": "Umbrella, Inc."}),
-    (8, "crm-5,Gus,Stark", {"first_name": "Gus", "company": "Stark"}),
+SUPPRESSED = "blocked@acme.example"
+HEADER = "contact_id,first_name,company,email"
+# (line number, row, outcome) after the header line: the metadata an enrolled row is stored
+# with, "rejected" for a row the importer must refuse as malformed, or the reason it is skipped.
+ROWS: list[tuple[int, str, dict[str, str] | str]] = [
+    (
+        2,
+        "crm-1,Ada,Acme,ada@acme.example",
+        {"first_name": "Ada", "company": "Acme", "email": "ada@acme.example"},
+    ),
+    (3, "crm-2,Bob,,bob@example.com", {"first_name": "Bob", "email": "bob@example.com"}),
+    (4, ",Carl,Initech,carl@initech.example", "rejected"),  # blank contact_id
+    (5, "crm-3,Dee,Globex,dee@globex.example,surplus", "rejected"),  # more fields than the header
+    (6, f"{LONG_ID},Eve,Hooli,eve@hooli.example", "rejected"),  # contact_id of 300 characters
+    (
+        7,
+        'crm-4,Fay,"Umbrella, Inc.",fay@umbrella.example',
+        {"first_name": "Fay", "company": "Umbrella, Inc.", "email": "fay@umbrella.example"},
+    ),
+    (
+        8,
+        "crm-5,Gus,Stark,gus@stark.example",
+        {"first_name": "Gus", "company": "Stark", "email": "gus@stark.example"},
+    ),
+    (9, "crm-6,Hal,Hooli,", "ADDRESS_MISSING"),
+    (10, "crm-7,Ivy,Acme,not-an-address", "ADDRESS_INVALID"),
+    (11, "crm-8,,Acme,kim@acme.example", "VARIABLE_MISSING"),  # the body uses {{first_name}}
+    (12, f"crm-9,Lea,Acme,{SUPPRESSED}", "SUPPRESSED"),
+    (13, "crm-1,Ada again,Acme,ada@acme.example", "DUPLICATE_IN_REQUEST"),
 ]
-VALID = {line: meta for line, _, meta in ROWS if meta is not None}
-REJECTED_LINES = [line for line, _, meta in ROWS if meta is None]
+VALID = {line: outcome for line, _, outcome in ROWS if isinstance(outcome, dict)}
+REJECTED_LINES = [line for line, _, outcome in ROWS if outcome == "rejected"]
+SKIPPED = {
+    line: outcome for line, _, outcome in ROWS if isinstance(outcome, str) and outcome != "rejected"
+}
 
 
 def _environment(database_url: str) -> dict[str, str]:
@@ -68,30 +94,35 @@ async def _run(cwd: Path, database_url: str, *args: str) -> subprocess.Completed
     )
 
 
-def _summary(stdout: str) -> tuple[int, int, int, list[int]]:
-    """(enrolled, skipped, rejected, rejected line numbers) from the command's report."""
+def _summary(stdout: str) -> tuple[int, int, int, dict[int, str]]:
+    """(enrolled, skipped, rejected, reason by line number) from the command's report."""
     lines = stdout.strip().splitlines()
-    match = re.fullmatch(r"enrolled (\d+), skipped (\d+) .*, rejected (\d+)", lines[0])
+    match = re.fullmatch(r"enrolled (\d+), skipped (\d+), rejected (\d+)", lines[0])
     assert match, stdout
-    reported = [int(m.group(1)) for m in (re.match(r"\s+line (\d+): ", x) for x in lines[1:]) if m]
-    assert len(reported) == len(lines) - 1, stdout  # every further line names a line number
+    reported = [re.match(r"\s+line (\d+): (.+)", x) for x in lines[1:]]
+    assert all(reported), stdout  # every further line names a line number and a reason
+    reasons = {int(m.group(1)): m.group(2) for m in reported if m}
+    assert len(reasons) == len(lines) - 1, stdout  # one line per row
+    assert list(reasons) == sorted(reasons), stdout  # in file order
     enrolled, skipped, rejected = (int(g) for g in match.groups())
-    return enrolled, skipped, rejected, reported
+    return enrolled, skipped, rejected, reasons
 
 
-async def test_csv_enroll_reports_rejected_lines_and_is_repeat_safe(
+async def test_csv_enroll_reports_rejected_and_skipped_lines_and_is_repeat_safe(
     app: Starlette,
     client: httpx.AsyncClient,
     write_key: str,
+    admin_key: str,
     database_url: str,
     tmp_path: Path,
 ) -> None:
     engine = engine_of(app)
     template_id = await create_template(client, write_key, "EMAIL", email=[(1, FIRST_DELAY)])
     instance_id = await instance_in(client, write_key, engine, template_id, "active")
+    await suppress(client, admin_key, SUPPRESSED)
     csv_file = tmp_path / "contacts.csv"
     csv_file.write_text(
-        "contact_id,first_name,company\n" + "".join(f"{row}\n" for _, row, _ in ROWS),
+        HEADER + "\n" + "".join(f"{row}\n" for _, row, _ in ROWS),
         encoding="utf-8",
     )
 
@@ -101,14 +132,19 @@ async def test_csv_enroll_reports_rejected_lines_and_is_repeat_safe(
 
     assert first.returncode == 1, (first.stdout, first.stderr)
     assert first.stderr == "", first.stderr  # --quiet: no progress bar
-    assert _summary(first.stdout) == (len(VALID), 0, len(REJECTED_LINES), REJECTED_LINES)
-    reasons = dict(
-        (int(m.group(1)), m.group(2)) for m in re.finditer(r"line (\d+): (.*)", first.stdout)
-    )
+    enrolled, skipped, rejected, reasons = _summary(first.stdout)
+    assert (enrolled, skipped, rejected) == (len(VALID), len(SKIPPED), len(REJECTED_LINES))
+    assert set(reasons) == set(REJECTED_LINES) | set(SKIPPED)
     assert "contact" in reasons[4].lower()
     assert "field" in reasons[5].lower()
     assert "contact" in reasons[6].lower()
     assert "300" in reasons[6]
+    for line, reason in SKIPPED.items():
+        assert reasons[line].startswith(f"{reason}: "), (line, reasons[line])
+    assert "email" in reasons[9]
+    assert "email" in reasons[10]
+    assert "first_name" in reasons[11]
+    assert reasons[13] == "DUPLICATE_IN_REQUEST: repeats line 2"  # its first occurrence
 
     # Committed by the subprocess, visible to the test's own connections.
     rows = {r["contact_id"]: r for r in await enrollment_rows(engine, instance_id)}
@@ -127,7 +163,13 @@ async def test_csv_enroll_reports_rejected_lines_and_is_repeat_safe(
     second = await _run(tmp_path, database_url, "enroll", instance_id, str(csv_file), "--quiet")
 
     assert second.returncode == 1, (second.stdout, second.stderr)
-    assert _summary(second.stdout) == (0, len(VALID), len(REJECTED_LINES), REJECTED_LINES)
+    enrolled, skipped, rejected, reasons = _summary(second.stdout)
+    assert (enrolled, skipped, rejected) == (0, len(VALID) + len(SKIPPED), len(REJECTED_LINES))
+    assert set(reasons) == set(REJECTED_LINES) | set(SKIPPED) | set(VALID)
+    for line in VALID:
+        assert reasons[line].startswith("ALREADY_ENROLLED: "), (line, reasons[line])
+    for line, reason in SKIPPED.items():
+        assert reasons[line].startswith(f"{reason}: "), (line, reasons[line])
     assert await enrollment_rows(engine, instance_id) == list(
         sorted(rows.values(), key=lambda r: r["contact_id"])
     )

@@ -26,6 +26,7 @@ from tests.lifecycle.helpers import (
     instance_in,
     instance_row,
     mutate,
+    person,
     run_transition,
     transition_rows,
 )
@@ -183,7 +184,10 @@ async def test_concurrent_enrollments_of_one_contact_enroll_it_once(
     engine = engine_of(app)
     template_id = await create_template(client, write_key, "EMAIL", email=[(1, 2)])
     instance_id = await instance_in(client, write_key, engine, template_id, "active")
-    variables = {"instanceId": instance_id, "input": {"contactId": "same-person"}}
+    variables = {
+        "instanceId": instance_id,
+        "input": {"contactId": "same-person", "metadata": person("same-person")},
+    }
     results = await asyncio.gather(
         *(mutate(client, write_key, ENROLL_CONTACT, "enrollContact", variables) for _ in range(10))
     )

@@ -79,7 +79,16 @@ ints = st.one_of(
 # Each field mixes plausible values with hostile ones, so that stored rows are not rare.
 step_numbers = st.one_of(st.integers(1, 1000), ints)
 delays = st.one_of(st.none(), st.integers(0, 720), ints)
-bodies = st.one_of(st.text(min_size=10, max_size=400).filter(_harmless), texts)
+# Placeholders, well formed ({{name}}, {{name|fallback}}) and broken, next to arbitrary text.
+placeholder_bodies = st.builds(
+    lambda before, placeholder, after: before + placeholder + after,
+    st.text(max_size=20),
+    st.sampled_from(
+        ["{{first_name}}", "{{ company | your team }}", "{{first_name", "}}", "{{}}", "{{a.b}}"]
+    ),
+    st.text(min_size=10, max_size=20),
+).filter(_harmless)
+bodies = st.one_of(st.text(min_size=10, max_size=400).filter(_harmless), texts, placeholder_bodies)
 json_scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -125,6 +134,10 @@ linkedin_inputs = st.fixed_dictionaries(
 )
 
 
+PERSONALIZABLE = {"subject", "body", "message"}
+"""The fields whose ``{{variable}}`` placeholders must be well formed."""
+
+
 def _leaks(message: str) -> list[str]:
     return [word for word in FORBIDDEN if word.lower() in message.lower()]
 
@@ -141,7 +154,9 @@ async def _check(
     allowed_codes: set[str],
     input_fields: set[str],
 ) -> dict[str, Any] | None:
-    """The invariants of one request; returns the created entity, if any."""
+    """The invariants of one request; returns the created entity, if any. A personalizable
+    field (subject, body, message) may also be refused with MALFORMED_PLACEHOLDER, but only
+    when the value sent has a ``{{`` or ``}}``."""
     before = await counts(app)
     response = await post_raw(client, key, document, variables)
     assert response.status_code < 500, response.text
@@ -167,10 +182,16 @@ async def _check(
         if result["errors"]:
             assert result[entity] is None, result
             for error in result["errors"]:
-                assert error["code"] in allowed_codes, error
                 assert len(error["field"]) == 2, error
                 assert error["field"][0] == "input", error
                 assert error["field"][1] in input_fields, error
+                if error["code"] == "MALFORMED_PLACEHOLDER":
+                    assert error["field"][1] in PERSONALIZABLE, error
+                    sent = variables["input"][error["field"][1]]
+                    assert "{{" in sent or "}}" in sent, (error, sent)
+                    event("malformed placeholder")
+                else:
+                    assert error["code"] in allowed_codes, error
                 messages.append(error["message"])
             fields = [tuple(e["field"]) for e in result["errors"]]
             assert len(fields) == len(set(fields)), f"two errors for one field: {result['errors']}"

@@ -83,6 +83,12 @@ async def test_metrics_need_an_admin_key(
     assert any(name.startswith("campaign_http_requests") for name, _ in samples)
 
 
+def _person(contact_id: str) -> dict[str, str]:
+    """What the seeded tech template needs of a contact: an e-mail address, and the variables
+    its steps use without a fallback."""
+    return {"email": f"{contact_id}@example.com", "first_name": "Ada", "company": "Acme"}
+
+
 async def test_counters_move_by_what_the_requests_did(
     app: Starlette,
     client: httpx.AsyncClient,
@@ -116,7 +122,12 @@ async def test_counters_move_by_what_the_requests_did(
             "CreateInstance",
             "mutation",
             CREATE,
-            input={"templateId": template_id, "name": "metrics run"},
+            # Postmark, the default e-mail provider, needs the sender's address to start.
+            input={
+                "templateId": template_id,
+                "name": "metrics run",
+                "providerConfig": {"from_email": "team@example.com"},
+            },
         )
         instance_id = created["createInstance"]["instance"]["id"]
         statuses = []
@@ -133,10 +144,12 @@ async def test_counters_move_by_what_the_requests_did(
                 "mutation",
                 ENROLL,
                 instanceId=instance_id,
-                input={"contactId": contact},
+                input={"contactId": contact, "metadata": _person(contact)},
             )
             assert data["enrollContact"]["errors"] == []
-        contacts = [{"contactId": f"metrics-{n}"} for n in range(2, 7)]  # metrics-2 is enrolled
+        contacts = [  # metrics-2 is enrolled
+            {"contactId": f"metrics-{n}", "metadata": _person(f"metrics-{n}")} for n in range(2, 7)
+        ]
         bulk = await run(
             write_key, "BulkEnroll", "mutation", BULK, instanceId=instance_id, contacts=contacts
         )
@@ -299,13 +312,17 @@ async def test_the_csv_command_counts_the_enrollments_it_creates(
         assert await seed(session)
     contacts = ["csv-1", "csv-2", "csv-3", "csv-2"]  # one repeat, skipped
     path = tmp_path / "contacts.csv"
-    path.write_text("contact_id,first_name\n" + "".join(f"{c},N\n" for c in contacts))
+    # warm-draft's template sends on LinkedIn only: a profile URL is what a contact needs.
+    path.write_text(
+        "contact_id,first_name,linkedin_url\n"
+        + "".join(f"{c},N,https://www.linkedin.com/in/{c}\n" for c in contacts)
+    )
     name = "campaign_enrollments_created_total"
     before = REGISTRY.get_sample_value(name, {"source": "csv"}) or 0.0
     summary = await import_csv(
         app.state.sessionmaker, str(seed_id("instance:warm-draft")), path, batch_size=2
     )
-    assert (summary.enrolled, summary.skipped) == (len(set(contacts)), 1)
+    assert (summary.enrolled, len(summary.skipped)) == (len(set(contacts)), 1)
     assert REGISTRY.get_sample_value(name, {"source": "csv"}) == before + len(set(contacts))
 
 

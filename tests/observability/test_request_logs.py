@@ -90,7 +90,11 @@ async def test_each_request_is_one_line_with_its_facts_and_no_secret(
         assert query.status_code == 200, query.text
         enroll_variables = {
             "instanceId": campaign.instance_id,
-            "input": {"contactId": ADDRESS, "metadata": {"email": OTHER_ADDRESS}},
+            # The address, and the first_name that make_campaign's email steps use.
+            "input": {
+                "contactId": ADDRESS,
+                "metadata": {"email": OTHER_ADDRESS, "first_name": "Grace"},
+            },
         }
         with recording(app.state.engine) as mutation_statements:
             mutation = await r.send(

@@ -158,7 +158,8 @@ def _zone(config: Mapping[str, Any]) -> ZoneInfo | None:
     if isinstance(name, str) and name:
         try:
             return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        # OSError: a directory of the zone database ("Europe"), a name too long for a file.
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
     raise ConfigProblem("timezone must be an IANA time zone name, e.g. Europe/Paris")
 
