@@ -9,28 +9,34 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
 from app.cli.worker import options_from
 from app.db.engine import create_engine, create_sessionmaker
 from app.domain.enums import LinkedInAction, TemplateType
 from app.models import EmailStep, LinkedInStep
+from app.observability.sql_observer import instrument_engine
 from app.providers.clients import build_clients
 from app.providers.http import create_client
 from app.services import enrollment, lifecycle, templates
 from app.services.enrollment import ContactInput
 from app.settings import Settings
+from app.web.asgi import create_app
 from app.worker.sender import SenderLoop, SenderOptions
+from tests.graphql_client import gql
 from tests.sending.fake_providers import (
     LEMLIST_KEY,
     PHANTOMBUSTER_KEY,
     POSTMARK_TOKEN,
     FakeProviders,
 )
+from tests.webhooks.conftest import webhook_settings
 
 AGENTS = {
     "profile_visit": "agent-visit",
@@ -84,12 +90,20 @@ def dsn_of(settings: Settings) -> str:
     return make_url(settings.database_url).set(drivername="postgresql").render_as_string(False)
 
 
+@dataclass(frozen=True, slots=True)
+class RunningSender:
+    loop: SenderLoop
+    engine: AsyncEngine
+    """The sender's own engine, instrumented: ``recording(engine)`` sees its statements."""
+
+
 @contextlib.asynccontextmanager
 async def running_sender(
     settings: Settings, options: SenderOptions | None = None
-) -> AsyncIterator[SenderLoop]:
+) -> AsyncIterator[RunningSender]:
     """A sender in this process until the block ends (then stopped as SIGTERM stops it)."""
     engine = create_engine(settings.model_copy(update={"pool_size": 4, "max_overflow": 0}))
+    instrument_engine(engine, settings.slow_sql_ms)
     http = create_client(settings.send_http_timeout_s, settings.send_concurrency)
     sender = SenderLoop(
         engine,
@@ -100,7 +114,7 @@ async def running_sender(
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     try:
-        yield sender
+        yield RunningSender(sender, engine)
     finally:
         stop.set()
         try:
@@ -139,6 +153,33 @@ def contact(n: int, **extra: Any) -> ContactInput:
     )
 
 
+def email_steps_of(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "step_number": n,
+            "subject": f"Step {n} for {{{{first_name}}}}",
+            "body": f"Hello {{{{first_name}}}} at {{{{company|your company}}}}, step {n}.",
+            "delay_hours": 0,
+        }
+        for n in range(1, count + 1)
+    ]
+
+
+def email_only(steps: int) -> dict[str, Any]:
+    """``build_campaign`` arguments: an e-mail template of ``steps`` steps, no delays."""
+    return {"template_type": "email", "email_steps": email_steps_of(steps)}
+
+
+def linkedin_only(action: str = "connection_request") -> dict[str, Any]:
+    """``build_campaign`` arguments: a LinkedIn template of one step."""
+    return {
+        "template_type": "linkedin",
+        "linkedin_steps": [
+            {"step_number": 1, "action": action, "message": "Hi {{first_name}}", "delay_hours": 0}
+        ],
+    }
+
+
 async def build_campaign(
     sessionmaker: async_sessionmaker[AsyncSession],
     contacts: int,
@@ -151,15 +192,7 @@ async def build_campaign(
 ) -> Campaign:
     """A template with steps, an instance of it, ``contacts`` enrollments; started."""
     if email_steps is None and template_type in ("email", "multi_channel"):
-        email_steps = [
-            {
-                "step_number": n,
-                "subject": f"Step {n} for {{{{first_name}}}}",
-                "body": f"Hello {{{{first_name}}}} at {{{{company|your company}}}}, step {n}.",
-                "delay_hours": 0,
-            }
-            for n in (1, 2, 3)
-        ]
+        email_steps = email_steps_of(3)
     if linkedin_steps is None and template_type in ("linkedin", "multi_channel"):
         linkedin_steps = [
             {"step_number": 1, "action": "profile_visit", "delay_hours": 0},
@@ -222,3 +255,122 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
 def app_sessionmaker(engine: AsyncEngine, clean_db: None) -> async_sessionmaker[AsyncSession]:
     """Sessions that commit (the sender must see the campaign); tables emptied afterwards."""
     return create_sessionmaker(engine)
+
+
+def enrollments_reach(
+    engine: AsyncEngine, instance_id: str, status: str, count: int
+) -> Callable[[], Awaitable[bool]]:
+    """For ``eventually``: ``count`` enrollments of the instance have ``status``."""
+
+    async def check() -> bool:
+        found = await scalar(
+            engine,
+            "SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)"
+            " AND status::text = :s",
+            i=instance_id,
+            s=status,
+        )
+        return bool(found == count)
+
+    check.__name__ = f"{count} enrollments {status}"
+    return check
+
+
+def dispatches_reach(
+    engine: AsyncEngine, instance_id: str, status: str, count: int
+) -> Callable[[], Awaitable[bool]]:
+    """For ``eventually``: ``count`` dispatches of the instance have ``status``."""
+
+    async def check() -> bool:
+        found = await scalar(
+            engine,
+            "SELECT count(*) FROM dispatches WHERE instance_id = CAST(:i AS uuid)"
+            " AND status::text = :s",
+            i=instance_id,
+            s=status,
+        )
+        return bool(found == count)
+
+    check.__name__ = f"{count} dispatches {status}"
+    return check
+
+
+async def dispatches(engine: AsyncEngine, instance_id: str) -> list[Any]:
+    """The instance's dispatch rows (ids as text), by enrollment, channel and step."""
+    return await rows(
+        engine,
+        "SELECT id::text AS id, enrollment_id::text AS enrollment_id, channel::text AS channel,"
+        " step_number, status::text AS status, attempts, provider_message_id, last_error,"
+        " last_error_code, uncertain, dry_run, claimed_by, next_attempt_at"
+        " FROM dispatches WHERE instance_id = CAST(:i AS uuid)"
+        " ORDER BY enrollment_id, channel, step_number",
+        i=instance_id,
+    )
+
+
+async def enrollment_row(engine: AsyncEngine, enrollment_id: str) -> Any:
+    [row] = await rows(
+        engine,
+        "SELECT status::text AS status, current_step, next_action_at, (SELECT now()) AS now"
+        " FROM enrollments WHERE id = CAST(:e AS uuid)",
+        e=enrollment_id,
+    )
+    return row
+
+
+async def events_of(engine: AsyncEngine, enrollment_id: str) -> list[Any]:
+    return await rows(
+        engine,
+        "SELECT event_type::text AS event_type, provider::text AS provider, step_number,"
+        " provider_event_id, metadata FROM campaign_events"
+        " WHERE enrollment_id = CAST(:e AS uuid) ORDER BY occurred_at, id",
+        e=enrollment_id,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, clean_db: None) -> AsyncIterator[Starlette]:
+    """Overrides the root ``app``: the service with the webhook secrets set, on the database
+    the senders use (GraphQL operations and provider webhooks during a run)."""
+    application = create_app(webhook_settings(settings))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+SENDING_FIELDS = "dueNow inFlight retrying failed unknown sentToday nextDueAt waitingOn"
+
+
+async def sending_of(client: httpx.AsyncClient, key: str, instance_id: str) -> dict[str, Any]:
+    """``CampaignInstance.sending`` as an operator reads it."""
+    body = await gql(
+        client,
+        key,
+        f"query($id: ID!) {{ instance(id: $id) {{ sending {{ {SENDING_FIELDS} }} }} }}",
+        {"id": instance_id},
+    )
+    assert "errors" not in body, body
+    sending: dict[str, Any] = body["data"]["instance"]["sending"]
+    return sending
+
+
+async def retry_dispatch(client: httpx.AsyncClient, key: str, dispatch_id: str) -> dict[str, Any]:
+    body = await gql(
+        client,
+        key,
+        "mutation($id: ID!) { retryDispatch(id: $id) {"
+        " dispatch { id status attempts } errors { code message } } }",
+        {"id": dispatch_id},
+    )
+    assert "errors" not in body, body
+    payload: dict[str, Any] = body["data"]["retryDispatch"]
+    return payload
+
+
+async def enroll(
+    sessionmaker: async_sessionmaker[AsyncSession], instance_id: str, *numbers: int
+) -> list[str]:
+    """Enroll ``contact(n)`` for each number into an existing instance; their ids."""
+    async with sessionmaker.begin() as session:
+        result = await enrollment.bulk_enroll(session, instance_id, [contact(n) for n in numbers])
+    assert not result.skipped, result.skipped
+    return [str(i) for i in result.enrolled_ids]
