@@ -122,6 +122,8 @@ _CLAIM_DUE = f"""
         FROM enrollments e
         WHERE e.status = 'active' AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()
           AND e.instance_id = ANY($1::uuid[])
+          AND EXISTS (SELECT 1 FROM campaign_instances ci
+                      WHERE ci.id = e.instance_id AND ci.status = 'active')
           AND NOT EXISTS (SELECT 1 FROM dispatches d
                           WHERE d.enrollment_id = e.id AND d.status IN ('queued', 'sending'))
         ORDER BY e.next_action_at
@@ -223,8 +225,9 @@ _CLAIM_RETRIES = f"""
     WITH picked AS (
         SELECT d.id FROM dispatches d
         JOIN enrollments e ON e.id = d.enrollment_id
+        JOIN campaign_instances ci ON ci.id = d.instance_id
         WHERE d.status = 'queued' AND d.next_attempt_at <= now()
-          AND d.instance_id = ANY($1::uuid[]) AND e.status = 'active'
+          AND d.instance_id = ANY($1::uuid[]) AND e.status = 'active' AND ci.status = 'active'
         ORDER BY d.next_attempt_at
         LIMIT $2
         FOR UPDATE OF d SKIP LOCKED
@@ -239,7 +242,7 @@ _CLAIM_RETRIES = f"""
     {_CONTENT.format(sendable="true", claimed="claimed")}
 """
 """Queued dispatches whose next attempt is due, of enrollments still active in instances that
-may send now."""
+may send now (and are active as the database has it: the plan may predate a pause)."""
 
 _CLAIM_ABANDONED = f"""
     WITH picked AS (
