@@ -336,6 +336,31 @@ async def claim_abandoned(
     return [_claimed(row) for row in rows]
 
 
+_STANDING = """
+    SELECT d.id,
+           CASE WHEN i.status = 'active' AND e.status IN ('active', 'completed') THEN 'send'
+                WHEN i.status IN ('active', 'paused')
+                     AND e.status IN ('enrolled', 'active', 'paused', 'completed') THEN 'hold'
+                ELSE 'stop' END AS verdict,
+           format('the enrollment is %s and its instance %s', e.status, i.status) AS why
+    FROM dispatches d
+    JOIN enrollments e ON e.id = d.enrollment_id
+    JOIN campaign_instances i ON i.id = d.instance_id
+    WHERE d.id = ANY($1::uuid[])
+"""
+
+
+async def standing(
+    db: DriverConnection, dispatch_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, str]]:
+    """Whether each claimed touch may still leave, read just before it does: ``send``;
+    ``hold`` while its instance or enrollment is paused (it goes back to the queue); ``stop``
+    once either has stopped for good (unsubscribed, replied, removed, completed instance...).
+    A completed enrollment still takes the other channel's touch of its last step."""
+    rows = await db.fetch(_STANDING, dispatch_ids)
+    return {row["id"]: (row["verdict"], row["why"]) for row in rows}
+
+
 async def renew_leases(db: DriverConnection, sender_id: str, lease_s: float) -> None:
     """Keep this sender's claims while it works on them."""
     await db.execute(
