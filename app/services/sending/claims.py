@@ -227,7 +227,8 @@ _CLAIM_RETRIES = f"""
         JOIN enrollments e ON e.id = d.enrollment_id
         JOIN campaign_instances ci ON ci.id = d.instance_id
         WHERE d.status = 'queued' AND d.next_attempt_at <= now()
-          AND d.instance_id = ANY($1::uuid[]) AND e.status = 'active' AND ci.status = 'active'
+          AND d.instance_id = ANY($1::uuid[]) AND ci.status = 'active'
+          AND e.status IN ('active', 'completed')
         ORDER BY d.next_attempt_at
         LIMIT $2
         FOR UPDATE OF d SKIP LOCKED
@@ -242,7 +243,9 @@ _CLAIM_RETRIES = f"""
     {_CONTENT.format(sendable="true", claimed="claimed")}
 """
 """Queued dispatches whose next attempt is due, of enrollments still active in instances that
-may send now (and are active as the database has it: the plan may predate a pause)."""
+may send now (and are active as the database has it: the plan may predate a pause). A
+completed enrollment still takes a retry: the other channel's touch of its last step
+completed it while this one waited."""
 
 _CLAIM_ABANDONED = f"""
     WITH picked AS (
