@@ -311,7 +311,7 @@ async def dispatches(engine: AsyncEngine, instance_id: str) -> list[Any]:
 async def enrollment_row(engine: AsyncEngine, enrollment_id: str) -> Any:
     [row] = await rows(
         engine,
-        "SELECT status::text AS status, current_step, next_action_at, (SELECT now()) AS now"
+        "SELECT status::text AS status, current_step, next_action_at, metadata"
         " FROM enrollments WHERE id = CAST(:e AS uuid)",
         e=enrollment_id,
     )

@@ -252,3 +252,34 @@ async def test_a_lost_phantombuster_answer_is_unknown_until_an_operator_retries(
     ]
     assert dispatch.status == "sent"
     assert len(arrivals.of(lost)) == 2, "sent again because the operator said so"
+
+
+async def test_a_retried_touch_still_leaves_after_its_sibling_completed_the_enrollment(
+    engine: AsyncEngine,
+    app_sessionmaker: async_sessionmaker[AsyncSession],
+    providers: FakeProviders,
+    sender_settings: Settings,
+) -> None:
+    """The last step on two channels: the e-mail goes at once and completes the enrollment,
+    the LinkedIn touch of the same step is refused once; its retry is still sent."""
+    arrivals = Arrivals(
+        lambda a: (
+            Reply.server_error()
+            if a.provider == "phantombuster" and a.attempt == 0
+            else Reply.taken()
+        )
+    )
+    providers.script = arrivals
+    campaign = await build_campaign(
+        app_sessionmaker,
+        1,
+        email_steps=email_only(1)["email_steps"],
+        linkedin_steps=linkedin_only()["linkedin_steps"],
+    )
+
+    async with running_sender(sender_settings):
+        await eventually(dispatches_reach(engine, campaign.instance_id, "sent", 2))
+
+    assert sorted(m.provider for m in providers.taken()) == ["phantombuster", "postmark"]
+    assert set(providers.taken_by_dispatch().values()) == {1}
+    assert (await enrollment_row(engine, campaign.enrollment_ids[0])).status == "completed"
