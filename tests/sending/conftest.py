@@ -374,3 +374,28 @@ async def enroll(
         result = await enrollment.bulk_enroll(session, instance_id, [contact(n) for n in numbers])
     assert not result.skipped, result.skipped
     return [str(i) for i in result.enrolled_ids]
+
+
+async def notify_senders(engine: AsyncEngine) -> None:
+    """What a committed write that makes work due does: NOTIFY the senders' channel."""
+    async with engine.begin() as connection:
+        await connection.execute(text("SELECT pg_notify('campaign_sender', '')"))
+
+
+def outlooks(statements: list[str]) -> int:
+    """How many times a sender looked for its next work before sleeping (schedule.outlook)."""
+    return sum("AS backlog" in s for s in statements)
+
+
+async def asleep(statements: list[str], quiet_s: float = 0.3, timeout_s: float = 30.0) -> None:
+    """Wait until the sender, whose statements these are, has looked for its next work and
+    gone to sleep: its last statement is that look, and nothing followed for ``quiet_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        seen = len(statements)
+        await asyncio.sleep(quiet_s)
+        if seen and len(statements) == seen and outlooks(statements[-1:]):
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"the sender did not go to sleep within {timeout_s} s")

@@ -25,6 +25,7 @@ from tests.sending.conftest import (
     enrollments_reach,
     events_of,
     eventually,
+    notify_senders,
     rows,
     running_sender,
     scalar,
@@ -115,7 +116,7 @@ async def test_production_without_a_credential_waits_visibly_and_sends_nothing(
             # Wake the sender a few times: each wake re-reads the plan, and would warn again.
             for _ in range(3):
                 seen = plans(statements)
-                await scalar(engine, "SELECT pg_notify('campaign_sender', '')")
+                await notify_senders(engine)
 
                 async def replanned(seen: int = seen) -> bool:
                     return plans(statements) > seen
