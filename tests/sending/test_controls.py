@@ -25,21 +25,23 @@ from app.settings import Settings
 from app.worker import sender as sender_module
 from tests.sending.conftest import (
     build_campaign,
-    dispatches,
-    dispatches_reach,
     email_only,
-    enrollment_row,
-    enrollments_reach,
     eventually,
     running_sender,
     sending_settings,
 )
 from tests.sending.fake_providers import Arrivals, FakeProviders, Reply
+from tests.sending.reading import (
+    dispatches,
+    dispatches_reach,
+    enrollment_row,
+    enrollments_reach,
+)
 from tests.webhooks.helpers import iso, load, post_postmark
 
 CONCURRENCY = 2
 CONTACTS = 5
-IN_FLIGHT_S = 1.0
+IN_FLIGHT_S = 1.5
 TWO_LINKEDIN_STEPS: dict[str, Any] = {
     "template_type": "linkedin",
     "linkedin_steps": [

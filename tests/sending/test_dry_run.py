@@ -20,19 +20,21 @@ from app.settings import Environment, Settings
 from app.web.asgi import create_app
 from tests.sending.conftest import (
     build_campaign,
-    dispatches,
     email_only,
-    enrollments_reach,
-    events_of,
     eventually,
-    notify_senders,
     rows,
     running_sender,
     scalar,
-    sending_of,
     sending_settings,
 )
 from tests.sending.fake_providers import FakeProviders
+from tests.sending.reading import (
+    dispatches,
+    enrollments_reach,
+    events_of,
+    notify_senders,
+    sending_of,
+)
 
 WITHOUT_CREDENTIALS: dict[str, Any] = {
     "postmark_server_token": None,

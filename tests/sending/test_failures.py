@@ -15,21 +15,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.settings import Settings
 from tests.sending.conftest import (
     build_campaign,
-    dispatches,
-    dispatches_reach,
     email_only,
     enroll,
-    enrollment_row,
-    enrollments_reach,
-    events_of,
     eventually,
     linkedin_only,
-    retry_dispatch,
     running_sender,
-    sending_of,
     sending_settings,
 )
 from tests.sending.fake_providers import Arrival, Arrivals, FakeProviders, Reply
+from tests.sending.reading import (
+    dispatches,
+    dispatches_reach,
+    enrollment_row,
+    enrollments_reach,
+    events_of,
+    retry_dispatch,
+    sending_of,
+)
 
 ONE_STEP = {"email": email_only(1), "linkedin": linkedin_only()}
 PROVIDER = {"email": "postmark", "linkedin": "phantombuster"}

@@ -10,14 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.settings import Settings
 from tests.sending.conftest import (
     build_campaign,
-    dispatches,
-    dispatches_reach,
-    enrollments_reach,
     eventually,
     linkedin_only,
 )
 from tests.sending.fake_providers import Arrivals, FakeProviders, Reply
 from tests.sending.processes import start_worker, stop_worker, worker_environment
+from tests.sending.reading import (
+    dispatches,
+    dispatches_reach,
+    enrollments_reach,
+)
 
 CONTACTS = 200
 CONCURRENCY = 8

@@ -16,15 +16,17 @@ from app.settings import Settings
 from tests.sending.conftest import (
     SENDING_CONFIG,
     build_campaign,
-    dispatches,
-    dispatches_reach,
     email_only,
-    enrollment_row,
     eventually,
     running_sender,
     sending_settings,
 )
 from tests.sending.fake_providers import Arrivals, FakeProviders, Reply
+from tests.sending.reading import (
+    dispatches,
+    dispatches_reach,
+    enrollment_row,
+)
 from tests.webhooks.helpers import counters, iso, load, post_lemlist
 
 LEMLIST_CAMPAIGN = "cam_sender_tests"

@@ -17,20 +17,22 @@ from app.services import lifecycle
 from app.settings import Settings
 from tests.sending.conftest import (
     SENDING_CONFIG,
-    asleep,
     build_campaign,
-    dispatches,
     email_only,
     enroll,
-    enrollments_reach,
     eventually,
-    outlooks,
     running_sender,
     scalar,
-    sending_of,
     sending_settings,
 )
 from tests.sending.fake_providers import FakeProviders
+from tests.sending.reading import (
+    asleep,
+    dispatches,
+    enrollments_reach,
+    outlooks,
+    sending_of,
+)
 
 CONTACTS = 3
 ZONES = ("UTC", "Asia/Tokyo", "America/New_York", "Europe/Paris", "Asia/Kolkata")
