@@ -139,3 +139,15 @@ async def asleep(statements: list[str], quiet_s: float = 0.3, timeout_s: float =
             return
         if loop.time() > deadline:
             raise AssertionError(f"the sender did not go to sleep within {timeout_s} s")
+
+
+async def enrollment_of(engine: AsyncEngine, instance_id: str, contact_id: str) -> str:
+    """The id of the contact's enrollment in the instance."""
+    found = await scalar(
+        engine,
+        "SELECT id::text FROM enrollments WHERE instance_id = CAST(:i AS uuid) AND contact_id = :c",
+        i=instance_id,
+        c=contact_id,
+    )
+    assert found is not None, (instance_id, contact_id)
+    return str(found)

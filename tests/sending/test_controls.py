@@ -34,6 +34,7 @@ from tests.sending.fake_providers import Arrivals, FakeProviders, Reply
 from tests.sending.reading import (
     dispatches,
     dispatches_reach,
+    enrollment_of,
     enrollment_row,
     enrollments_reach,
     outlooks,
@@ -233,7 +234,7 @@ async def test_a_postmark_unsubscribe_stops_the_address_in_every_instance(
     steps = 3
     first = await build_campaign(app_sessionmaker, 2, **email_only(steps))
     second = await build_campaign(app_sessionmaker, 2, **email_only(steps))
-    leaving = first.enrollment_ids[0]  # person0@example.com, also enrolled in the second
+    leaving = await enrollment_of(engine, first.instance_id, "crm-0")  # person0@example.com
     unsubscribe = load("postmark", "SubscriptionChange") | {
         "MessageID": str(uuid.uuid4()),
         "Recipient": "person0@example.com",
@@ -259,5 +260,5 @@ async def test_a_postmark_unsubscribe_stops_the_address_in_every_instance(
     to_person1 = [m for m in providers.taken() if m.payload["To"] == "person1@example.com"]
     assert sorted(m.step_number for m in to_person1) == sorted(list(range(1, steps + 1)) * 2)
     for campaign in (first, second):
-        row = await enrollment_row(engine, campaign.enrollment_ids[0])
-        assert row.status == "unsubscribed"
+        person0 = await enrollment_of(engine, campaign.instance_id, "crm-0")
+        assert (await enrollment_row(engine, person0)).status == "unsubscribed"
