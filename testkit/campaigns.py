@@ -46,6 +46,33 @@ def contact(n: int, **extra: Any) -> ContactInput:
     )
 
 
+def email_steps_of(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "step_number": n,
+            "subject": f"Step {n} for {{{{first_name}}}}",
+            "body": f"Hello {{{{first_name}}}} at {{{{company|your company}}}}, step {n}.",
+            "delay_hours": 0,
+        }
+        for n in range(1, count + 1)
+    ]
+
+
+def email_only(steps: int) -> dict[str, Any]:
+    """``build_campaign`` arguments: an e-mail template of ``steps`` steps, no delays."""
+    return {"template_type": "email", "email_steps": email_steps_of(steps)}
+
+
+def linkedin_only(action: str = "connection_request") -> dict[str, Any]:
+    """``build_campaign`` arguments: a LinkedIn template of one step."""
+    return {
+        "template_type": "linkedin",
+        "linkedin_steps": [
+            {"step_number": 1, "action": action, "message": "Hi {{first_name}}", "delay_hours": 0}
+        ],
+    }
+
+
 async def build_campaign(
     sessionmaker: async_sessionmaker[AsyncSession],
     contacts: int,
@@ -58,15 +85,7 @@ async def build_campaign(
 ) -> Campaign:
     """A template with steps, an instance of it, ``contacts`` enrollments; started."""
     if email_steps is None and template_type in ("email", "multi_channel"):
-        email_steps = [
-            {
-                "step_number": n,
-                "subject": f"Step {n} for {{{{first_name}}}}",
-                "body": f"Hello {{{{first_name}}}} at {{{{company|your company}}}}, step {n}.",
-                "delay_hours": 0,
-            }
-            for n in (1, 2, 3)
-        ]
+        email_steps = email_steps_of(3)
     if linkedin_steps is None and template_type in ("linkedin", "multi_channel"):
         linkedin_steps = [
             {"step_number": 1, "action": "profile_visit", "delay_hours": 0},

@@ -279,28 +279,13 @@ class FakeProviders:
 
     def _record(self, provider: str, payload: dict[str, Any], taken: bool) -> str:
         message_id = f"{provider}-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
-        if provider == "postmark":
-            meta = payload.get("Metadata") or {}
-            dispatch, enrollment, step = (
-                meta.get("dispatch_id"),
-                meta.get("enrollment_id"),
-                meta.get("step_number"),
-            )
-        elif provider == "phantombuster":
-            argument = payload.get("argument") or {}
-            dispatch, enrollment, step = (
-                argument.get("dispatchId"),
-                argument.get("enrollmentId"),
-                argument.get("stepNumber"),
-            )
-        else:
-            dispatch, enrollment, step = None, payload.get("enrollmentId"), 1
+        dispatch, enrollment, step = identify(provider, payload)
         self.received.append(
             Message(
                 provider=provider,
                 dispatch_id=dispatch,
                 enrollment_id=enrollment,
-                step_number=int(step) if step is not None else None,
+                step_number=step,
                 payload=payload,
                 taken=taken,
                 message_id=message_id if taken else None,
@@ -322,6 +307,74 @@ class FakeProviders:
             if m.dispatch_id == wanted
         ]
         return 200, {"TotalCount": len(found), "Messages": found}, [], False
+
+
+def identify(provider: str, payload: dict[str, Any]) -> tuple[str | None, str | None, int | None]:
+    """(dispatch id, enrollment id, step number) of a message, as the sender labelled it."""
+    if provider == "postmark":
+        meta = payload.get("Metadata") or {}
+        dispatch, enrollment, step = (
+            meta.get("dispatch_id"),
+            meta.get("enrollment_id"),
+            meta.get("step_number"),
+        )
+    elif provider == "phantombuster":
+        argument = payload.get("argument") or {}
+        dispatch, enrollment, step = (
+            argument.get("dispatchId"),
+            argument.get("enrollmentId"),
+            argument.get("stepNumber"),
+        )
+    else:
+        dispatch, enrollment, step = None, payload.get("enrollmentId"), 1
+    return dispatch, enrollment, int(step) if step is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A message as it arrived at the fake, before any scripted delay or answer."""
+
+    at: float
+    provider: str
+    payload: dict[str, Any]
+    attempt: int
+    """How many messages for the same touch arrived before this one."""
+
+    @property
+    def dispatch_id(self) -> str | None:
+        return identify(self.provider, self.payload)[0]
+
+    @property
+    def enrollment_id(self) -> str | None:
+        return identify(self.provider, self.payload)[1]
+
+    @property
+    def touch(self) -> tuple[str, str | None, int | None]:
+        """(provider, enrollment id, step number): the same for every attempt at one touch."""
+        _, enrollment, step = identify(self.provider, self.payload)
+        return self.provider, enrollment, step
+
+
+class Arrivals:
+    """A script that notes when each message arrives (loop time, before the scripted delay),
+    then answers as ``rule`` says: what was in flight at a given moment is then known."""
+
+    def __init__(self, rule: Callable[[Arrival], Reply] | None = None) -> None:
+        self.rule = rule or (lambda arrival: Reply.taken())
+        self.seen: list[Arrival] = []
+
+    def __call__(self, provider: str, payload: dict[str, Any]) -> Reply:
+        arrival = Arrival(asyncio.get_running_loop().time(), provider, payload, 0)
+        earlier = sum(1 for a in self.seen if a.touch == arrival.touch)
+        arrival = Arrival(arrival.at, provider, payload, earlier)
+        self.seen.append(arrival)
+        return self.rule(arrival)
+
+    def of(self, enrollment_id: str) -> list[Arrival]:
+        return [a for a in self.seen if a.enrollment_id == enrollment_id]
+
+    def after(self, moment: float) -> list[Arrival]:
+        return [a for a in self.seen if a.at > moment]
 
 
 def _basic_password_is(header: str, password: str) -> bool:

@@ -270,10 +270,36 @@ class SenderLoop:
             else:
                 ready.append((claimed, touch_or_result))
         if ready:
+            ready = await self._still_wanted(ready, results)
+        if ready:
             outcomes = await client.send([touch for _, touch in ready])
             for (claimed, _), outcome in zip(ready, outcomes, strict=True):
                 results[claimed.dispatch_id] = self._result(client, claimed, outcome)
         return [results[c.dispatch_id] for c in chunk]
+
+    async def _still_wanted(
+        self, ready: list[tuple[Claimed, Touch]], results: dict[uuid.UUID, Result]
+    ) -> list[tuple[Claimed, Touch]]:
+        """The touches that may still leave now (``claims.standing``): one claimed before a
+        pause goes back to the queue, as does every one when a stop was asked for; one whose
+        enrollment or instance stopped since is cancelled."""
+        found = await self._transaction(
+            lambda db: claims.standing(db, [c.dispatch_id for c, _ in ready])
+        )
+        leaving = []
+        for claimed, touch in ready:
+            verdict, why = found.get(claimed.dispatch_id, ("stop", "the touch is gone"))
+            if verdict == "stop":
+                results[claimed.dispatch_id] = Result(
+                    claimed, Verdict.CANCELLED, error_code="STOPPED", error=why
+                )
+            elif verdict == "hold" or self._stopping:
+                results[claimed.dispatch_id] = Result(
+                    claimed, Verdict.RELEASED, uncertain=claimed.uncertain
+                )
+            else:
+                leaving.append((claimed, touch))
+        return leaving
 
     def _prepare(self, current: Plan, claimed: Claimed) -> Touch | Result:
         """The rendered touch, or why it cannot leave (a result to record instead)."""

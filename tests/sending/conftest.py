@@ -14,14 +14,18 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
 from app.cli.worker import options_from
 from app.db.engine import create_engine, create_sessionmaker
+from app.observability.sql_observer import instrument_engine
 from app.providers.clients import build_clients
 from app.providers.http import create_client
+from app.services import enrollment
 from app.settings import Settings
+from app.web.asgi import create_app
 from app.worker.sender import SenderLoop, SenderOptions
-from testkit.campaigns import Campaign, build_campaign
+from testkit.campaigns import Campaign, build_campaign, contact
 from testkit.fake_providers import (
     LEMLIST_KEY,
     PHANTOMBUSTER_KEY,
@@ -29,6 +33,7 @@ from testkit.fake_providers import (
     FakeProviders,
     Reply,
 )
+from tests.webhooks.conftest import webhook_settings
 
 
 @pytest.fixture
@@ -70,12 +75,20 @@ def dsn_of(settings: Settings) -> str:
     return make_url(settings.database_url).set(drivername="postgresql").render_as_string(False)
 
 
+@dataclass(frozen=True, slots=True)
+class RunningSender:
+    loop: SenderLoop
+    engine: AsyncEngine
+    """The sender's own engine, instrumented: ``recording(engine)`` sees its statements."""
+
+
 @contextlib.asynccontextmanager
 async def running_sender(
     settings: Settings, options: SenderOptions | None = None
-) -> AsyncIterator[SenderLoop]:
+) -> AsyncIterator[RunningSender]:
     """A sender in this process until the block ends (then stopped as SIGTERM stops it)."""
     engine = create_engine(settings.model_copy(update={"pool_size": 5, "max_overflow": 0}))
+    instrument_engine(engine, settings.slow_sql_ms)
     http = create_client(settings.send_http_timeout_s, settings.send_concurrency)
     sender = SenderLoop(
         engine,
@@ -86,7 +99,7 @@ async def running_sender(
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     try:
-        yield sender
+        yield RunningSender(sender, engine)
     finally:
         stop.set()
         try:
@@ -119,6 +132,25 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
 def app_sessionmaker(engine: AsyncEngine, clean_db: None) -> async_sessionmaker[AsyncSession]:
     """Sessions that commit (the sender must see the campaign); tables emptied afterwards."""
     return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def app(settings: Settings, clean_db: None) -> AsyncIterator[Starlette]:
+    """Overrides the root ``app``: the service with the webhook secrets set, on the database
+    the senders use (GraphQL operations and provider webhooks during a run)."""
+    application = create_app(webhook_settings(settings))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def enroll(
+    sessionmaker: async_sessionmaker[AsyncSession], instance_id: str, *numbers: int
+) -> list[str]:
+    """Enroll ``contact(n)`` for each number into an existing instance; their ids."""
+    async with sessionmaker.begin() as session:
+        result = await enrollment.bulk_enroll(session, instance_id, [contact(n) for n in numbers])
+    assert not result.skipped, result.skipped
+    return [str(i) for i in result.enrolled_ids]
 
 
 # --- a run with every outcome ----------------------------------------------------------------

@@ -121,6 +121,8 @@ _CLAIM_DUE = f"""
         FROM enrollments e
         WHERE e.status = 'active' AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()
           AND e.instance_id = ANY($1::uuid[])
+          AND EXISTS (SELECT 1 FROM campaign_instances ci
+                      WHERE ci.id = e.instance_id AND ci.status = 'active')
           AND NOT EXISTS (SELECT 1 FROM dispatches d
                           WHERE d.enrollment_id = e.id AND d.status IN ('queued', 'sending'))
         ORDER BY e.next_action_at
@@ -229,8 +231,10 @@ _CLAIM_RETRIES = f"""
     WITH picked AS (
         SELECT d.id FROM dispatches d
         JOIN enrollments e ON e.id = d.enrollment_id
+        JOIN campaign_instances ci ON ci.id = d.instance_id
         WHERE d.status = 'queued' AND d.next_attempt_at <= now()
-          AND d.instance_id = ANY($1::uuid[]) AND e.status = 'active'
+          AND d.instance_id = ANY($1::uuid[]) AND ci.status = 'active'
+          AND e.status IN ('active', 'completed')
         ORDER BY d.next_attempt_at
         LIMIT $2
         FOR UPDATE OF d SKIP LOCKED
@@ -245,7 +249,9 @@ _CLAIM_RETRIES = f"""
     {_CONTENT.format(sendable="true", claimed="claimed")}
 """
 """Queued dispatches whose next attempt is due, of enrollments still active in instances that
-may send now."""
+may send now (and are active as the database has it: the plan may predate a pause). A
+completed enrollment still takes a retry: the other channel's touch of its last step
+completed it while this one waited."""
 
 _CLAIM_ABANDONED = f"""
     WITH picked AS (
@@ -337,6 +343,31 @@ async def claim_abandoned(
         return []
     rows = await db.fetch(_CLAIM_ABANDONED, instance_ids, batch, sender_id, lease_s)
     return [_claimed(row) for row in rows]
+
+
+_STANDING = """
+    SELECT d.id,
+           CASE WHEN i.status = 'active' AND e.status IN ('active', 'completed') THEN 'send'
+                WHEN i.status IN ('active', 'paused')
+                     AND e.status IN ('enrolled', 'active', 'paused', 'completed') THEN 'hold'
+                ELSE 'stop' END AS verdict,
+           format('the enrollment is %s and its instance %s', e.status, i.status) AS why
+    FROM dispatches d
+    JOIN enrollments e ON e.id = d.enrollment_id
+    JOIN campaign_instances i ON i.id = d.instance_id
+    WHERE d.id = ANY($1::uuid[])
+"""
+
+
+async def standing(
+    db: DriverConnection, dispatch_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, str]]:
+    """Whether each claimed touch may still leave, read just before it does: ``send``;
+    ``hold`` while its instance or enrollment is paused (it goes back to the queue); ``stop``
+    once either has stopped for good (unsubscribed, replied, removed, completed instance...).
+    A completed enrollment still takes the other channel's touch of its last step."""
+    rows = await db.fetch(_STANDING, dispatch_ids)
+    return {row["id"]: (row["verdict"], row["why"]) for row in rows}
 
 
 async def renew_leases(db: DriverConnection, sender_id: str, lease_s: float) -> None:
