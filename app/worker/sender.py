@@ -180,12 +180,16 @@ class SenderLoop:
         loop = asyncio.get_running_loop()
         if self._plan is None or self._wake.is_set() or loop.time() - self._planned_at > PLAN_TTL_S:
             self._wake.clear()
-            self._plan = await self._transaction(
-                lambda db: plan(db, self._can_send, self._runs_itself)
-            )
+            self._plan = await self._transaction(self._refresh)
             self._planned_at = loop.time()
             self._report_blocked(self._plan)
         return self._plan
+
+    async def _refresh(self, db: DriverConnection) -> Plan:
+        """A new plan; queued touches whose enrollment or instance stopped are cancelled on
+        the way (a webhook that stops an enrollment does not look at its dispatches)."""
+        await claims.cancel_stopped(db)
+        return await plan(db, self._can_send, self._runs_itself)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until the next work, a NOTIFY, progress that frees room, or the stop."""

@@ -378,3 +378,18 @@ async def renew_leases(db: DriverConnection, sender_id: str, lease_s: float) -> 
         sender_id,
         lease_s,
     )
+
+
+_CANCEL_STOPPED = """
+    UPDATE dispatches d SET status = 'cancelled', next_attempt_at = NULL
+    FROM enrollments e, campaign_instances i
+    WHERE d.status = 'queued' AND e.id = d.enrollment_id AND i.id = d.instance_id
+      AND (e.status IN ('replied', 'unsubscribed', 'bounced', 'failed', 'removed')
+           OR i.status IN ('completed', 'failed'))
+"""
+"""Queued touches whose enrollment stopped (a reply, an unsubscribe, a bounce reported by a
+webhook) or whose instance ended: they will never leave, so they stop counting as retrying."""
+
+
+async def cancel_stopped(db: DriverConnection) -> None:
+    await db.execute(_CANCEL_STOPPED)
