@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -33,9 +34,10 @@ from app.db.engine import create_engine, create_sessionmaker
 from app.domain.enums import Provider
 from app.services.enrollment import bulk_enroll
 from app.services.lifecycle import transition
-from app.services.sending.claims import Eligible, claim_due
+from app.services.sending.claims import DUE_CANDIDATES, Eligible, claim_due
 from app.settings import Settings
 from bench.common import bench_database_url
+from bench.cpu import postgres_cpu_s, tree_cpu_s
 from testkit.campaigns import build_campaign, contact
 from testkit.fake_providers import FakeProviders
 from testkit.senders import start_worker, stop_worker, worker_environment
@@ -110,11 +112,24 @@ async def _until_sent(bench: Bench, instance_id: str, count: int) -> None:
         await asyncio.sleep(0.05)
 
 
-async def throughput(bench: Bench, contacts: int, processes: int) -> float:
-    """Touches per second from the first claim to the last record, ``processes`` senders."""
+@dataclass(frozen=True)
+class Round:
+    rate: float
+    database_ms: float | None
+    senders_ms: float
+    provider_ms: float
+    """CPU per touch: PostgreSQL, the sender processes, the fake provider (this process)."""
+
+
+async def throughput(bench: Bench, contacts: int, processes: int) -> Round:
+    """Touches per second from the first claim to the last record, ``processes`` senders,
+    and what each touch cost in CPU."""
     instance_id = await _campaign(bench, contacts, start=False)
     senders = [await start_worker(bench.env()) for _ in range(processes)]
     await asyncio.sleep(2)  # the senders connect, check the schema and go idle
+    database_before = postgres_cpu_s()
+    senders_before = sum(tree_cpu_s(s.pid) for s in senders)
+    mine_before = sum(os.times()[:2])
     engine = create_engine(bench.settings)
     try:
         async with create_sessionmaker(engine).begin() as session:
@@ -122,6 +137,9 @@ async def throughput(bench: Bench, contacts: int, processes: int) -> float:
     finally:
         await engine.dispose()
     await _until_sent(bench, instance_id, contacts)
+    database_after = postgres_cpu_s()
+    senders_cpu = sum(tree_cpu_s(s.pid) for s in senders) - senders_before
+    mine_cpu = sum(os.times()[:2]) - mine_before
     span = await bench.sql(
         "SELECT extract(epoch FROM max(sent_at) - min(created_at)) AS s FROM dispatches"
         " WHERE instance_id = $1::uuid",
@@ -130,7 +148,17 @@ async def throughput(bench: Bench, contacts: int, processes: int) -> float:
     for sender in senders:
         code, stderr = await stop_worker(sender)
         assert code == 0, stderr[-2000:]
-    return contacts / float(span[0]["s"])
+    database_ms = (
+        None
+        if database_before is None or database_after is None
+        else (database_after - database_before) * 1000 / contacts
+    )
+    return Round(
+        contacts / float(span[0]["s"]),
+        database_ms,
+        senders_cpu * 1000 / contacts,
+        mine_cpu * 1000 / contacts,
+    )
 
 
 async def lag_at(bench: Bench, rate: float, seconds: float) -> tuple[float, float, int]:
@@ -170,8 +198,17 @@ def _quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def claim_cost(bench: Bench) -> tuple[float, float, str]:
-    """ms per claim of 500 at 1,000,000 enrollments with 1% due, and the plan's index."""
+@dataclass(frozen=True)
+class ClaimCost:
+    query_ms: list[float]
+    """The claim query: select and lock 500 due enrollments."""
+    statement_ms: list[float]
+    """The whole claim statement: that, plus steps, touches, quota and dispatch rows."""
+    plan: str
+
+
+async def claim_cost(bench: Bench) -> ClaimCost:
+    """ms per claim of 500 at 1,000,000 enrollments with 1% due, and the query's plan."""
     instance_id = await _campaign(bench, 1)
     await bench.sql(
         """
@@ -189,34 +226,27 @@ async def claim_cost(bench: Bench) -> tuple[float, float, str]:
     await bench.sql("ANALYZE enrollments")
     engine = create_engine(bench.settings)
     eligible = [Eligible(uuid.UUID(instance_id), Provider.POSTMARK, None, frozenset())]
-    timings = []
+    query = DUE_CANDIDATES.format(instances="$1", batch=str(BATCH))
+    cost = ClaimCost([], [], "")
     try:
         async with engine.connect() as connection:
             db = await DriverConnection.under(connection)
             for _ in range(20):
-                transaction = db.driver.transaction()
-                await transaction.start()
-                begun = time.perf_counter()
-                claimed = await claim_due(db, eligible, BATCH, "bench", 60)
-                timings.append((time.perf_counter() - begun) * 1000)
-                assert len(claimed) == BATCH, len(claimed)
-                await transaction.rollback()
-            plan = await db.driver.fetch(
-                "EXPLAIN SELECT e.id FROM enrollments e WHERE e.status = 'active'"
-                " AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()"
-                " AND e.instance_id = ANY($1::uuid[]) ORDER BY e.next_action_at LIMIT 500"
-                " FOR UPDATE OF e SKIP LOCKED",
-                [eligible[0].instance_id],
-            )
+                for timings, claim in (
+                    (cost.query_ms, lambda: db.fetch(query, [eligible[0].instance_id])),
+                    (cost.statement_ms, lambda: claim_due(db, eligible, BATCH, "bench", 60)),
+                ):
+                    transaction = db.driver.transaction()
+                    await transaction.start()
+                    begun = time.perf_counter()
+                    claimed = await claim()
+                    timings.append((time.perf_counter() - begun) * 1000)
+                    assert len(claimed) == BATCH, len(claimed)
+                    await transaction.rollback()
+            plan = await db.driver.fetch("EXPLAIN " + query, [eligible[0].instance_id])
     finally:
         await engine.dispose()
-    text = "\n".join(r[0] for r in plan)
-    index = (
-        "ix_enrollments_next_action_at_due"
-        if "ix_enrollments_next_action_at_due" in text
-        else "NOT the due index"
-    )
-    return statistics.median(timings), max(timings), index
+    return ClaimCost(cost.query_ms, cost.statement_ms, "\n".join(r[0] for r in plan))
 
 
 CEILING = """
@@ -270,9 +300,14 @@ async def main_async(url: str, contacts: int, rounds: int) -> None:
     rates: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(rounds):
         for processes in (1, 2):
-            rate = await throughput(bench, contacts, processes)
-            rates[processes].append(rate)
-            print(f"  {processes} sender(s): {rate:,.0f} touches/s")
+            result = await throughput(bench, contacts, processes)
+            rates[processes].append(result.rate)
+            database = "?" if result.database_ms is None else f"{result.database_ms:.3f}"
+            print(
+                f"  {processes} sender(s): {result.rate:,.0f} touches/s; CPU per touch:"
+                f" database {database} ms, senders {result.senders_ms:.3f} ms,"
+                f" fake provider {result.provider_ms:.3f} ms"
+            )
     one = statistics.median(rates[1])
     for processes, values in rates.items():
         spread = f"{min(values):,.0f}-{max(values):,.0f}"
@@ -284,11 +319,16 @@ async def main_async(url: str, contacts: int, rounds: int) -> None:
     )
     bare = await ceiling(bench, contacts)
     print(f"bare SQL ceiling: {bare:,.0f} touches/s; one sender is {one / bare:.2f} of it")
-    median_ms, worst_ms, index = await claim_cost(bench)
-    print(
-        f"claim of {BATCH} at {CLAIM_ENROLLMENTS:,} enrollments, 1% due:"
-        f" median {median_ms:.1f} ms, worst {worst_ms:.1f} ms; plan uses {index}"
-    )
+    cost = await claim_cost(bench)
+    for what, timings in (
+        ("claim query (select and lock)", cost.query_ms),
+        ("claim statement (and create the dispatches)", cost.statement_ms),
+    ):
+        print(
+            f"{what}, {BATCH} of {CLAIM_ENROLLMENTS:,} enrollments with 1% due:"
+            f" median {statistics.median(timings):.1f} ms, worst {max(timings):.1f} ms"
+        )
+    print("plan of the claim query:\n" + cost.plan)
     await fake.close()
 
 

@@ -110,24 +110,29 @@ _CONTENT = """
 """Each claimed touch with its enrollment's variables and its step's text (read at send time:
 a step edited before the touch leaves is sent as edited)."""
 
+DUE_CANDIDATES = """
+        SELECT e.id, e.instance_id, e.current_step, e.next_action_at, e.metadata
+        FROM enrollments e
+        WHERE e.status = 'active' AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()
+          AND e.instance_id = ANY({instances}::uuid[])
+          AND EXISTS (SELECT 1 FROM campaign_instances ci
+                      WHERE ci.id = e.instance_id AND ci.status = 'active')
+          AND NOT EXISTS (SELECT 1 FROM dispatches d
+                          WHERE d.enrollment_id = e.id AND d.status IN ('queued', 'sending'))
+        ORDER BY e.next_action_at
+        LIMIT {batch}
+        FOR UPDATE OF e SKIP LOCKED"""
+"""The claim query proper: up to a batch of due enrollments of the given instances, oldest
+due first, through the partial due index, skipping rows another sender holds and enrollments
+with a touch still open."""
+
 _CLAIM_DUE = f"""
     WITH plan AS (
         SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
                              $6::text[], $10::date[])
              AS p(instance_id, room, email_provider, linkedin_provider, email_mode,
                   linkedin_mode, day)
-    ), candidates AS MATERIALIZED (
-        SELECT e.id, e.instance_id, e.current_step, e.next_action_at, e.metadata
-        FROM enrollments e
-        WHERE e.status = 'active' AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()
-          AND e.instance_id = ANY($1::uuid[])
-          AND EXISTS (SELECT 1 FROM campaign_instances ci
-                      WHERE ci.id = e.instance_id AND ci.status = 'active')
-          AND NOT EXISTS (SELECT 1 FROM dispatches d
-                          WHERE d.enrollment_id = e.id AND d.status IN ('queued', 'sending'))
-        ORDER BY e.next_action_at
-        LIMIT $7
-        FOR UPDATE OF e SKIP LOCKED
+    ), candidates AS MATERIALIZED ({DUE_CANDIDATES.format(instances="$1", batch="$7")}
     ), hits AS (
         SELECT c.id, s.reason::text AS reason FROM candidates c JOIN plan p USING (instance_id)
         JOIN suppressions s ON s.channel = 'email' AND s.address = {EMAIL_ADDRESS}
