@@ -115,8 +115,6 @@ DUE_CANDIDATES = """
         FROM enrollments e
         WHERE e.status = 'active' AND e.next_action_at IS NOT NULL AND e.next_action_at <= now()
           AND e.instance_id = ANY({instances}::uuid[])
-          AND EXISTS (SELECT 1 FROM campaign_instances ci
-                      WHERE ci.id = e.instance_id AND ci.status = 'active')
           AND NOT EXISTS (SELECT 1 FROM dispatches d
                           WHERE d.enrollment_id = e.id AND d.status IN ('queued', 'sending'))
         ORDER BY e.next_action_at
@@ -124,14 +122,19 @@ DUE_CANDIDATES = """
         FOR UPDATE OF e SKIP LOCKED"""
 """The claim query proper: up to a batch of due enrollments of the given instances, oldest
 due first, through the partial due index, skipping rows another sender holds and enrollments
-with a touch still open."""
+with a touch still open. Nothing else is joined here: with a join to the instances (or a
+subquery for their ids) the planner misjudged how many rows match, gave up the index's order
+and sorted every due row (30 ms instead of 3 at 10,000 due). The claim statement checks the
+instances' status in its ``plan``: a candidate of an instance paused since the sender's plan
+was read is locked, then left as it was."""
 
 _CLAIM_DUE = f"""
     WITH plan AS (
-        SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
-                             $6::text[], $10::date[])
+        SELECT p.* FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
+                               $6::text[], $10::date[])
              AS p(instance_id, room, email_provider, linkedin_provider, email_mode,
                   linkedin_mode, day)
+        JOIN campaign_instances ci ON ci.id = p.instance_id AND ci.status = 'active'
     ), candidates AS MATERIALIZED ({DUE_CANDIDATES.format(instances="$1", batch="$7")}
     ), hits AS (
         SELECT c.id, s.reason::text AS reason FROM candidates c JOIN plan p USING (instance_id)
@@ -313,6 +316,11 @@ async def claim_due(
     ]
     if not plan:
         return []
+    # The due index read in its order, whatever the statistics say: right after a bulk
+    # enrollment they still count a handful of due rows, and the planner chose to gather every
+    # due row through a bitmap and sort them (30 ms at 20,000 due) instead of reading the first
+    # 500 in order (under 4 ms). SET LOCAL: for the rest of the caller's transaction only.
+    await db.execute("SET LOCAL enable_bitmapscan = off")
     rows = await db.fetch(
         _CLAIM_DUE,
         [e.instance_id for e in plan],

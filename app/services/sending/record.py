@@ -2,9 +2,12 @@
 on, and a sent touch's send event goes through the same ingestion (and effects) as a
 webhook's, so ``current_step``, ``next_action_at``, completion and counters follow.
 
-Every update is guarded by the lease (``status = 'sending' AND claimed_by = <this sender>``):
-a sender that lost its claim (it froze past the lease and another took over) records nothing,
-so a touch is never recorded twice.
+Every update is guarded by the lease (``claimed_by = <this sender>``, which a CHECK ties to
+``status = 'sending'``): a sender that lost its claim (it froze past the lease and another
+took over) records nothing, so a touch is never recorded twice. The guard names no status on
+purpose: ``status = 'sending'`` matched the partial lease index, and the planner read the
+whole index (every claim's dead entries included) instead of the 500 rows by primary key,
+which grew to the costliest statement of a busy sender.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ _UPDATE = """
         uncertain = u.uncertain,
         dry_run = u.dry_run
     FROM u
-    WHERE d.id = u.id AND d.status = 'sending' AND d.claimed_by = $1
+    WHERE d.id = u.id AND d.claimed_by = $1
     RETURNING d.id, extract(epoch FROM clock_timestamp() - d.due_at)::float8 AS lag_s
 """
 
