@@ -74,7 +74,14 @@ async def prepare(url: str, instances: int) -> tuple[str, list[str]]:
 def contacts(n: int) -> list[dict[str, object]]:
     run = uuid.uuid4().hex[:8]
     return [
-        {"contactId": f"{run}-{i}", "metadata": {"first_name": f"C{i}", "company": "Acme"}}
+        {
+            "contactId": f"{run}-{i}",
+            "metadata": {
+                "email": f"c{i}-{run}@example.com",
+                "first_name": f"C{i}",
+                "company": "Acme",
+            },
+        }
         for i in range(n)
     ]
 
@@ -112,10 +119,11 @@ def main() -> None:
         path = Path(folder) / "contacts.csv"
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["contact_id", "first_name", "company"])
+            writer.writerow(["contact_id", "email", "first_name", "company"])
             run = uuid.uuid4().hex[:8]
             writer.writerows(
-                [f"{run}-{i}", f"Name{i}", f"Co{i % 97}"] for i in range(args.csv_rows)
+                [f"{run}-{i}", f"n{i}-{run}@example.com", f"Name{i}", f"Co{i % 97}"]
+                for i in range(args.csv_rows)
             )
         command = [
             str(Path(sys.executable).parent / "campaign-api"),

@@ -1,14 +1,14 @@
 """The libraries' internals the service relies on are still there, with the shape it expects.
 
-pyproject.toml pins Strawberry, graphql-core, Starlette and uvicorn exactly because of them.
+pyproject.toml pins Strawberry, graphql-core and uvicorn exactly because of them.
 After an upgrade these checks say plainly which internal moved; the behaviour built on them
-is tested elsewhere (tests/fast_execution with tests/differential.py, tests/test_one_write_http.py,
-tests/webhooks/test_fast_lane.py, tests/graphql/test_query_limits.py).
+is tested elsewhere (tests/fast_execution with tests/differential.py,
+tests/graphql/test_query_limits.py, and the worker-socket tests for uvicorn's Config and
+Multiprocess supervisor).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import random
 import tomllib
@@ -21,12 +21,8 @@ import pytest
 from graphql import GraphQLSyntaxError, parse
 from graphql.execution import collect_fields, values
 from graphql.language.parser import Parser
-from starlette.applications import Starlette
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
-from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.server import ServerState
 
 from resolvers.fast_execution import FastExecutor
 from resolvers.fast_execution.plan import STRAWBERRY_DEFINITION, direct_call
@@ -35,7 +31,7 @@ from schema.build import graphql_core_schema
 from schema.extensions.limits import exceeds_token_limit
 
 ROOT = Path(__file__).resolve().parent.parent
-PINNED = ("strawberry-graphql", "graphql-core", "starlette", "uvicorn")
+PINNED = ("strawberry-graphql", "graphql-core", "uvicorn")
 
 
 def parameters(function: Callable[..., Any]) -> list[str]:
@@ -131,21 +127,6 @@ def test_strawberry_private_attributes_of_the_fast_path() -> None:
     call = direct_call(paged.extensions[STRAWBERRY_DEFINITION], schema.exception_handlers)
     assert call is not None
     assert (call.passes_self, call.info_parameter) == (True, "info")
-
-
-async def test_uvicorn_httptools_protocol_keeps_its_loop_and_connection_made() -> None:
-    """app/web/one_write_http.py wraps the transport in connection_made and reads self.loop."""
-    loop = asyncio.get_running_loop()
-    protocol = HttpToolsProtocol(Config(app=Starlette()), ServerState(), {}, loop)
-    assert protocol.loop is loop
-    assert parameters(protocol.connection_made) == ["transport"]
-
-
-def test_starlette_builds_its_stack_through_build_middleware_stack() -> None:
-    """app/web/fast_lane.py puts its lane in front of what this returns, built on first call."""
-    assert parameters(Starlette.build_middleware_stack) == ["self"]
-    assert "self.build_middleware_stack()" in inspect.getsource(Starlette.__call__)
-    assert Starlette().middleware_stack is None
 
 
 def test_graphql_core_parser_takes_a_lexer_and_counts_tokens() -> None:

@@ -32,11 +32,9 @@ def _exit_zero_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool) -> None:
     """uvicorn with our logging: no log config of its own (its records go through structlog)
     and no access log (the access middleware writes a richer, redacted line per request).
-    Several workers each listen on a socket of their own (``app.web.worker_sockets``), and each
-    response leaves in one write (``app.web.one_write_http``)."""
+    Several workers each listen on a socket of their own (``app.web.worker_sockets``)."""
     import uvicorn
 
-    from app.web.one_write_http import OneWriteHttpToolsProtocol
     from app.web.worker_sockets import run_workers
 
     configure_logging(settings)
@@ -49,7 +47,6 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
         "log_level": settings.log_level.lower(),
         "log_config": None,
         "access_log": False,
-        "http": OneWriteHttpToolsProtocol,
         # On SIGTERM: stop accepting, let requests in flight finish for this long, then close.
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }

@@ -29,7 +29,6 @@ from app.security.rate_limit import RateLimiter
 from app.services.ingestion.batcher import IngestBatcher
 from app.settings import Settings, get_settings
 from app.web.envelope import RequestEnvelope
-from app.web.fast_lane import FastLaneStarlette
 from app.web.metrics_endpoint import metrics_endpoint
 from app.web.unavailable import RETRY_AFTER_S
 from app.web.webhooks import routes as webhook_routes
@@ -80,7 +79,7 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "revision": current})
 
 
-def create_app(settings: Settings | None = None) -> FastLaneStarlette:
+def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; the engine is created in the lifespan, inside the server's loop."""
     settings = settings or get_settings()
     configure_logging(settings)
@@ -110,11 +109,9 @@ def create_app(settings: Settings | None = None) -> FastLaneStarlette:
             await app.state.ingest_batcher.close()
             await engine.dispose()
 
-    return FastLaneStarlette(
-        fast_routes=webhook_routes,  # their POSTs skip Starlette's layers (app.fast_lane)
-        envelope=RequestEnvelope,
+    return Starlette(
         routes=[
-            *webhook_routes,  # the other methods, and the OpenAPI document
+            *webhook_routes,
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -130,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastLaneStarlette:
     )
 
 
-def create_served_app() -> FastLaneStarlette:
+def create_served_app() -> Starlette:
     """``create_app`` for a long-running server process, with start-up objects frozen.
 
     The schema, the models and the libraries make hundreds of thousands of long-lived objects;
