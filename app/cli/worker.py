@@ -24,9 +24,16 @@ from app.settings import Settings, parse_bind
 from app.worker.sender import SenderLoop, SenderOptions
 
 log = get_logger("sender")
-POOL_SIZE = 5
-"""The claim (or the outlook), two recorders and lease renewal each hold at most one
-connection; one spare."""
+
+
+def pool_size(concurrency: int) -> int:
+    """The claim (or the outlook), two recorders and lease renewal hold one connection each;
+    the check just before a touch leaves takes one per request in flight, briefly (for
+    PhantomBuster and lemlist, one per touch), so a quarter of the concurrency more keeps
+    those from queueing behind each other."""
+    return 5 + concurrency // 4
+
+
 MIGRATION_POLL_S = 2.0
 
 
@@ -51,7 +58,10 @@ async def run_sender(settings: Settings, url: str, options: SenderOptions) -> No
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     engine = create_engine(
-        settings.model_copy(update={"pool_size": POOL_SIZE, "max_overflow": 0}), url
+        settings.model_copy(
+            update={"pool_size": pool_size(options.concurrency), "max_overflow": 0}
+        ),
+        url,
     )
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     http = create_client(settings.send_http_timeout_s, connections=options.concurrency)

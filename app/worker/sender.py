@@ -105,6 +105,15 @@ class SenderLoop:
         self._planned_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._warned: set[Provider] = set()
+        self._failure: BaseException | None = None
+        self._marked_before_leaving = [
+            provider
+            for provider, client in clients.by_provider.items()
+            if not client.reconcilable and not client.idempotent
+        ]
+        """Providers that can neither be asked nor sent a touch twice: each touch is marked
+        uncertain just before it leaves (``claims.mark_leaving``), so that a touch a dead
+        sender never started is not left ``unknown``."""
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -124,6 +133,8 @@ class SenderLoop:
                 for recorder in recorders:
                     if recorder.done():
                         recorder.result()  # a recorder that died takes the sender down
+                if self._failure is not None:
+                    raise self._failure
                 try:
                     claimed = await self._claim_round()
                     if not claimed:
@@ -171,7 +182,7 @@ class SenderLoop:
     async def _claim(self, db: DriverConnection, current: Plan, batch: int) -> list[Claimed]:
         ids = current.instance_ids
         lease, me = self._options.lease_s, self.identity
-        found = await claims.claim_abandoned(db, ids, batch, me, lease)
+        found = await claims.claim_abandoned(db, ids, batch, me, lease, self._marked_before_leaving)
         found += await claims.claim_retries(db, ids, batch - len(found), me, lease)
         found += await claims.claim_due(db, current.eligible, batch - len(found), me, lease)
         return found
@@ -240,7 +251,16 @@ class SenderLoop:
                 chunk = touches[start : start + size]
                 task = asyncio.create_task(self._send_chunk(current, client, chunk))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        """A send task that failed takes the sender down (its touches' results are lost, and
+        the sender would wait for them forever); their leases run out and another sender
+        takes them over."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+            self._wake.set()
 
     async def _send_chunk(
         self, current: Plan, client: Client | None, chunk: Sequence[Claimed]
@@ -262,17 +282,24 @@ class SenderLoop:
         self, current: Plan, client: Client, chunk: Sequence[Claimed]
     ) -> list[Result]:
         results: dict[uuid.UUID, Result] = {}
-        ready: list[tuple[Claimed, Touch]] = []
+        prepared: list[tuple[Claimed, Touch]] = []
         for claimed in chunk:
             touch_or_result = self._prepare(current, claimed)
             if isinstance(touch_or_result, Result):
                 results[claimed.dispatch_id] = touch_or_result
-                continue
-            settled = await self._settle_uncertain(client, claimed, touch_or_result)
-            if settled is not None:
-                results[claimed.dispatch_id] = settled
             else:
-                ready.append((claimed, touch_or_result))
+                prepared.append((claimed, touch_or_result))
+        # Touches that may already be at the provider are settled first, side by side: after
+        # a sender died, a whole batch of them may need asking.
+        settled = await asyncio.gather(
+            *(self._settle_uncertain(client, claimed, touch) for claimed, touch in prepared)
+        )
+        ready: list[tuple[Claimed, Touch]] = []
+        for (claimed, touch), result in zip(prepared, settled, strict=True):
+            if result is not None:
+                results[claimed.dispatch_id] = result
+            else:
+                ready.append((claimed, touch))
         if ready:
             ready = await self._still_wanted(ready, results)
         if ready:
@@ -287,9 +314,27 @@ class SenderLoop:
         """The touches that may still leave now (``claims.standing``): one claimed before a
         pause goes back to the queue, as does every one when a stop was asked for; one whose
         enrollment or instance stopped since is cancelled."""
-        found = await self._transaction(
-            lambda db: claims.standing(db, [c.dispatch_id for c, _ in ready])
-        )
+        ids = [c.dispatch_id for c, _ in ready]
+        mark = ready[0][0].provider in self._marked_before_leaving
+
+        async def check(db: DriverConnection) -> dict[uuid.UUID, tuple[str, str]]:
+            found = await claims.standing(db, ids)
+            if mark and not self._stopping:
+                sending = [i for i in ids if found.get(i, ("stop", ""))[0] == "send"]
+                await claims.mark_leaving(db, self.identity, sending)
+            return found
+
+        try:
+            found = await self._transaction(check)
+        except DATABASE_ERRORS as exc:
+            if not is_database_unavailable(exc):
+                raise
+            # Not checked, so not sent: back to the queue, to be tried again.
+            for claimed, _ in ready:
+                results[claimed.dispatch_id] = Result(
+                    claimed, Verdict.RELEASED, uncertain=claimed.uncertain
+                )
+            return []
         leaving = []
         for claimed, touch in ready:
             verdict, why = found.get(claimed.dispatch_id, ("stop", "the touch is gone"))

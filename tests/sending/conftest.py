@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from app.cli.worker import options_from
+from app.cli.worker import options_from, pool_size
 from app.db.engine import create_engine, create_sessionmaker
 from app.observability.sql_observer import instrument_engine
 from app.providers.clients import build_clients
@@ -87,7 +87,11 @@ async def running_sender(
     settings: Settings, options: SenderOptions | None = None
 ) -> AsyncIterator[RunningSender]:
     """A sender in this process until the block ends (then stopped as SIGTERM stops it)."""
-    engine = create_engine(settings.model_copy(update={"pool_size": 5, "max_overflow": 0}))
+    engine = create_engine(
+        settings.model_copy(
+            update={"pool_size": pool_size(settings.send_concurrency), "max_overflow": 0}
+        )
+    )
     instrument_engine(engine, settings.slow_sql_ms)
     http = create_client(settings.send_http_timeout_s, settings.send_concurrency)
     sender = SenderLoop(

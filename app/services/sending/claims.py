@@ -10,6 +10,7 @@ effects set the enrollment's next step and its time.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -270,19 +271,26 @@ _CLAIM_ABANDONED = f"""
         FOR UPDATE SKIP LOCKED
     ), claimed AS (
         UPDATE dispatches d SET claimed_by = $3,
-               claimed_until = now() + make_interval(secs => $4), uncertain = true
+               claimed_until = now() + make_interval(secs => $4),
+               uncertain = CASE WHEN d.provider::text = ANY($5::text[]) THEN d.uncertain
+                                ELSE true END
         FROM picked WHERE d.id = picked.id
         RETURNING d.id, d.enrollment_id, d.instance_id, d.channel, d.step_number, d.provider,
                   d.attempts, d.due_at, d.uncertain
     )
     {
     _CONTENT.format(
-        sendable="e.status = 'active' AND k.instance_id = ANY($1::uuid[])", claimed="claimed"
+        sendable="e.status IN ('active', 'completed') AND i.status = 'active'"
+        " AND k.instance_id = ANY($1::uuid[])",
+        claimed="claimed",
     )
 }
 """
-"""Touches whose sender's lease ran out (it was killed, or froze): they may have reached the
-provider, so they are taken over as uncertain, whatever their enrollment became since."""
+"""Touches whose sender's lease ran out (it was killed, or froze), taken over whatever their
+enrollment became since. They may have reached the provider: for a provider that can be asked
+or takes a touch twice harmlessly, they are taken over as uncertain; for one that can do
+neither (parameter 5), the dead sender marked each touch uncertain just before it left, so a
+touch not marked never left and is sent like any other."""
 
 
 def _mode(eligible: Eligible, channel: Channel) -> str | None:
@@ -350,12 +358,34 @@ async def claim_retries(
 
 
 async def claim_abandoned(
-    db: DriverConnection, instance_ids: list[uuid.UUID], batch: int, sender_id: str, lease_s: float
+    db: DriverConnection,
+    instance_ids: list[uuid.UUID],
+    batch: int,
+    sender_id: str,
+    lease_s: float,
+    marked_before_leaving: Sequence[Provider] = (),
 ) -> list[Claimed]:
     if batch <= 0:
         return []
-    rows = await db.fetch(_CLAIM_ABANDONED, instance_ids, batch, sender_id, lease_s)
+    rows = await db.fetch(
+        _CLAIM_ABANDONED,
+        instance_ids,
+        batch,
+        sender_id,
+        lease_s,
+        [p.value for p in marked_before_leaving],
+    )
     return [_claimed(row) for row in rows]
+
+
+async def mark_leaving(db: DriverConnection, sender_id: str, dispatch_ids: list[uuid.UUID]) -> None:
+    """Say, before the request goes out, that these touches may reach their provider: if this
+    sender dies now, whoever takes them over must not send them again blindly."""
+    await db.execute(
+        "UPDATE dispatches SET uncertain = true WHERE id = ANY($2::uuid[]) AND claimed_by = $1",
+        sender_id,
+        dispatch_ids,
+    )
 
 
 _STANDING = """
