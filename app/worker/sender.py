@@ -318,7 +318,7 @@ class SenderLoop:
         mark = ready[0][0].provider in self._marked_before_leaving
 
         async def check(db: DriverConnection) -> dict[uuid.UUID, tuple[str, str]]:
-            found = await claims.standing(db, ids)
+            found = await claims.standing(db, self.identity, ids)
             if mark and not self._stopping:
                 sending = [i for i in ids if found.get(i, ("stop", ""))[0] == "send"]
                 await claims.mark_leaving(db, self.identity, sending)
@@ -338,7 +338,10 @@ class SenderLoop:
         leaving = []
         for claimed, touch in ready:
             verdict, why = found.get(claimed.dispatch_id, ("stop", "the touch is gone"))
-            if verdict == "stop":
+            if verdict == "lost":
+                # Another sender holds it now; recording this is a no-op (guarded by the lease).
+                results[claimed.dispatch_id] = Result(claimed, Verdict.RELEASED)
+            elif verdict == "stop":
                 results[claimed.dispatch_id] = Result(
                     claimed, Verdict.CANCELLED, error_code="STOPPED", error=why
                 )

@@ -265,7 +265,7 @@ completed it while this one waited."""
 _CLAIM_ABANDONED = f"""
     WITH picked AS (
         SELECT d.id FROM dispatches d
-        WHERE d.status = 'sending' AND d.claimed_until < now()
+        WHERE d.status = 'sending' AND d.claimed_until < now() AND d.claimed_by <> $3
         ORDER BY d.claimed_until
         LIMIT $2
         FOR UPDATE SKIP LOCKED
@@ -290,7 +290,8 @@ _CLAIM_ABANDONED = f"""
 enrollment became since. They may have reached the provider: for a provider that can be asked
 or takes a touch twice harmlessly, they are taken over as uncertain; for one that can do
 neither (parameter 5), the dead sender marked each touch uncertain just before it left, so a
-touch not marked never left and is sent like any other."""
+touch not marked never left and is sent like any other. A sender never takes over its own
+claims: it is still working on them, merely late renewing them."""
 
 
 def _mode(eligible: Eligible, channel: Channel) -> str | None:
@@ -390,7 +391,8 @@ async def mark_leaving(db: DriverConnection, sender_id: str, dispatch_ids: list[
 
 _STANDING = """
     SELECT d.id,
-           CASE WHEN i.status = 'active' AND e.status IN ('active', 'completed') THEN 'send'
+           CASE WHEN d.claimed_by IS DISTINCT FROM $2 THEN 'lost'
+                WHEN i.status = 'active' AND e.status IN ('active', 'completed') THEN 'send'
                 WHEN i.status IN ('active', 'paused')
                      AND e.status IN ('enrolled', 'active', 'paused', 'completed') THEN 'hold'
                 ELSE 'stop' END AS verdict,
@@ -403,13 +405,15 @@ _STANDING = """
 
 
 async def standing(
-    db: DriverConnection, dispatch_ids: list[uuid.UUID]
+    db: DriverConnection, sender_id: str, dispatch_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[str, str]]:
     """Whether each claimed touch may still leave, read just before it does: ``send``;
     ``hold`` while its instance or enrollment is paused (it goes back to the queue); ``stop``
     once either has stopped for good (unsubscribed, replied, removed, completed instance...).
-    A completed enrollment still takes the other channel's touch of its last step."""
-    rows = await db.fetch(_STANDING, dispatch_ids)
+    A completed enrollment still takes the other channel's touch of its last step. ``lost``:
+    the claim is no longer this sender's (it was slow past its lease and another took the
+    touch over), so it must not send it."""
+    rows = await db.fetch(_STANDING, dispatch_ids, sender_id)
     return {row["id"]: (row["verdict"], row["why"]) for row in rows}
 
 
