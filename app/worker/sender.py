@@ -152,13 +152,29 @@ class SenderLoop:
             stopper.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._results.join()
+            await self._drain(recorders)
             for task in (*recorders, heartbeat):
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*recorders, heartbeat)
+            ended = await asyncio.gather(*recorders, heartbeat, return_exceptions=True)
             await listener.close()
             log.info("sender_stopped", sender=self.identity)
+            failures = [outcome for outcome in ended if isinstance(outcome, Exception)]
+            if failures:
+                raise failures[0]
+
+    async def _drain(self, recorders: list[asyncio.Task[None]]) -> None:
+        """Wait until every result is recorded, or until no recorder is left to record them:
+        then the sender exits with the recorders' error, and the leases of the touches it still
+        held run out for another sender to take over (waiting would hang it forever, renewing
+        those leases)."""
+        joined = asyncio.ensure_future(self._results.join())
+        try:
+            alive = {recorder for recorder in recorders if not recorder.done()}
+            while alive and not joined.done():
+                await asyncio.wait({joined, *alive}, return_when=asyncio.FIRST_COMPLETED)
+                alive = {recorder for recorder in alive if not recorder.done()}
+        finally:
+            joined.cancel()
 
     async def _on_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()
