@@ -9,10 +9,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, FetchedValue, Integer, MetaData, Uuid, func, text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Enum,
+    FetchedValue,
+    Integer,
+    MetaData,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.domain.addresses import ADDRESS_MAX, normalized_sql
+from app.domain.enums import Channel
 from app.domain.limits import JSON_MAX_BYTES
 
 NAMING_CONVENTION = {
@@ -76,4 +88,20 @@ class TimestampMixin:
         nullable=False,
         server_default=func.now(),
         server_onupdate=FetchedValue(),
+    )
+
+
+def address_constraints() -> tuple[CheckConstraint, ...]:
+    """The address rules on every table that stores a (channel, address): bounded, and
+    normalized exactly as the service normalizes it, so a lookup by address cannot miss."""
+    return (
+        CheckConstraint(f"char_length(address) BETWEEN 3 AND {ADDRESS_MAX}", name="address_length"),
+        CheckConstraint(
+            f"channel <> 'email' OR address = {normalized_sql(Channel.EMAIL, 'address')}",
+            name="email_normalized",
+        ),
+        CheckConstraint(
+            f"channel <> 'linkedin' OR address = {normalized_sql(Channel.LINKEDIN, 'address')}",
+            name="linkedin_normalized",
+        ),
     )

@@ -18,13 +18,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.domain.addresses import ADDRESS_MAX, normalized_sql
 from app.domain.enums import Channel, EnrollmentStatus
 from app.domain.limits import CONTACT_ID_MAX
 from app.models.base import (
     Base,
     IdMixin,
     TimestampMixin,
+    address_constraints,
     json_object_check,
     json_object_column,
     pg_enum,
@@ -86,14 +86,6 @@ class EnrollmentAddress(TimestampMixin, Base):
     address: Mapped[str] = mapped_column(Text, nullable=False)
 
     __table_args__ = (
-        CheckConstraint(f"char_length(address) BETWEEN 3 AND {ADDRESS_MAX}", name="address_length"),
-        CheckConstraint(
-            f"channel <> 'email' OR address = {normalized_sql(Channel.EMAIL, 'address')}",
-            name="email_normalized",
-        ),
-        CheckConstraint(
-            f"channel <> 'linkedin' OR address = {normalized_sql(Channel.LINKEDIN, 'address')}",
-            name="linkedin_normalized",
-        ),
+        *address_constraints(),
         Index(None, "channel", "address"),
     )

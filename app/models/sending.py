@@ -20,10 +20,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.domain.addresses import ADDRESS_MAX, normalized_sql
 from app.domain.enums import Channel, DispatchStatus, Provider, SuppressionReason
 from app.domain.limits import ERROR_CODE_MAX, ERROR_MESSAGE_MAX
-from app.models.base import Base, IdMixin, TimestampMixin, pg_enum
+from app.models.base import Base, IdMixin, TimestampMixin, address_constraints, pg_enum
 
 
 class Dispatch(IdMixin, TimestampMixin, Base):
@@ -128,15 +127,7 @@ class Suppression(IdMixin, TimestampMixin, Base):
 
     __table_args__ = (
         UniqueConstraint("channel", "address"),
-        CheckConstraint(f"char_length(address) BETWEEN 3 AND {ADDRESS_MAX}", name="address_length"),
-        CheckConstraint(
-            f"channel <> 'email' OR address = {normalized_sql(Channel.EMAIL, 'address')}",
-            name="email_normalized",
-        ),
-        CheckConstraint(
-            f"channel <> 'linkedin' OR address = {normalized_sql(Channel.LINKEDIN, 'address')}",
-            name="linkedin_normalized",
-        ),
+        *address_constraints(),
         Index(None, "created_at", "id"),
     )
 
