@@ -20,37 +20,30 @@ def enrollments_reach(
     engine: AsyncEngine, instance_id: str, status: str, count: int
 ) -> Callable[[], Awaitable[bool]]:
     """For ``eventually``: ``count`` enrollments of the instance have ``status``."""
-
-    async def check() -> bool:
-        found = await scalar(
-            engine,
-            "SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)"
-            " AND status::text = :s",
-            i=instance_id,
-            s=status,
-        )
-        return bool(found == count)
-
-    check.__name__ = f"{count} enrollments {status}"
-    return check
+    return _rows_reach(engine, "enrollments", instance_id, status, count)
 
 
 def dispatches_reach(
     engine: AsyncEngine, instance_id: str, status: str, count: int
 ) -> Callable[[], Awaitable[bool]]:
     """For ``eventually``: ``count`` dispatches of the instance have ``status``."""
+    return _rows_reach(engine, "dispatches", instance_id, status, count)
 
+
+def _rows_reach(
+    engine: AsyncEngine, table: str, instance_id: str, status: str, count: int
+) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         found = await scalar(
             engine,
-            "SELECT count(*) FROM dispatches WHERE instance_id = CAST(:i AS uuid)"
+            f"SELECT count(*) FROM {table} WHERE instance_id = CAST(:i AS uuid)"
             " AND status::text = :s",
             i=instance_id,
             s=status,
         )
         return bool(found == count)
 
-    check.__name__ = f"{count} dispatches {status}"
+    check.__name__ = f"{count} {table} {status}"
     return check
 
 
