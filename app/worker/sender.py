@@ -31,8 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.driver import DriverConnection
 from app.db.engine import RETRYABLE_SQLSTATES
 from app.db.errors import is_database_unavailable
-from app.domain.addresses import METADATA_KEY
-from app.domain.addresses import problem as address_problem
 from app.domain.enums import Provider
 from app.observability import metrics
 from app.observability.logs import get_logger
@@ -42,10 +40,10 @@ from app.services.sending import claims
 from app.services.sending.claims import Claimed
 from app.services.sending.config import SendingConfig
 from app.services.sending.record import Recorded, Result, Timing, Verdict, record
-from app.services.sending.render import MalformedPlaceholder, MissingVariable, render
 from app.services.sending.schedule import Plan, outlook, plan
 from app.services.sending.wake import CHANNEL
 from app.worker.listener import Listener
+from app.worker.touches import prepare
 
 log = get_logger("sender")
 logger = logging.getLogger("campaign_api.sender")
@@ -300,7 +298,7 @@ class SenderLoop:
         results: dict[uuid.UUID, Result] = {}
         prepared: list[tuple[Claimed, Touch]] = []
         for claimed in chunk:
-            touch_or_result = self._prepare(current, claimed)
+            touch_or_result = prepare(current, claimed)
             if isinstance(touch_or_result, Result):
                 results[claimed.dispatch_id] = touch_or_result
             else:
@@ -368,57 +366,6 @@ class SenderLoop:
             else:
                 leaving.append((claimed, touch))
         return leaving
-
-    def _prepare(self, current: Plan, claimed: Claimed) -> Touch | Result:
-        """The rendered touch, or why it cannot leave (a result to record instead)."""
-        cfg = current.configs.get(claimed.instance_id)
-        if not claimed.step_found:
-            return Result(
-                claimed,
-                Verdict.CANCELLED,
-                error_code="STEP_REMOVED",
-                error="the step is no longer active",
-            )
-        if cfg is None and claimed.sendable:
-            return Result(
-                claimed,
-                Verdict.RETRY,
-                error_code="NOT_SENDING_NOW",
-                error="the instance cannot send now",
-            )
-        key = METADATA_KEY[claimed.channel]
-        address = claimed.metadata.get(key)
-        problem = address_problem(claimed.channel, address)
-        if problem is not None:
-            return Result(
-                claimed,
-                Verdict.FAILED,
-                error_code="ADDRESS_INVALID",
-                error=f"metadata.{key} is {problem}",
-            )
-        try:
-            subject = render(claimed.subject, claimed.metadata) if claimed.subject else None
-            body = render(claimed.body, claimed.metadata)
-        except MissingVariable as exc:
-            return Result(claimed, Verdict.FAILED, error_code="VARIABLE_MISSING", error=str(exc))
-        except MalformedPlaceholder as exc:
-            return Result(
-                claimed, Verdict.FAILED, error_code="MALFORMED_PLACEHOLDER", error=str(exc)
-            )
-        return Touch(
-            dispatch_id=claimed.dispatch_id,
-            enrollment_id=claimed.enrollment_id,
-            instance_id=claimed.instance_id,
-            contact_id=claimed.contact_id,
-            channel=claimed.channel,
-            step_number=claimed.step_number,
-            address=str(address).strip(),
-            body=body,
-            subject=subject,
-            action=claimed.action,
-            sender=_sender(cfg),
-            variables=claimed.metadata,
-        )
 
     async def _settle_uncertain(
         self, client: Client, claimed: Claimed, touch: Touch
