@@ -242,8 +242,8 @@ class QueryCostLimit(SchemaExtension):
                         limit_error(
                             "cost",
                             f"cost {cost} exceeds {self.max_cost}: each connection counts its"
-                            " 'first' (its default when omitted) times the 'first' of the"
-                            " connections around it; ask for smaller pages",
+                            " 'first' (its default when omitted) and each totalCount a page,"
+                            " times the bounds of the lists around them; ask for smaller pages",
                             self.max_cost,
                             cost,
                         )
