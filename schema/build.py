@@ -17,7 +17,13 @@ from strawberry.types import ExecutionContext
 from app.settings import Settings
 from resolvers.fast_execution import FastExecutor
 from schema.extensions.database_outage import ReportDatabaseOutage
-from schema.extensions.limits import QueryCostLimit, TokenLimitedParserCache, alias_rule, depth_rule
+from schema.extensions.limits import (
+    QueryCostLimit,
+    RequestContactLimit,
+    TokenLimitedParserCache,
+    alias_rule,
+    depth_rule,
+)
 from schema.extensions.masking import MaskUnexpectedErrors
 from schema.extensions.operation_facts import OperationFacts
 from schema.mutation import Mutation
@@ -40,6 +46,7 @@ def _extensions(
         lambda: TokenLimitedParserCache(settings.max_tokens, maxsize=CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
+        RequestContactLimit,
         lambda: QueryCostLimit(settings.max_query_cost, executable()),
         MaskUnexpectedErrors,
         # Inside the masking: an outage is seen (and made a 503) before errors are masked.

@@ -274,3 +274,38 @@ class _CostWalk:
         cost = self.selections(fragment.selection_set, condition, scope, visiting | {name})
         self._fragment_costs[key] = cost
         return cost
+
+
+def root_list_lengths(
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    field: str,
+    argument: str,
+    variables: Mapping[str, Any] | None,
+) -> dict[str, int]:
+    """The length of ``argument`` in each root ``field`` the operation runs, by response key.
+
+    Aliases run separately; fields of the same key (a fragment spread twice) are merged into
+    one execution, so they count once. A length not known before execution counts 0: execution
+    refuses the missing variable."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    values = variable_values(operation, variables)
+    lengths: dict[str, int] = {}
+    seen: set[str] = set()
+    pending = [operation.selection_set]
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode) and selection.name.value == field:
+                given = next((a for a in selection.arguments if a.name.value == argument), None)
+                length = list_length(given.value, values) if given is not None else None
+                lengths[(selection.alias or selection.name).value] = length or 0
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                seen.add(selection.name.value)
+                fragment = fragments.get(selection.name.value)
+                if fragment is not None:
+                    pending.append(fragment.selection_set)
+    return lengths

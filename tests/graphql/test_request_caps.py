@@ -1,4 +1,5 @@
-"""What one request may ask for, whatever its shape: the nodes its payload lists lead to.
+"""What one request may ask for, whatever its shape: the contacts of all its bulkEnroll fields
+together, and the nodes its payload lists lead to.
 
 Each refusal comes before execution: the request writes nothing and runs no SQL but the
 API-key lookup.
@@ -11,8 +12,16 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
+from app.domain.limits import BULK_ENROLL_MAX
 from app.observability.sql_observer import recording
-from tests.lifecycle.helpers import create_template, engine_of, enrollment_rows, instance_in
+from tests.lifecycle.helpers import (
+    BULK_ENROLL_COUNTS,
+    bulk_enroll,
+    create_template,
+    engine_of,
+    enrollment_rows,
+    instance_in,
+)
 
 
 async def post(
@@ -37,6 +46,69 @@ def _contacts(count: int, prefix: str = "c") -> list[dict[str, Any]]:
         {"contactId": f"{prefix}{n}", "metadata": {"email": f"{prefix}{n}@x.io", "first_name": "A"}}
         for n in range(count)
     ]
+
+
+def _aliased_bulk_enroll(aliases: int, variables: list[str]) -> str:
+    """``aliases`` bulkEnroll fields, the n-th taking the contacts of variables[n % len]."""
+    declared = " ".join(f"${v}: [EnrollContactInput!]!" for v in variables)
+    fields = " ".join(
+        f"a{n}: bulkEnroll(instanceId: $id, contacts: ${variables[n % len(variables)]})"
+        " { enrolledCount }"
+        for n in range(aliases)
+    )
+    return f"mutation($id: ID! {declared}) {{ {fields} }}"
+
+
+async def test_ten_aliases_sharing_the_largest_list_are_refused_and_write_nothing(
+    app: Starlette, client: httpx.AsyncClient, write_key: str
+) -> None:
+    """The issue's request: ten bulkEnroll aliases over one 10,000-contact variable."""
+    instance_id = await _instance(app, client, write_key)
+    variables = {"id": instance_id, "shared": _contacts(BULK_ENROLL_MAX)}
+    document = _aliased_bulk_enroll(10, ["shared"])
+    payload = {"query": document, "variables": variables}
+    body, statements = await post(app, client, write_key, payload)
+    assert statements == []
+    assert body["data"] is None
+    [error] = body["errors"]
+    total = 10 * BULK_ENROLL_MAX
+    assert error["message"].startswith(f"contacts {total} exceed {BULK_ENROLL_MAX}")
+    assert error["extensions"] == {
+        "code": "LIMIT_EXCEEDED",
+        "limit": "contacts",
+        "maximum": BULK_ENROLL_MAX,
+        "value": total,
+    }
+    assert await enrollment_rows(engine_of(app), instance_id) == []
+
+
+async def test_the_contacts_of_a_request_add_up_to_the_limit_and_no_further(
+    app: Starlette, client: httpx.AsyncClient, write_key: str
+) -> None:
+    instance_id = await _instance(app, client, write_key)
+    document = _aliased_bulk_enroll(2, ["many", "few"])
+    many = _contacts(BULK_ENROLL_MAX - 2, prefix="m")
+    over = {"id": instance_id, "many": many, "few": _contacts(3, prefix="f")}
+    body, statements = await post(app, client, write_key, {"query": document, "variables": over})
+    assert statements == []
+    assert body["errors"][0]["extensions"]["value"] == BULK_ENROLL_MAX + 1
+    assert await enrollment_rows(engine_of(app), instance_id) == []
+
+    at_limit = over | {"few": _contacts(2, prefix="f")}
+    body, _ = await post(app, client, write_key, {"query": document, "variables": at_limit})
+    assert body == {"data": {"a0": {"enrolledCount": len(many)}, "a1": {"enrolledCount": 2}}}
+
+
+async def test_one_field_over_the_limit_keeps_its_payload_error(
+    app: Starlette, client: httpx.AsyncClient, write_key: str
+) -> None:
+    """The per-request count leaves a single bulkEnroll to name its own argument."""
+    instance_id = await _instance(app, client, write_key)
+    result = await bulk_enroll(
+        client, write_key, instance_id, _contacts(BULK_ENROLL_MAX + 1), BULK_ENROLL_COUNTS
+    )
+    [error] = result["errors"]
+    assert (error["code"], error["field"]) == ("LIMIT_EXCEEDED", ["contacts"])
 
 
 AMPLIFIED = """mutation($id: ID!, $contacts: [EnrollContactInput!]!) {
