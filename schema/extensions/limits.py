@@ -39,6 +39,7 @@ from strawberry.extensions import ParserCache, SchemaExtension
 from app.domain.enums import ErrorCode
 from app.domain.limits import BULK_ENROLL_MAX
 from schema.extensions.cost import operation_cost, root_list_lengths
+from schema.extensions.error_codes import PARSE_FAILED, coded
 
 CODE = "QUERY_TOO_COMPLEX"
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
@@ -212,9 +213,9 @@ class TokenLimitedParserCache(ParserCache):
             context.graphql_document = self.cached_parse_document(
                 context.query, **context.parse_options
             )
-        except GraphQLSyntaxError:
+        except GraphQLSyntaxError as error:
             if not exceeds_token_limit(context.query, self.max_tokens):
-                raise
+                raise coded(error, PARSE_FAILED) from None
             raise limit_error(
                 "tokens",
                 f"token count exceeds {self.max_tokens}: the document has more than"

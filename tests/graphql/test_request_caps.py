@@ -1,5 +1,5 @@
 """What one request may ask for, whatever its shape: the contacts of all its bulkEnroll fields
-together, and the nodes its payload lists lead to.
+together, the nodes its payload lists lead to, and one operation, named when there are several.
 
 Each refusal comes before execution: the request writes nothing and runs no SQL but the
 API-key lookup.
@@ -131,3 +131,30 @@ async def test_payload_lists_multiply_what_is_under_them(
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["value"] == 20 * (100 + 100 * 100)
     assert await enrollment_rows(engine_of(app), instance_id) == []
+
+
+TWO_OPERATIONS = """
+mutation First($id: ID!) { a: bulkEnroll(instanceId: $id, contacts: [{contactId: "x",
+  metadata: {email: "x@example.com", first_name: "X"}}]) { enrolledCount } }
+mutation Second($id: ID!) { b: bulkEnroll(instanceId: $id, contacts: [{contactId: "y",
+  metadata: {email: "y@example.com", first_name: "Y"}}]) { enrolledCount } }"""
+
+
+async def test_two_operations_need_an_operation_name(
+    app: Starlette, client: httpx.AsyncClient, write_key: str
+) -> None:
+    instance_id = await _instance(app, client, write_key)
+    payload = {"query": TWO_OPERATIONS, "variables": {"id": instance_id}}
+    body, statements = await post(app, client, write_key, payload)
+    assert statements == []
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "OPERATION_RESOLUTION_FAILURE"}
+    assert "operationName" in error["message"]
+    assert await enrollment_rows(engine_of(app), instance_id) == []
+
+    named = payload | {"operationName": "Second"}
+    body, _ = await post(app, client, write_key, named)
+    assert body == {"data": {"b": {"enrolledCount": 1}}}
+    rows = await enrollment_rows(engine_of(app), instance_id)
+    assert [r["contact_id"] for r in rows] == ["y"]
