@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.domain.limits import BULK_ENROLL_MAX, CONTACT_ID_MAX, JSON_MAX_BYTES
+
 
 class ConfigError(Exception):
     """A configuration problem, reported as one line rather than a traceback."""
@@ -44,6 +46,14 @@ def normalize_database_url(raw: str) -> str:
     if not url.database:
         raise ValueError("names no database")
     return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def largest_contact_list_bytes() -> int:
+    """The JSON of the largest contact list bulkEnroll accepts: BULK_ENROLL_MAX contacts, each
+    with the longest contactId (4 bytes a character in UTF-8) and metadata as large as it may be
+    stored, written compactly (characters escaped as ``\\uXXXX`` take more room)."""
+    punctuation = len('{"contactId":"","metadata":},')
+    return BULK_ENROLL_MAX * (punctuation + 4 * CONTACT_ID_MAX + JSON_MAX_BYTES)
 
 
 def parse_bind(value: str) -> tuple[str, int]:
@@ -87,6 +97,7 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=5_000, ge=10)
     max_query_cost: int = Field(default=50_000, ge=1)
     graphql_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    graphql_write_max_bytes: int | None = Field(default=None, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     auth_failures_per_minute: int = Field(default=20, ge=1)
     webhook_rate_limit_per_minute: int = Field(default=6_000, ge=1)
@@ -130,6 +141,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _write_bodies_admit_queries(self) -> Settings:
+        if self.graphql_write_max_bytes is not None and (
+            self.graphql_write_max_bytes < self.graphql_max_bytes
+        ):
+            raise ValueError(
+                "CAMPAIGN_GRAPHQL_WRITE_MAX_BYTES must be at least CAMPAIGN_GRAPHQL_MAX_BYTES"
+            )
+        return self
+
     @field_validator("metrics_bind")
     @classmethod
     def _check_metrics_bind(cls, value: str | None) -> str | None:
@@ -154,6 +175,17 @@ class Settings(BaseSettings):
     def introspection_enabled(self) -> bool:
         """On in development; off in production unless CAMPAIGN_INTROSPECTION=true."""
         return self.introspection if self.introspection is not None else not self.is_production
+
+    def graphql_body_limit(self, can_write: bool) -> int:
+        """The largest /graphql body: a query needs little, but a key that may write may send
+        the largest bulkEnroll (CAMPAIGN_GRAPHQL_WRITE_MAX_BYTES, else derived from the contact
+        and metadata limits, on top of the query allowance). The contacts of one request are
+        capped (schema/extensions/limits.py), which bounds the work such a body causes."""
+        if not can_write:
+            return self.graphql_max_bytes
+        if self.graphql_write_max_bytes is not None:
+            return self.graphql_write_max_bytes
+        return self.graphql_max_bytes + largest_contact_list_bytes()
 
     @property
     def embedded_pgdata(self) -> Path:

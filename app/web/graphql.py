@@ -12,6 +12,7 @@ from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.schema.base import BaseSchema
 
+from app.domain import enums
 from app.security.api_keys import Principal
 from app.web.auth import principal_for
 from app.web.body import parse_json, read_body
@@ -90,7 +91,8 @@ class GraphQLEndpoint:
                 {"WWW-Authenticate": 'Bearer realm="campaign-api"'},
             )
         spend(limiter(request).requests, principal.key_id)
-        body = await read_body(request, request.app.state.settings.graphql_max_bytes)
+        limit = request.app.state.settings.graphql_body_limit(principal.allows(enums.Scope.WRITE))
+        body = await read_body(request, limit)
         _check_operation(parse_json(body))
         return principal, body
 
