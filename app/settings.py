@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     webhook_rate_limit_per_minute: int = Field(default=6_000, ge=1)
     introspection: bool | None = None
     auth_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # The HTTP edge (issue 24): what the server itself bounds, before any route runs.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(default=100, ge=10, le=10_000)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     # Sending (issue 23): the providers' APIs and credentials, the sender's timing.
     postmark_api_url: str = "https://api.postmarkapp.com"
     postmark_server_token: SecretStr | None = None

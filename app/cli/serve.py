@@ -35,6 +35,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
     Several workers each listen on a socket of their own (``app.web.worker_sockets``)."""
     import uvicorn
 
+    from app.web.http_protocol import guarded_protocol
     from app.web.worker_sockets import run_workers
 
     configure_logging(settings)
@@ -49,6 +50,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
         "access_log": False,
         # On SIGTERM: stop accepting, let requests in flight finish for this long, then close.
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
+        # Bounded heads, head and body timeouts, a connection cap (app.web.http_protocol).
+        "http": guarded_protocol(settings),
     }
     if workers > 1 and not reload:
         run_workers(APP_FACTORY, workers, **options)
