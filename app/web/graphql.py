@@ -13,16 +13,11 @@ from strawberry.asgi import GraphQL
 from strawberry.schema.base import BaseSchema
 
 from app.security.api_keys import Principal
-from app.web.auth import principal_for
+from app.web.auth import require_principal
 from app.web.body import parse_json, read_body
-from app.web.errors import UNAUTHENTICATED_MESSAGE, Refused, json_error
+from app.web.errors import Refused, json_error
 from app.web.graphiql import render_graphiql_page
-from app.web.limits import (
-    limiter,
-    record_failed_authentication,
-    refuse_blocked_address,
-    spend,
-)
+from app.web.limits import limiter, spend
 from resolvers.context import Context
 from resolvers.loaders import RequestDatabase
 
@@ -79,16 +74,7 @@ class GraphQLEndpoint:
 
     async def _admit(self, request: Request) -> tuple[Principal, bytes]:
         """Rate limits, authentication and the body's limits, cheapest first; raises Refused."""
-        refuse_blocked_address(request)
-        principal = await principal_for(request)
-        if principal is None:
-            record_failed_authentication(request)
-            raise Refused(
-                401,
-                "UNAUTHENTICATED",
-                UNAUTHENTICATED_MESSAGE,
-                {"WWW-Authenticate": 'Bearer realm="campaign-api"'},
-            )
+        principal = await require_principal(request)
         spend(limiter(request).requests, principal.key_id)
         body = await read_body(request, request.app.state.settings.graphql_max_bytes)
         _check_operation(parse_json(body))
