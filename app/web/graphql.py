@@ -6,7 +6,7 @@ from typing import Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry import UNSET
 from strawberry.asgi import GraphQL
@@ -16,7 +16,7 @@ from app.security.api_keys import Principal
 from app.web.auth import require_principal
 from app.web.body import parse_json, read_body
 from app.web.errors import Refused, json_error
-from app.web.graphiql import render_graphiql_page
+from app.web.graphiql import graphiql_page
 from app.web.limits import limiter, spend
 from resolvers.context import Context
 from resolvers.loaders import RequestDatabase
@@ -53,7 +53,7 @@ class GraphQLEndpoint:
         response: Response
         if request.method == "GET":
             if "text/html" in request.headers.get("accept", ""):
-                response = HTMLResponse(render_graphiql_page())
+                response = graphiql_page()
             else:
                 response = json_error(
                     405, "METHOD_NOT_ALLOWED", "send GraphQL operations with POST"
