@@ -182,6 +182,18 @@ async def test_stalled_and_dripping_bodies_are_cut_with_408(
             writer.close()
         await dripper
 
+        # Answered (401, no key) before its body came: a body still dripping is cut all the same,
+        # with nothing said after the 401.
+        began = time.monotonic()
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(head.replace(b"Authorization: Bearer " + read_key.encode() + b"\r\n", b""))
+        dripper = asyncio.create_task(drip(writer, b" ", 0.1))
+        answer = await answer_then_close(reader, began)
+        assert (answer.status, answer.body["error"]) == (401, "UNAUTHENTICATED")
+        assert BODY_TIMEOUT_S <= answer.after_s < CUT_WITHIN_S
+        writer.close()
+        await dripper
+
 
 async def test_connections_over_the_cap_are_refused_until_the_idle_ones_are_cut(
     app: Starlette, settings: Settings, monkeypatch: pytest.MonkeyPatch

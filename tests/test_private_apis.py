@@ -175,8 +175,6 @@ async def test_uvicorn_httptools_protocol_internals_the_connection_guard_uses() 
         "connection_lost": ["exc"],
         "data_received": ["data"],
         "on_message_begin": [],
-        "on_url": ["url"],
-        "on_header": ["name", "value"],
         "on_headers_complete": [],
         "on_message_complete": [],
     }
@@ -203,6 +201,10 @@ async def test_uvicorn_httptools_protocol_internals_the_connection_guard_uses() 
     assert protocol.cycle is None
     assert callable(protocol.app)
     assert isinstance(protocol.loop, asyncio.AbstractEventLoop)
+    protocol.on_message_begin()  # the head being parsed: its target and its header fields
+    protocol.on_url(b"/graphql")
+    protocol.on_header(b"Host", b"example.com")
+    assert (protocol.url, protocol.headers) == (b"/graphql", [(b"host", b"example.com")])
 
     cycle = RequestResponseCycle(
         scope={},  # type: ignore[typeddict-item]

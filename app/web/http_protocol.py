@@ -18,6 +18,7 @@ exactly; ``tests/test_private_apis.py`` checks what is used).
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import json
 from collections.abc import Callable
@@ -100,7 +101,17 @@ def _refusing_app(status: int, code: str, message: str) -> Callable[..., Any]:
     return refuse
 
 
+class Reading(enum.Enum):
+    HEAD = "head"
+    BODY = "body"
+    NOTHING = "nothing"
+    """Between requests, or while the application answers one whose body is in."""
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
+    """Deadlines are armed lazily: only when a chunk of input leaves a head or a body
+    incomplete, so the usual request, whole in one chunk, costs no timer at all."""
+
     def __init__(
         self,
         config: Config,
@@ -112,13 +123,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
+        self._reading = Reading.NOTHING
+        self._since = 0.0
+        """When the head or body being read began (the loop's clock)."""
         self._deadline: asyncio.TimerHandle | None = None
-        self._in_head = False
         self._head_received = 0
-        """Bytes received while this head is incomplete: bounds what the parser buffers."""
-        self._head_size = 0
-        """The request line and header fields as parsed: the exact size once complete."""
-        self._header_count = 0
+        """Bytes received in earlier chunks of the head being read."""
+        self._chunk = 0
+        self._parts = 0
+        """How many heads and bodies this connection has begun reading."""
         self._lingering = False
 
     # --- the connection -------------------------------------------------------------------
@@ -134,7 +147,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 {"retry-after": "1"},
             )
             return
-        self._start_head()
+        self._read(Reading.HEAD)  # a connection that sends nothing times out as a slow head
+        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
@@ -143,38 +157,32 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             return
-        if self._deadline is None and not self._in_head:
-            # The first bytes after a response (or while the application works): a new head.
-            self._start_head()
-        counting = self._in_head
+        if self._reading is Reading.NOTHING:
+            self._read(Reading.HEAD)  # the first bytes of the next request
+        head = self._parts if self._reading is Reading.HEAD else None
+        self._chunk = len(data)
         super().data_received(data)
-        if counting and self._in_head and not self.transport.is_closing():
+        if self.transport.is_closing() or self._lingering:
+            return
+        if self._parts == head:  # still the head this chunk began in
             self._head_received += len(data)
-            problem = self._head_problem(self._head_received)
+            problem = self._head_problem(self._head_received, len(self.headers or ()))
             if problem is not None:
                 self._refuse(431, "HEADERS_TOO_LARGE", problem)
+                return
+        if self._reading is not Reading.NOTHING and self._deadline is None:
+            self._arm()
 
     # --- the parser's callbacks -----------------------------------------------------------
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if not self._in_head:
-            self._start_head()
-        self._head_size = self._header_count = 0
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._head_size += len(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._header_count += 1
-        self._head_size += len(name) + len(value) + HEADER_LINE_OVERHEAD
+        if self._reading is not Reading.HEAD:  # a pipelined request, right after the last one
+            self._read(Reading.HEAD)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._cancel_deadline()
-        problem = self._head_problem(self._head_size)
+        problem = self._complete_head_problem()
+        self._read(Reading.BODY)
         if problem is not None:
             log.warning("request_refused", reason="HEADERS_TOO_LARGE", detail=problem)
             self.app, app = _refusing_app(431, "HEADERS_TOO_LARGE", problem), self.app
@@ -183,41 +191,55 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             finally:
                 self.app = app
             return
-        self._arm(self.limits.body_timeout_s, "body")
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._cancel_deadline()
+        self._read(Reading.NOTHING)
         super().on_message_complete()
         if self.cycle is not None and self.cycle.response_complete:
             # Answered before its body was in (a 401, a 413): uvicorn's keep-alive timer ran
-            # and was cancelled by that body's bytes; the next head gets a deadline instead.
-            self._start_head()
+            # and was cancelled by that body's bytes, so the next head is timed from now.
+            self._read(Reading.HEAD)
 
     # --- deadlines and refusals -----------------------------------------------------------
 
-    def _start_head(self) -> None:
-        self._in_head = True
-        self._head_received = 0
+    def _read(self, part: Reading) -> None:
         self._cancel_deadline()
-        self._arm(self.limits.header_timeout_s, "head")
+        self._reading = part
+        self._parts += 1
+        self._since = self.loop.time()
+        self._head_received = 0
 
-    def _arm(self, seconds: float, part: str) -> None:
-        self._deadline = self.loop.call_later(seconds, self._expire, part, seconds)
+    def _arm(self) -> None:
+        part = self._reading
+        seconds = (
+            self.limits.header_timeout_s if part is Reading.HEAD else self.limits.body_timeout_s
+        )
+        self._deadline = self.loop.call_at(self._since + seconds, self._expire, part, seconds)
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
 
-    def _head_problem(self, size: int) -> str | None:
-        if self._header_count > self.limits.max_headers:
+    def _head_problem(self, size: int, fields: int) -> str | None:
+        if fields > self.limits.max_headers:
             return f"the request has more than {self.limits.max_headers} header fields"
         if size > self.limits.max_header_bytes:
             return f"the request head exceeds {self.limits.max_header_bytes} bytes"
         return None
 
-    def _expire(self, part: str, seconds: float) -> None:
+    def _complete_head_problem(self) -> str | None:
+        """The head just parsed, measured exactly only when the bytes received could exceed
+        the limit (they include this chunk's body, if any)."""
+        if self._head_received + self._chunk <= self.limits.max_header_bytes:
+            return self._head_problem(0, len(self.headers))
+        size = len(self.url) + sum(
+            len(name) + len(value) + HEADER_LINE_OVERHEAD for name, value in self.headers
+        )
+        return self._head_problem(size, len(self.headers))
+
+    def _expire(self, part: Reading, seconds: float) -> None:
         self._deadline = None
         if (
             self._lingering
@@ -226,22 +248,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         ):
             return  # refused or closed meanwhile, or handed over to a WebSocket protocol
         self._refuse(
-            408, "REQUEST_TIMEOUT", f"the request {part} did not arrive within {seconds:g} s"
+            408,
+            "REQUEST_TIMEOUT",
+            f"the request {part.value} did not arrive within {seconds:g} s",
         )
 
     def _refuse(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
-        """Answer ``status`` unless another answer is under way on this connection (a
-        pipelined request's, or this request's own), then close it."""
+        """Answer ``status`` unless this request's answer has begun (the application answered
+        before the body came) or another is under way (a pipelined request's), then close."""
         log.warning("request_refused", reason=code, detail=message)
         self._cancel_deadline()
         cycle = self.cycle
-        if (
-            cycle is None
-            or cycle.response_complete
-            or (not self._in_head and not cycle.response_started)
-        ):
+        if self._reading is Reading.BODY:
+            answer = cycle is not None and not cycle.response_started
+        else:
+            answer = cycle is None or cycle.response_complete
+        if answer:
             self.transport.write(_error_bytes(status, code, message, headers or {}))
         if cycle is not None and not cycle.response_complete:
             # What the application sends from now on goes nowhere; its receive() returns.
