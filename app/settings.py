@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -64,6 +65,22 @@ def parse_bind(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def parse_forwarded_allow_ips(value: str) -> list[str]:
+    """``10.0.0.1,10.1.0.0/16`` (or ``*``) into its entries; ValueError on anything else, so a
+    typo cannot silently trust every peer or none."""
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network (e.g. 10.0.0.1 or 10.0.0.0/8), nor *"
+            ) from None
+    return entries
+
+
 class Settings(BaseSettings):
     """Every knob of the service; see the configuration table in the README."""
 
@@ -103,6 +120,13 @@ class Settings(BaseSettings):
     webhook_rate_limit_per_minute: int = Field(default=6_000, ge=1)
     introspection: bool | None = None
     auth_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # The HTTP edge (issue 24): what the server itself bounds, before any route runs.
+    forwarded_allow_ips: str = ""
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(default=100, ge=10, le=10_000)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     # Sending (issue 23): the providers' APIs and credentials, the sender's timing.
     postmark_api_url: str = "https://api.postmarkapp.com"
     postmark_server_token: SecretStr | None = None
@@ -150,6 +174,11 @@ class Settings(BaseSettings):
                 "CAMPAIGN_GRAPHQL_WRITE_MAX_BYTES must be at least CAMPAIGN_GRAPHQL_MAX_BYTES"
             )
         return self
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: str) -> str:
+        return ",".join(parse_forwarded_allow_ips(value))
 
     @field_validator("metrics_bind")
     @classmethod

@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL, the health probes and GraphiQL's static assets."""
+"""The ASGI application: GraphQL, webhooks, health probes, GraphiQL and its assets, an index."""
 
 from __future__ import annotations
 
@@ -29,11 +29,37 @@ from app.security.rate_limit import RateLimiter
 from app.services.ingestion.batcher import IngestBatcher
 from app.settings import Settings, get_settings
 from app.web.envelope import RequestEnvelope
+from app.web.graphiql import ASSETS as GRAPHIQL_ASSETS
+from app.web.graphiql import asset_endpoint
 from app.web.metrics_endpoint import metrics_endpoint
 from app.web.unavailable import RETRY_AFTER_S
 from app.web.webhooks import routes as webhook_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+INDEX = {
+    "service": "campaign-api",
+    "graphql": "/graphql",
+    "graphiql": "/graphql",
+    "authentication": (
+        "every GraphQL operation needs an API key: 'Authorization: Bearer <key>' or "
+        "'X-API-Key: <key>'"
+    ),
+    "docs": {
+        "schema": "the Docs tab of GraphiQL (open /graphql in a browser)",
+        "webhooks": "/webhooks/openapi.json",
+        "service": "README.md in the service's repository",
+    },
+    "health": "/healthz",
+    "ready": "/readyz",
+}
+
+
+async def index(request: Request) -> Response:
+    """Where to go from ``/``. No key needed, like /healthz: it names public paths only and
+    says nothing of the data or the deployment."""
+    return JSONResponse(INDEX)
 
 
 async def healthz(request: Request) -> Response:
@@ -112,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=[
             *webhook_routes,
+            Route("/", index, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -120,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 GraphQLEndpoint(build_schema(settings, fast_execution=settings.fast_execution)),
                 methods=["GET", "POST"],
             ),
+            Route(f"{GRAPHIQL_ASSETS}/{{name}}", asset_endpoint, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[Middleware(RequestEnvelope)],

@@ -31,15 +31,10 @@ from app.providers.common import PayloadError, Translation
 from app.services.ingestion.events import check_event
 from app.services.validation import Problems
 from app.settings import Settings
-from app.web.auth import principal_for
+from app.web.auth import principal_for, unauthenticated
 from app.web.body import read_json
-from app.web.errors import UNAUTHENTICATED_MESSAGE, Refused
-from app.web.limits import (
-    limiter,
-    record_failed_authentication,
-    refuse_blocked_address,
-    spend,
-)
+from app.web.errors import Refused
+from app.web.limits import failed_authentication, limiter, spend
 from app.web.webhooks_openapi import OPENAPI
 
 log = get_logger("webhooks")
@@ -59,7 +54,7 @@ def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
 async def _authenticate_key(request: Request) -> Hashable:
     principal = await principal_for(request)
     if principal is None:
-        raise Refused(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
+        raise unauthenticated(request)
     request.state.principal = principal  # for the access log: the key's name, never the key
     if not principal.allows(Scope.WEBHOOKS):
         raise Refused(403, "FORBIDDEN", "this API key lacks the 'webhooks' scope")
@@ -129,12 +124,11 @@ def _count_events(provider: str, counts: dict[str, int]) -> None:
 
 async def _admit(request: Request, authenticate: Authenticator) -> None:
     """Failed authentications count against the address, the rest against the credential."""
-    refuse_blocked_address(request)
     try:
         identity = await authenticate(request)
     except Refused as refusal:
         if refusal.status == 401:
-            record_failed_authentication(request)
+            raise failed_authentication(request, refusal) from None
         raise
     spend(limiter(request).webhooks, identity)
 
