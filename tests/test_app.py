@@ -209,6 +209,7 @@ async def test_key_use_is_recorded(
     assert never is None
     response = await client.post("/graphql", json=QUERY, headers={"x-api-key": read_key})
     assert response.status_code == 200, response.text
+    await app.state.key_use.flush()  # written off the request path (tests/test_key_use.py)
     used, after = await last_used_and_now()
     assert before <= used <= after
 

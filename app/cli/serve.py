@@ -15,7 +15,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cli.common import CommandError, Commands, add_command, check_database, run_with_session
+from app.cli.common import (
+    CommandError,
+    Commands,
+    add_command,
+    check_database,
+    check_port_free,
+    run_with_session,
+)
 from app.cli.database import cmd_migrate, cmd_seed
 from app.domain.enums import Scope
 from app.observability.logs import configure_logging
@@ -108,6 +115,8 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
         raise CommandError("'dev' is for development; use 'migrate' and 'serve' in production")
     from app.cli.seed import is_empty
 
+    # Before a key is made and printed for a server that could not listen.
+    check_port_free(args.host or settings.host, args.port or settings.port)
     cmd_migrate(settings, args)
     if run_with_session(settings, is_empty):
         cmd_seed(settings, args)

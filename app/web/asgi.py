@@ -25,6 +25,7 @@ from app.observability.listener import metrics_listener
 from app.observability.logs import configure_logging
 from app.observability.sql_observer import instrument_engine
 from app.security.key_cache import KeyCache
+from app.security.key_use import KeyUseRecorder
 from app.security.rate_limit import RateLimiter
 from app.services.ingestion.batcher import IngestBatcher
 from app.settings import Settings, get_settings
@@ -127,10 +128,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         metrics.watch_pool(engine, settings.pool_size + settings.max_overflow)
         app.state.rate_limiter = RateLimiter(settings)
         app.state.key_cache = KeyCache(settings.auth_cache_s)
+        app.state.key_use = KeyUseRecorder(settings, app.state.key_cache)
+        app.state.key_use.start()
         try:
             with metrics_listener(settings.metrics_bind):
                 yield
         finally:
+            await app.state.key_use.close()
             metrics.unwatch_pool(engine)
             await app.state.ingest_batcher.close()
             await engine.dispose()
