@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
-from graphql import GraphQLError, GraphQLSchema
+from graphql import GraphQLError, GraphQLObjectType, GraphQLSchema
 from strawberry.extensions import AddValidationRules, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
@@ -88,7 +88,21 @@ def build_schema(
         execution_context_class=FastExecutor if fast_execution else None,
     )
     executable = graphql_core_schema(schema)
+    _trust_resolved_types(executable)
     return schema
+
+
+def _trust_resolved_types(executable: GraphQLSchema) -> None:
+    """Drop the ``is_type_of`` Strawberry gives every type that implements an interface.
+
+    It checks that each value is an instance of the Strawberry class; our resolvers return
+    database rows, so it would refuse every row of every type that implements Node, on every
+    path. Which type a Node is, ``Node.resolve_type`` says; a field of a concrete type is
+    typed by its declaration. graphql-core then skips the check (and the fast path, which
+    declines types that have one, keeps these types)."""
+    for named in executable.type_map.values():
+        if isinstance(named, GraphQLObjectType) and named.interfaces:
+            named.is_type_of = None
 
 
 def graphql_core_schema(schema: strawberry.Schema) -> GraphQLSchema:

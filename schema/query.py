@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from resolvers import nodes as node_resolvers
 from resolvers import queries
 from schema.pagination import Connection
 from schema.permissions import CanAdmin, CanRead
@@ -12,6 +13,7 @@ from schema.types.enrollments import Enrollment
 from schema.types.enums import CampaignType, Channel, InstanceStatus, PathType
 from schema.types.events import CampaignEvent
 from schema.types.instances import CampaignInstance
+from schema.types.node import Node
 from schema.types.sending import Suppression
 from schema.types.templates import CampaignTemplate
 
@@ -36,6 +38,27 @@ class InstanceFilter:
 
 @strawberry.type
 class Query:
+    @strawberry.field(
+        permission_classes=[CanRead],
+        description=(
+            "The object with this id, of whatever type; null when none has it. A type that"
+            " needs another scope (Suppression: admin) still needs it here."
+        ),
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await node_resolvers.node(info.context, id)  # type: ignore[return-value]
+
+    @strawberry.field(
+        permission_classes=[CanRead],
+        description=(
+            "The objects with these ids (at most 100), in the same order; null where none has"
+            " the id. A malformed id, or one of a type the key may not read, is an error at"
+            " its position only."
+        ),
+    )
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        return await node_resolvers.nodes(info.context, ids)  # type: ignore[return-value]
+
     @strawberry.field(permission_classes=[CanRead], description="Newest first.")
     async def templates(
         self,

@@ -21,3 +21,5 @@ STEP_NUMBER_MAX = 1_000
 ERROR_MESSAGE_MAX = 2_000
 ERROR_CODE_MAX = 100
 DAILY_LIMIT_MAX = 1_000_000
+NODES_MAX = 100
+"""Ids one nodes(ids:) takes: a page's worth, as connections' first."""

@@ -17,6 +17,7 @@ from resolvers.loaders.generic import (
     Page,
     PageByParentLoader,
     Table,
+    TableByIdLoader,
 )
 from resolvers.loaders.performance import StepFigures, StepFiguresByInstanceLoader
 from resolvers.loaders.sending import SendingByInstanceLoader
@@ -61,6 +62,7 @@ class Loaders:
     def __init__(self, db: RequestDatabase) -> None:
         self.db = db
         self._children: dict[ChildRelation, ChildPages] = {}
+        self._tables_by_id: dict[tuple[Table, ...], TableByIdLoader] = {}
 
     def children(self, relation: ChildRelation) -> ChildPages:
         """The page and count loaders of ``relation``, made on the first field that pages it."""
@@ -74,6 +76,14 @@ class Loaders:
             )
             self._children[relation] = pages
             return pages
+
+    def table_by_id(self, tables: tuple[Table, ...]) -> TableByIdLoader:
+        """Which of ``tables`` holds each id: one loader per request and set of tables."""
+        try:
+            return self._tables_by_id[tables]
+        except KeyError:
+            loader = self._tables_by_id[tables] = TableByIdLoader(self.db, tables)
+            return loader
 
     @cached_property
     def template_by_id(self) -> ByIdLoader:
@@ -146,4 +156,5 @@ __all__ = [
     "Page",
     "RequestDatabase",
     "StepFigures",
+    "Table",
 ]

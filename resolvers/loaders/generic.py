@@ -170,3 +170,27 @@ class CountByParentLoader(DataLoader):  # type: ignore[misc]
             for row in await self._db.fetch(statement, params | {"ids": parent_ids}):
                 counts[(row.parent_key, filters)] = row.n
         return [counts.get(key, 0) for key in keys]
+
+
+class TableByIdLoader(DataLoader):  # type: ignore[misc]
+    """Keys are ids; each comes back as the table (of ``tables``) that holds it, or None.
+
+    One statement per batch, whatever the number of tables: a UNION ALL of one primary-key
+    probe per table. Ids are random UUIDs, so no two tables share one; were that ever not so,
+    the table listed first wins, so the answer never depends on the order rows come back."""
+
+    def __init__(self, db: RequestDatabase, tables: Sequence[Table]) -> None:
+        super().__init__()
+        self._db = db
+        self._tables = tuple(tables)
+        probes = " UNION ALL ".join(
+            f"SELECT id, {index} AS source FROM {table.name} WHERE id = ANY(CAST(:ids AS uuid[]))"
+            for index, table in enumerate(self._tables)
+        )
+        self._statement = typed(f"SELECT h.id::text AS id, h.source FROM ({probes}) h")
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[Table | None]:
+        found: dict[str, int] = {}
+        for row in await self._db.fetch(self._statement, {"ids": list(keys)}):
+            found[row.id] = min(row.source, found.get(row.id, row.source))
+        return [self._tables[found[key]] if key in found else None for key in keys]

@@ -5,7 +5,8 @@ the argument is absent or null) for every node of the lists around it, so a conn
 ``first`` times the bounds of each enclosing list and the operation costs the sum. A list that
 is not a connection (``bulkEnroll``'s ``enrollments``, an enrollment's ``dispatches``) has a
 bound too, and multiplies the cost of what is selected under it by that bound: the size of the
-argument it answers (the contacts given to ``bulkEnroll``), else the most it can hold. A
+argument it answers (the contacts given to ``bulkEnroll``, the ids given to ``nodes``), else the
+most it can hold. A
 ``totalCount`` reads the whole filtered list, so it costs ``COUNT_COST`` for each list it counts.
 ``first`` and list arguments given as variables are read from the request's variables (or the
 variable's default). Pure: the schema, the document and the variables in, a number out.
@@ -46,7 +47,7 @@ from graphql import (
 
 from app.domain.enums import Channel
 from app.domain.keyset import DEFAULT_PAGE_SIZE
-from app.domain.limits import BULK_ENROLL_MAX, STEP_NUMBER_MAX
+from app.domain.limits import BULK_ENROLL_MAX, NODES_MAX, STEP_NUMBER_MAX
 
 PAGE_SIZE_ARGUMENT = "first"
 PAGE_FIELDS = frozenset({"nodes", "edges"})
@@ -59,16 +60,20 @@ COUNT_COST = DEFAULT_PAGE_SIZE
 @dataclass(frozen=True, slots=True)
 class ListBound:
     """The most items a list field returns: ``maximum``, or fewer when ``argument`` (a list
-    argument of the field that returned the list's parent object) is shorter."""
+    argument of the field that returned the list's parent object, or of the list field itself
+    when ``own``) is shorter."""
 
     maximum: int
     argument: str | None = None
+    own: bool = False
 
 
 LIST_BOUNDS: Mapping[tuple[str, str], ListBound] = {
     ("BulkEnrollPayload", "enrollments"): ListBound(BULK_ENROLL_MAX, "contacts"),
     # One dispatch per touch: (channel, step number) is unique per enrollment.
     ("Enrollment", "dispatches"): ListBound(len(Channel) * STEP_NUMBER_MAX),
+    # One object per id given, and nodes refuses more than NODES_MAX of them.
+    ("Query", "nodes"): ListBound(NODES_MAX, "ids", own=True),
 }
 """Bounds of the lists (connections' pages aside) whose items can lead to something costly;
 tests/test_query_cost.py fails when a list that can is missing here."""
@@ -211,18 +216,22 @@ class _CostWalk:
         if is_connection(field):
             size = self._page_size(node, field)
             return size + self.selections(node.selection_set, named, _Scope(page=size), visiting)
-        inner = self.selections(node.selection_set, named, self._arguments(node), visiting)
+        own = self._arguments(node)
+        inner = self.selections(node.selection_set, named, own, visiting)
         if not is_object_list(field.type):
             return inner
-        return self._bound(parent.name, node.name.value, scope) * inner  # type: ignore[union-attr]
+        return self._bound(parent.name, node.name.value, scope, own) * inner  # type: ignore[union-attr]
 
-    def _bound(self, parent: str, name: str, scope: _Scope) -> int:
+    def _bound(self, parent: str, name: str, scope: _Scope, own: _Scope) -> int:
+        """``scope`` holds the arguments of the field that returned ``parent``, ``own`` the
+        list field's own."""
         if name in PAGE_FIELDS and scope.page is not None:
             return scope.page
         bound = LIST_BOUNDS.get((parent, name))
         if bound is None:
             return UNDECLARED_LIST_BOUND
-        given = dict(scope.arguments).get(bound.argument) if bound.argument else None
+        arguments = own.arguments if bound.own else scope.arguments
+        given = dict(arguments).get(bound.argument) if bound.argument else None
         return bound.maximum if given is None else min(given, bound.maximum)
 
     def _arguments(self, node: FieldNode) -> _Scope:

@@ -12,6 +12,7 @@ from strawberry.types import Info
 from resolvers import relations
 from schema.pagination import Connection
 from schema.types.enums import EnrollmentStatus, EventType
+from schema.types.node import Node
 
 if TYPE_CHECKING:
     from schema.types.events import CampaignEvent
@@ -24,8 +25,7 @@ DispatchNode = Annotated["Dispatch", strawberry.lazy("schema.types.sending")]
 
 
 @strawberry.type
-class Enrollment:
-    id: strawberry.ID
+class Enrollment(Node):
     contact_id: strawberry.ID
     status: EnrollmentStatus
     current_step: int

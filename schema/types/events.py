@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from schema.types.enums import Channel, EventType, Provider
+from schema.types.node import Node
 
 if TYPE_CHECKING:
     from schema.types.enrollments import Enrollment
@@ -20,8 +21,7 @@ EnrollmentNode = Annotated["Enrollment", strawberry.lazy("schema.types.enrollmen
 
 
 @strawberry.type
-class CampaignEvent:
-    id: strawberry.ID
+class CampaignEvent(Node):
     event_type: EventType
     channel: Channel
     provider: Provider

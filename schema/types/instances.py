@@ -14,6 +14,7 @@ from app.services.analytics import Rates, total
 from resolvers import relations
 from schema.pagination import Connection
 from schema.types.enums import Channel, EnrollmentStatus, EventType, InstanceStatus
+from schema.types.node import Node
 from schema.types.sending import SendingStatus
 
 if TYPE_CHECKING:
@@ -123,8 +124,7 @@ class StatusTransition:
 
 
 @strawberry.type
-class CampaignInstance:
-    id: strawberry.ID
+class CampaignInstance(Node):
     name: str
     status: InstanceStatus
     provider_config: JSON

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from schema.types.enums import Channel, DispatchStatus, Provider, SuppressionReason
+from schema.types.node import Node
 
 if TYPE_CHECKING:
     from schema.types.enrollments import Enrollment
@@ -18,8 +19,7 @@ EnrollmentNode = Annotated["Enrollment", strawberry.lazy("schema.types.enrollmen
 
 
 @strawberry.type(description="One touch (enrollment, channel, step) on its way to a provider.")
-class Dispatch:
-    id: strawberry.ID
+class Dispatch(Node):
     channel: Channel
     step_number: int
     provider: Provider
@@ -67,8 +67,7 @@ class SendingStatus:
 
 
 @strawberry.type(description="An address nothing is sent to again, in any instance.")
-class Suppression:
-    id: strawberry.ID
+class Suppression(Node):
     channel: Channel
     address: str
     reason: SuppressionReason

@@ -12,6 +12,7 @@ from strawberry.types import Info
 from resolvers import relations
 from schema.pagination import Connection
 from schema.types.enums import CampaignType, InstanceStatus, LinkedInAction, PathType
+from schema.types.node import Node
 
 if TYPE_CHECKING:
     from schema.types.instances import CampaignInstance
@@ -20,8 +21,7 @@ InstanceNode = Annotated["CampaignInstance", strawberry.lazy("schema.types.insta
 
 
 @strawberry.type
-class EmailStep:
-    id: strawberry.ID
+class EmailStep(Node):
     step_number: int
     subject: str | None
     body: str
@@ -33,8 +33,7 @@ class EmailStep:
 
 
 @strawberry.type(name="LinkedInStep")
-class LinkedInStep:
-    id: strawberry.ID
+class LinkedInStep(Node):
     step_number: int
     action: LinkedInAction
     message: str | None
@@ -45,8 +44,7 @@ class LinkedInStep:
 
 
 @strawberry.type
-class CampaignTemplate:
-    id: strawberry.ID
+class CampaignTemplate(Node):
     name: str
     description: str | None
     type: CampaignType
