@@ -10,11 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from graphql import GraphQLObjectType, GraphQLSchema, get_named_type, parse
+from graphql import (
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    get_named_type,
+    parse,
+)
 
 from app.domain.enums import Channel
 from app.domain.keyset import DEFAULT_PAGE_SIZE
-from app.domain.limits import BULK_ENROLL_MAX, STEP_NUMBER_MAX
+from app.domain.limits import BULK_ENROLL_MAX, NODES_MAX, STEP_NUMBER_MAX
 from schema import build_schema
 from schema.build import graphql_core_schema
 from schema.extensions.cost import (
@@ -200,18 +206,61 @@ def test_dispatches_multiply_by_the_most_touches_an_enrollment_has(
     assert cost(graphql_schema, plain) == 10
 
 
+NODES_AMPLIFIED = """query($ids: [ID!]!) { nodes(ids: $ids) { id
+  ... on CampaignTemplate { instances(first: 10) {
+    nodes { enrollments(first: 10) { nodes { id } } } } }
+  ... on Enrollment { events(first: 5) { totalCount } } } }"""
+
+
+def test_nodes_multiply_what_is_under_them_by_the_ids_given(
+    graphql_schema: GraphQLSchema,
+) -> None:
+    """Each id can be any type: its cost is that of every fragment under nodes."""
+    per_node = (10 + 10 * 10) + (5 + COUNT_COST)
+    for count in (0, 1, 7, NODES_MAX):
+        variables = {"ids": [f"id{n}" for n in range(count)]}
+        assert cost(graphql_schema, NODES_AMPLIFIED, variables) == count * per_node
+    literal = """{ nodes(ids: ["a", "b", "c"]) {
+      ... on Enrollment { events(first: 4) { nodes { id } } } } }"""
+    assert cost(graphql_schema, literal) == 3 * 4
+    single = '{ nodes(ids: "a") { ... on Enrollment { events(first: 4) { nodes { id } } } } }'
+    assert cost(graphql_schema, single) == 1 * 4  # GraphQL makes one value a list of one
+    fragment = """{ nodes(ids: ["a", "b"]) { ...Deep } }
+      fragment Deep on Node { ... on CampaignInstance { events(first: 6) { nodes { id } } } }"""
+    assert cost(graphql_schema, fragment) == 2 * 6
+
+
+def test_nodes_without_or_over_their_limit_count_the_most_ids_taken(
+    graphql_schema: GraphQLSchema,
+) -> None:
+    """An unknown list is bounded by what nodes takes; a longer one is refused by nodes."""
+    per_node = (10 + 10 * 10) + (5 + COUNT_COST)
+    assert cost(graphql_schema, NODES_AMPLIFIED) == NODES_MAX * per_node
+    over = {"ids": [f"id{n}" for n in range(NODES_MAX * 3)]}
+    assert cost(graphql_schema, NODES_AMPLIFIED, over) == NODES_MAX * per_node
+    node = '{ node(id: "a") { ... on CampaignTemplate { instances(first: 9) { nodes { id } } } } }'
+    assert cost(graphql_schema, node) == 9  # one object: nothing to multiply
+
+
 def _reaches_a_cost(schema: GraphQLSchema, start: GraphQLObjectType) -> bool:
-    """Whether anything under objects of ``start`` can cost: a connection or a count."""
+    """Whether anything under objects of ``start`` can cost: a connection or a count. An
+    interface leads to whatever its implementations lead to (fragments select their fields)."""
     seen, stack = {start.name}, [start]
     while stack:
         named = stack.pop()
         if is_connection_type(named):
             return True
+        following: list[GraphQLObjectType | GraphQLInterfaceType] = []
+        if isinstance(named, GraphQLInterfaceType):
+            following.extend(schema.get_possible_types(named))
         for field in named.fields.values():
             if is_connection(field):
                 return True
             inner = get_named_type(field.type)
-            if isinstance(inner, GraphQLObjectType) and inner.name not in seen:
+            if isinstance(inner, GraphQLObjectType | GraphQLInterfaceType):
+                following.append(inner)
+        for inner in following:
+            if inner.name not in seen:
                 seen.add(inner.name)
                 stack.append(inner)
     return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import uuid
 from typing import Any
 
 import httpx
@@ -49,3 +51,51 @@ async def test_dashboard_statements_do_not_grow_with_the_data(
     assert counts[1] <= 12, counts
     # Reads go to the driver directly: they must still be seen (one per relation and count).
     assert counts[1] >= 10, counts
+
+
+NODES = """query($ids: [ID!]!) { nodes(ids: $ids) { __typename id
+  ... on CampaignTemplate { name } ... on EmailStep { subject } ... on CampaignInstance { status }
+  ... on Enrollment { contactId } ... on CampaignEvent { eventType } } }"""
+NODE_TABLES = {
+    "CampaignTemplate": "campaign_templates",
+    "EmailStep": "email_steps",
+    "CampaignInstance": "campaign_instances",
+    "Enrollment": "enrollments",
+    "CampaignEvent": "campaign_events",
+}
+
+
+async def _node_statements(
+    app: Starlette, client: httpx.AsyncClient, key: str, ids: list[str]
+) -> tuple[int, list[Any]]:
+    with recording(app.state.engine) as statements:
+        body = await gql(client, key, NODES, {"ids": ids})
+    assert "errors" not in body, body
+    return len([s for s in statements if "api_keys" not in s]), body["data"]["nodes"]
+
+
+async def test_nodes_cost_one_lookup_and_one_statement_per_type_present(
+    app: Starlette, client: httpx.AsyncClient, read_key: str
+) -> None:
+    """100 ids of five types: the type lookup, then one batch per type, not one per id."""
+    async with app.state.engine.begin() as connection:
+        await build_dataset(connection, Shape(10, 2, 5, 2))
+        ids_of = {
+            name: list((await connection.execute(text(f"SELECT id::text FROM {table}"))).scalars())
+            for name, table in NODE_TABLES.items()
+        }
+    per_type = {"CampaignTemplate": 10, "EmailStep": 15, "CampaignInstance": 15}
+    per_type |= {"Enrollment": 25, "CampaignEvent": 25}
+    picked = [(name, i) for name, count in per_type.items() for i in ids_of[name][:count]]
+    picked += [(None, str(uuid.UUID(int=n))) for n in range(1, 11)]  # unknown ids
+    random.Random(25).shuffle(picked)
+    assert len(picked) == 100
+
+    count, nodes = await _node_statements(app, client, read_key, [i for _, i in picked])
+    assert [n and (n["__typename"], n["id"]) for n in nodes] == [
+        None if name is None else (name, i) for name, i in picked
+    ]
+    assert count == 1 + len(per_type), count
+    # One id of each type costs the same statements as twenty of each.
+    few = [ids_of[name][0] for name in per_type]
+    assert (await _node_statements(app, client, read_key, few))[0] == count

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from app.domain.enums import Scope
 from app.domain.limits import NODES_MAX
+from app.observability.sql_observer import recording
 from app.security.api_keys import create_api_key
 from resolvers.nodes import NODE_SOURCES
 from schema import build_schema
@@ -241,3 +242,23 @@ async def test_scopes_apply_through_node(
         assert error["extensions"]["code"] == "FORBIDDEN"
         assert "read" in error["message"]
     assert (await gql(client, write_only, NODES, {"ids": ids}))["data"] is None
+
+
+async def test_a_deep_selection_under_nodes_is_costed_before_any_sql(
+    app: Starlette, client: httpx.AsyncClient, read_key: str
+) -> None:
+    """Each id multiplies what is under nodes: 100 ids of deep pages pass the cost limit."""
+    query = """query($ids: [ID!]!) { nodes(ids: $ids) { ... on CampaignTemplate {
+      instances(first: 50) { nodes { enrollments(first: 10) { nodes { id } } } } } } }"""
+    per_node = 50 + 50 * 10
+    ids = [str(uuid.uuid4()) for _ in range(NODES_MAX)]
+    with recording(app.state.engine) as statements:
+        refused = await gql(client, read_key, query, {"ids": ids})
+    assert refused["data"] is None
+    (error,) = refused["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["value"] == NODES_MAX * per_node
+    assert [s for s in statements if "api_keys" not in s] == []
+    # The same selection under a few ids stays under the limit and runs.
+    allowed = await gql(client, read_key, query, {"ids": ids[:5]})
+    assert allowed == {"data": {"nodes": [None] * 5}}
