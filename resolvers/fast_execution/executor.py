@@ -22,6 +22,7 @@ from strawberry.types.arguments import convert_arguments
 
 from app.db.errors import is_database_unavailable
 from resolvers.fast_execution.plan import (
+    AbstractPlan,
     Bail,
     Completion,
     DirectCall,
@@ -283,6 +284,8 @@ class _PlanRun:
         elif shape is Shape.OBJECT:
             container[key] = out = {}
             self.execute_object(completion.plan, value, path, out)
+        elif shape is Shape.ABSTRACT:
+            self.complete_abstract(completion.abstract, value, path, container, key)
         else:
             if not isinstance(value, list | tuple):
                 raise Bail("a list field returned something else")
@@ -299,6 +302,28 @@ class _PlanRun:
                     self.pending.append((element, item, item_path, items, index))
                 else:
                     self.complete(item, element, item_path, items, index)
+
+    def complete_abstract(
+        self, abstract: AbstractPlan, value: Any, path: Path, container: Any, key: Any
+    ) -> None:
+        """graphql-core's ``complete_abstract_value``: ``resolve_type`` names the type, given
+        the info of the field the value came from (a list's items share their field's info),
+        and that type's plan completes the value. Anything else, the standard path reports."""
+        field_path = path
+        while isinstance(field_path.key, int):
+            field_path = field_path.prev
+        info = self.executor.build_resolve_info(
+            abstract.definition, abstract.nodes, abstract.parent, field_path
+        )
+        name = abstract.type.resolve_type(value, info, abstract.type)  # type: ignore[misc]
+        plan = abstract.plans.get(name) if isinstance(name, str) else None
+        if plan is None:
+            close = getattr(name, "close", None)  # an awaitable resolve_type's coroutine
+            if close is not None:
+                close()
+            raise Bail("abstract type not resolved")
+        container[key] = out = {}
+        self.execute_object(plan, value, path, out)
 
     @staticmethod
     def complete_leaves(item: Completion, values: Any, items: list[Any]) -> None:

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from graphql import (
+    GraphQLAbstractType,
     GraphQLBoolean,
     GraphQLEnumType,
     GraphQLField,
     GraphQLFloat,
     GraphQLID,
     GraphQLInt,
+    GraphQLInterfaceType,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -28,6 +30,7 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     GraphQLString,
+    GraphQLUnionType,
     OperationType,
     Undefined,
     is_leaf_type,
@@ -67,6 +70,19 @@ class Shape(Enum):
     LEAF = "leaf"
     OBJECT = "object"
     LIST = "list"
+    ABSTRACT = "abstract"
+
+
+@dataclass(frozen=True, slots=True)
+class AbstractPlan:
+    """An interface or union: a plan per type it can be, and what its ``resolve_type`` is
+    given to choose one (graphql-core passes the info of the field that returned the value)."""
+
+    type: GraphQLAbstractType
+    plans: Mapping[str, ObjectPlan]
+    definition: GraphQLField
+    parent: GraphQLObjectType
+    nodes: list[FieldNode]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +94,16 @@ class Completion:
     coerce: Callable[[Any], Any] | None = None
     plan: ObjectPlan | None = None
     item: Completion | None = None
+    abstract: AbstractPlan | None = None
 
     @property
     def needs_path(self) -> bool:
-        """Whether a resolver below this value reads a path (``info.path``)."""
+        """Whether a resolver below this value reads a path (``info.path``); an abstract
+        value's ``resolve_type`` is given its field's info, which holds the field's path."""
         if self.plan is not None:
             return self.plan.needs_path
+        if self.abstract is not None:
+            return True
         return self.item is not None and self.item.needs_path
 
 
@@ -210,7 +230,7 @@ class _Compiler:
             definition = self.schema.get_field(object_type, name)
             if definition is None:
                 continue  # graphql-core leaves an unknown field out of the response
-            completion = self.completion(definition.type, details)
+            completion = self.completion(definition.type, details, (definition, object_type))
             fields.append(self.field_plan(key, definition, details, completion))
         needs_path = any(
             f.source is Source.RESOLVER or (f.completion is not None and f.completion.needs_path)
@@ -243,32 +263,55 @@ class _Compiler:
         )
         return FieldPlan(key, Source.RESOLVER, completion, "", definition, nodes, direct)
 
-    def completion(self, output: GraphQLOutputType, details: list[FieldDetails]) -> Completion:
+    def completion(
+        self,
+        output: GraphQLOutputType,
+        details: list[FieldDetails],
+        field: tuple[GraphQLField, GraphQLObjectType],
+    ) -> Completion:
+        """``field`` is the field whose value this is, and the type it is a field of."""
         non_null = isinstance(output, GraphQLNonNull)
         inner = output.of_type if isinstance(output, GraphQLNonNull) else output
         if isinstance(inner, GraphQLList):
-            return Completion(Shape.LIST, non_null, item=self.completion(inner.of_type, details))
+            item = self.completion(inner.of_type, details, field)
+            return Completion(Shape.LIST, non_null, item=item)
         if is_leaf_type(inner):
             coerce = self.leaf_coercers.get(inner.name)
             if coerce is None:
                 coerce = self.leaf_coercers[inner.name] = leaf_coercer(inner)
             return Completion(Shape.LEAF, non_null, coerce=coerce)
         if isinstance(inner, GraphQLObjectType):
-            collected = collect_subfields(
-                self.schema,
-                self.fragments,
-                self.variables,
-                self.operation,
-                inner,
-                details,
-                self.hide_suggestions,
-            )
-            if collected.new_defer_usages:
-                raise Unsupported("defer")
-            return Completion(
-                Shape.OBJECT, non_null, plan=self.object_plan(inner, collected.grouped_field_set)
-            )
-        raise Unsupported("abstract type")
+            return Completion(Shape.OBJECT, non_null, plan=self.subfield_plan(inner, details))
+        if isinstance(inner, GraphQLInterfaceType | GraphQLUnionType):
+            if inner.resolve_type is None:
+                raise Unsupported("abstract type without resolve_type")
+            plans = {
+                t.name: self.subfield_plan(t, details)
+                for t in self.schema.get_possible_types(inner)
+            }
+            definition, parent = field
+            nodes = [d.node for d in details]
+            abstract = AbstractPlan(inner, plans, definition, parent, nodes)
+            return Completion(Shape.ABSTRACT, non_null, abstract=abstract)
+        raise Unsupported("output type")
+
+    def subfield_plan(
+        self, object_type: GraphQLObjectType, details: list[FieldDetails]
+    ) -> ObjectPlan:
+        """The plan of the fields selected on ``object_type`` (fragments on other types left
+        out, as graphql-core collects them once the runtime type is known)."""
+        collected = collect_subfields(
+            self.schema,
+            self.fragments,
+            self.variables,
+            self.operation,
+            object_type,
+            details,
+            self.hide_suggestions,
+        )
+        if collected.new_defer_usages:
+            raise Unsupported("defer")
+        return self.object_plan(object_type, collected.grouped_field_set)
 
 
 def compile_query(

@@ -2,7 +2,8 @@
 
 Deterministic for a seed. Queries mix what a frontend sends and what it gets wrong: aliases,
 named and inline fragments, variables (some in @skip/@include), ``__typename``, real and
-unknown ids, malformed ids and cursors, filters, and page sizes around the limits.
+unknown ids, malformed ids and cursors, filters, page sizes around the limits, and interfaces
+(``node``, ``nodes``) with fragments on some of their types.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from graphql import (
     GraphQLEnumType,
     GraphQLField,
     GraphQLInputObjectType,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -125,7 +127,20 @@ class QueryGenerator:
         target = _named(definition.type)
         if isinstance(target, GraphQLObjectType):
             text += " " + self.selection(build, target, depth + 1)
+        elif isinstance(target, GraphQLInterfaceType):
+            text += " " + self.abstract_selection(build, target, depth + 1)
         return text
+
+    def abstract_selection(self, build: _Build, interface: GraphQLInterfaceType, depth: int) -> str:
+        """The interface's own fields, and inline fragments on a few of its types."""
+        rng = build.rng
+        parts = [self.field(build, n, d, depth) for n, d in interface.fields.items()]
+        if rng.random() < 0.3:
+            parts.append("__typename")
+        possible = list(self.schema.get_possible_types(interface))
+        for object_type in rng.sample(possible, k=rng.randint(0, min(3, len(possible)))):
+            parts.append(f"... on {object_type.name} {self.selection(build, object_type, depth)}")
+        return "{ " + " ".join(parts) + " }"
 
     def argument(self, build: _Build, name: str, argument: GraphQLArgument) -> str | None:
         rng = build.rng
@@ -139,6 +154,12 @@ class QueryGenerator:
             return f"{name}: {build.variable(type_text, value)}"
         return f"{name}: {_literal(value, _named(argument.type))}"
 
+    @staticmethod
+    def some_id(build: _Build) -> str:
+        kind = build.rng.choice(list(build.ids))
+        pool = build.ids[kind] + ["00000000-0000-4000-8000-000000000000", "not-a-uuid"]
+        return build.rng.choice(pool)
+
     def value(self, build: _Build, name: str, t: GraphQLType) -> tuple[Any, str]:
         rng = build.rng
         named = _named(t)
@@ -148,9 +169,9 @@ class QueryGenerator:
         if name == "after":
             return rng.choice([*build.cursors, "not-a-cursor", None]), type_text
         if name == "id":
-            kind = rng.choice(list(build.ids))
-            pool = build.ids[kind] + ["00000000-0000-4000-8000-000000000000", "not-a-uuid"]
-            return rng.choice(pool), type_text
+            return self.some_id(build), type_text
+        if name == "ids":
+            return [self.some_id(build) for _ in range(rng.randint(0, 4))], type_text
         if isinstance(named, GraphQLEnumType):
             return rng.choice([*named.values, None]), type_text
         if isinstance(named, GraphQLInputObjectType):

@@ -187,3 +187,57 @@ async def test_awaitables_are_told_apart_by_type() -> None:
     await coroutine
     future.cancel()
     old_style.close()
+
+
+NODES = """query Nodes($ids: [ID!]!, $first: ID!) { nodes(ids: $ids) { __typename id
+  ... on CampaignTemplate { name emailSteps { stepNumber } }
+  ... on CampaignInstance { status metrics { enrolled } enrollments(first: 2) { totalCount } }
+  ...Contact } first: node(id: $first) { id ... on CampaignTemplate { type } } }
+  fragment Contact on Enrollment { contactId instance { name }
+    events(first: 1) { nodes { id } } }"""
+
+
+async def test_node_and_nodes_stay_on_the_fast_path(
+    seeded: Starlette,
+    reference_app: Starlette,
+    client: httpx.AsyncClient,
+    read_key: str,
+    fallbacks: list[str],
+) -> None:
+    """Node is an interface: each value's plan is its runtime type's, chosen as graphql-core
+    chooses it; the answer and the statements are the standard path's."""
+    listing = await gql(
+        client,
+        read_key,
+        "{ templates(first: 2) { nodes { id instances(first: 2) { nodes { id"
+        " enrollments(first: 2) { nodes { id } } } } } } }",
+    )
+    templates = listing["data"]["templates"]["nodes"]
+    instances = [i for t in templates for i in t["instances"]["nodes"]]
+    enrollments = [n for i in instances for n in i["enrollments"]["nodes"]]
+    ids = [enrollments[0]["id"], "00000000-0000-4000-8000-000000000000", templates[0]["id"]]
+    ids += [instances[0]["id"], enrollments[0]["id"]]
+    variables = {"ids": ids, "first": templates[1]["id"]}
+    with recording(seeded.state.engine) as fast:
+        fast_body = await gql(client, read_key, NODES, variables)
+    reference = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=reference_app), base_url="http://reference"
+    )
+    async with reference:
+        with recording(reference_app.state.engine) as standard:
+            standard_body = await gql(reference, read_key, NODES, variables)
+    assert "errors" not in fast_body
+    assert fast_body == standard_body
+    assert [n and n["__typename"] for n in fast_body["data"]["nodes"]] == [
+        "Enrollment",
+        None,
+        "CampaignTemplate",
+        "CampaignInstance",
+        "Enrollment",
+    ]
+    assert len(fast) == len(standard), (fast, standard)
+    assert fallbacks == []
+    # An error at one position (a malformed id) is the standard path's to report.
+    errored = await gql(client, read_key, NODES, {"ids": ["nope"], "first": ids[0]})
+    assert errored["errors"][0]["path"] == ["nodes", 0]
+    assert fallbacks == ["field error"]
