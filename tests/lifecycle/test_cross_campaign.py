@@ -259,6 +259,17 @@ async def test_the_template_setting_is_the_default_and_the_request_overrides_it(
     assert (moved["errors"], moved["enrollment"]["contactId"]) == ([], "q"), moved
     [entry] = moved["moved"]
     assert (entry["contactId"], entry["index"], entry["fromInstanceId"]) == ("q", 0, a)
+    read = await gql(
+        client,
+        write_key,
+        "query Read($id: ID!) { enrollment(id: $id) { status removalReason movedToInstanceId } }",
+        {"id": entry["fromEnrollmentId"]},
+    )
+    assert read["data"]["enrollment"] == {
+        "status": "REMOVED",
+        "removalReason": f"moved to instance {b}",
+        "movedToInstanceId": b,
+    }, read
     statuses = {
         (r["instance_id"], r["contact_id"]): r["status"]
         for r in await _enrollments(engine, "p", "q", "r")
