@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
 
+from app.services.enrollment import Moved
 from resolvers.mutations import enrollments, events, instances, sending, templates
 from resolvers.mutations.common import Outcome
 from schema.inputs import (
@@ -28,6 +30,7 @@ from schema.payloads import (
     EnrollmentPayload,
     InstancePayload,
     LinkedInStepPayload,
+    MovedContact,
     RecordEventPayload,
     RemoveSuppressionPayload,
     SkippedContact,
@@ -35,7 +38,7 @@ from schema.payloads import (
     TemplatePayload,
 )
 from schema.permissions import CanAdmin, CanWrite
-from schema.types.enums import Channel
+from schema.types.enums import Channel, CrossCampaignPolicy
 
 P = TypeVar("P")
 
@@ -58,6 +61,24 @@ async def _payload(info: Info, payload_type: type[P], outcome: Outcome[Any]) -> 
     if outcome.entity_id is not None:
         entity = await getattr(info.context.loaders, loader).load(outcome.entity_id)
     return payload_type(**{field: entity, "errors": outcome.errors})
+
+
+POLICY = (
+    "What to do with contacts open in another instance; default: the template's"
+    " settings.cross_campaign_policy (allow, skip or move), else ALLOW."
+)
+
+
+def _moved(moved: Sequence[Moved]) -> list[MovedContact]:
+    return [
+        MovedContact(
+            index=m.index,
+            contact_id=strawberry.ID(m.contact_id),
+            from_instance_id=strawberry.ID(str(m.from_instance_id)),
+            from_enrollment_id=strawberry.ID(str(m.from_enrollment_id)),
+        )
+        for m in moved
+    ]
 
 
 @strawberry.type
@@ -154,19 +175,34 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=[CanWrite])
     async def enroll_contact(
-        self, info: Info, instance_id: strawberry.ID, input: EnrollContactInput
+        self,
+        info: Info,
+        instance_id: strawberry.ID,
+        input: EnrollContactInput,
+        policy: Annotated[
+            CrossCampaignPolicy | None, strawberry.argument(description=POLICY)
+        ] = None,
     ) -> EnrollmentPayload:
-        outcome = await enrollments.enroll_contact(info.context, instance_id, input)
-        return await _payload(info, EnrollmentPayload, outcome)
+        outcome = await enrollments.enroll_contact(info.context, instance_id, input, policy)
+        if outcome.value is None:
+            return EnrollmentPayload(enrollment=None, errors=outcome.errors)  # type: ignore[arg-type]
+        entity = await info.context.loaders.enrollment_by_id.load(str(outcome.value.enrollment_id))
+        return EnrollmentPayload(enrollment=entity, errors=[], moved=_moved(outcome.value.moved))
 
     @strawberry.mutation(
         permission_classes=[CanWrite],
         description="Up to 10,000 contacts; one transaction; repeat-safe.",
     )
     async def bulk_enroll(
-        self, info: Info, instance_id: strawberry.ID, contacts: list[EnrollContactInput]
+        self,
+        info: Info,
+        instance_id: strawberry.ID,
+        contacts: list[EnrollContactInput],
+        policy: Annotated[
+            CrossCampaignPolicy | None, strawberry.argument(description=POLICY)
+        ] = None,
     ) -> BulkEnrollPayload:
-        outcome = await enrollments.bulk_enroll(info.context, instance_id, contacts)
+        outcome = await enrollments.bulk_enroll(info.context, instance_id, contacts, policy)
         if outcome.value is None:
             return BulkEnrollPayload(
                 enrolled_count=0,
@@ -182,13 +218,19 @@ class Mutation:
                 contact_id=strawberry.ID(s.contact_id),
                 reason=s.reason,  # type: ignore[arg-type]
                 message=s.message,
+                other_instance_id=(
+                    None if s.other_instance_id is None else strawberry.ID(str(s.other_instance_id))
+                ),
             )
             for s in outcome.value.skipped
         ]
+        moved = _moved(outcome.value.moved)
         return BulkEnrollPayload(
             enrolled_count=len(ids),
             skipped_count=len(skipped),
             skipped=skipped,
+            moved=moved,
+            moved_count=len(moved),
             errors=[],
             enrollment_ids=ids,
         )

@@ -39,9 +39,28 @@ class InstancePayload:
 
 
 @strawberry.type
+class MovedContact:
+    index: int = strawberry.field(description="The contact's position in the request (from 0).")
+    contact_id: strawberry.ID
+    from_instance_id: strawberry.ID = strawberry.field(
+        description="The instance whose enrollment of the contact was removed."
+    )
+    from_enrollment_id: strawberry.ID = strawberry.field(
+        description="That removed enrollment (status REMOVED)."
+    )
+
+
+@strawberry.type
 class EnrollmentPayload:
     enrollment: Enrollment | None
     errors: list[UserError]
+    moved: list[MovedContact] = strawberry.field(
+        default_factory=list,
+        description=(
+            "enrollContact under MOVE: the contact's enrollments in other instances that were"
+            " removed; empty otherwise."
+        ),
+    )
 
 
 @strawberry.type
@@ -50,6 +69,10 @@ class SkippedContact:
     contact_id: strawberry.ID
     reason: SkipReason
     message: str
+    other_instance_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="ACTIVE_ELSEWHERE: the instance the contact is open in (the earliest).",
+    )
 
 
 @strawberry.type
@@ -61,8 +84,19 @@ class BulkEnrollPayload:
     skipped: list[SkippedContact] = strawberry.field(
         description=(
             "Every contact that was not enrolled, with its reason: already enrolled, repeated in"
-            " the request, no address for a channel, a variable the steps need, suppressed."
+            " the request, no address for a channel, a variable the steps need, suppressed,"
+            " open in another instance under SKIP."
         )
+    )
+    moved: list[MovedContact] = strawberry.field(
+        default_factory=list,
+        description=(
+            "Under MOVE: one entry per enrollment in another instance that was removed so that"
+            " its contact is enrolled here."
+        ),
+    )
+    moved_count: int = strawberry.field(
+        default=0, description="How many other enrollments MOVE removed: the length of moved."
     )
     errors: list[UserError]
     enrollment_ids: strawberry.Private[list[str]]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.domain.enums import ErrorCode
+from app.domain.enums import CrossCampaignPolicy, ErrorCode
 from app.domain.errors import DomainError
 from app.domain.limits import BULK_ENROLL_MAX
 from app.observability import metrics
@@ -27,6 +27,8 @@ class ImportSummary:
     """(line number, reason) of every well-formed row that was not enrolled."""
     rejected: list[tuple[int, str]] = field(default_factory=list)
     """(line number, reason) of every row that was not sent."""
+    moved: list[tuple[int, str]] = field(default_factory=list)
+    """(line number, what was removed) of every row enrolled by MOVE out of another instance."""
 
 
 def _rows(path: Path, summary: ImportSummary) -> Iterator[tuple[int, ContactInput]]:
@@ -73,6 +75,7 @@ async def import_csv(
     path: Path,
     progress: Callable[[int], None] = lambda rows: None,
     batch_size: int = BULK_ENROLL_MAX,
+    policy: CrossCampaignPolicy | None = None,
 ) -> ImportSummary:
     summary = ImportSummary()
     batch: list[ContactInput] = []
@@ -80,10 +83,18 @@ async def import_csv(
 
     async def flush() -> None:
         async with sessionmaker.begin() as session:
-            result = await bulk_enroll(session, instance_id, batch)
+            result = await bulk_enroll(session, instance_id, batch, policy)
         summary.enrolled += len(result.enrolled_ids)
         metrics.enrollments_created_total.labels("csv").inc(len(result.enrolled_ids))
         summary.skipped.extend((lines[s.index], _skip_reason(s, lines)) for s in result.skipped)
+        summary.moved.extend(
+            (
+                lines[m.index],
+                f"MOVED: from instance {m.from_instance_id} (enrollment {m.from_enrollment_id}"
+                " removed)",
+            )
+            for m in result.moved
+        )
         progress(len(batch))
         batch.clear()
         lines.clear()

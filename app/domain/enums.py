@@ -43,6 +43,19 @@ class EnrollmentStatus(StrEnum):
     REMOVED = "removed"
 
 
+class CrossCampaignPolicy(StrEnum):
+    """What enrolling does with a contact already open in another instance (domain.md, "Across
+    campaigns"); a template's ``settings.cross_campaign_policy`` holds the lowercase value."""
+
+    ALLOW = "allow"
+    SKIP = "skip"
+    MOVE = "move"
+
+
+POLICY_SETTING = "cross_campaign_policy"
+"""The template setting that gives the policy when the request names none."""
+
+
 class Channel(StrEnum):
     EMAIL = "email"
     LINKEDIN = "linkedin"
@@ -101,6 +114,7 @@ class SkipReason(StrEnum):
     ADDRESS_INVALID = "ADDRESS_INVALID"
     VARIABLE_MISSING = "VARIABLE_MISSING"
     SUPPRESSED = "SUPPRESSED"
+    ACTIVE_ELSEWHERE = "ACTIVE_ELSEWHERE"
 
 
 class Scope(StrEnum):
@@ -126,6 +140,7 @@ class ErrorCode(StrEnum):
     ADDRESS_INVALID = "ADDRESS_INVALID"
     VARIABLE_MISSING = "VARIABLE_MISSING"
     SUPPRESSED = "SUPPRESSED"
+    ACTIVE_ELSEWHERE = "ACTIVE_ELSEWHERE"
 
 
 EMAIL_ONLY_EVENTS = frozenset(
@@ -148,6 +163,14 @@ LINKEDIN_ONLY_EVENTS = frozenset(
         EventType.VOICE_MESSAGE_SENT,
     }
 )
+
+OPEN_ENROLLMENT_STATUSES: tuple[EnrollmentStatus, ...] = (
+    EnrollmentStatus.ENROLLED,
+    EnrollmentStatus.ACTIVE,
+    EnrollmentStatus.PAUSED,
+)
+"""An enrollment in one of these still holds its contact: "active elsewhere" means one of these
+in another instance."""
 
 TERMINAL_ENROLLMENT_STATUSES = frozenset(
     {

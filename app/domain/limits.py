@@ -23,3 +23,4 @@ ERROR_CODE_MAX = 100
 DAILY_LIMIT_MAX = 1_000_000
 NODES_MAX = 100
 """Ids one nodes(ids:) takes: a page's worth, as connections' first."""
+REMOVAL_REASON_MAX = 500

@@ -18,8 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.domain.enums import Channel, EnrollmentStatus
-from app.domain.limits import CONTACT_ID_MAX
+from app.domain.enums import OPEN_ENROLLMENT_STATUSES, Channel, EnrollmentStatus
+from app.domain.limits import CONTACT_ID_MAX, REMOVAL_REASON_MAX
 from app.models.base import (
     Base,
     IdMixin,
@@ -29,6 +29,12 @@ from app.models.base import (
     json_object_column,
     pg_enum,
 )
+
+OPEN_ENROLLMENT_SQL = (
+    "status IN (" + ", ".join(f"'{s.value}'" for s in OPEN_ENROLLMENT_STATUSES) + ")"
+)
+"""The enrollments that still hold their contact: what "active elsewhere" looks for (a partial
+index keeps that look-up small however many finished enrollments pile up)."""
 
 
 class Enrollment(IdMixin, TimestampMixin, Base):
@@ -50,6 +56,12 @@ class Enrollment(IdMixin, TimestampMixin, Base):
     )
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removal_reason: Mapped[str | None] = mapped_column(Text)
+    """Why a removed enrollment was removed, when the API knows (a cross-campaign move)."""
+    moved_to_instance_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("campaign_instances.id", ondelete="RESTRICT")
+    )
+    """The instance a MOVE enrolled the contact in instead of this one."""
 
     __table_args__ = (
         UniqueConstraint("instance_id", "contact_id"),
@@ -60,6 +72,21 @@ class Enrollment(IdMixin, TimestampMixin, Base):
         CheckConstraint(json_object_check("metadata"), name="metadata_object"),
         CheckConstraint(
             "status <> 'unsubscribed' OR unsubscribed_at IS NOT NULL", name="unsubscribed_at_set"
+        ),
+        CheckConstraint(
+            "removal_reason IS NULL OR (status = 'removed'"
+            f" AND char_length(removal_reason) BETWEEN 1 AND {REMOVAL_REASON_MAX})",
+            name="removal_reason_when_removed",
+        ),
+        CheckConstraint(
+            "moved_to_instance_id IS NULL OR (status = 'removed'"
+            " AND moved_to_instance_id <> instance_id AND removal_reason IS NOT NULL)",
+            name="moved_when_removed",
+        ),
+        Index(
+            "ix_enrollments_contact_id_open",
+            "contact_id",
+            postgresql_where=text(OPEN_ENROLLMENT_SQL),
         ),
         Index(
             "ix_enrollments_next_action_at_due",

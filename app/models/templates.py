@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.domain.enums import LinkedInAction, PathType, TemplateType
+from app.domain.enums import (
+    POLICY_SETTING,
+    CrossCampaignPolicy,
+    LinkedInAction,
+    PathType,
+    TemplateType,
+)
 from app.domain.limits import (
     AB_VARIANT_MAX,
     BODY_MAX,
@@ -28,6 +34,14 @@ from app.models.base import (
     json_object_column,
     pg_enum,
 )
+
+POLICY_SETTING_CHECK = (
+    f"jsonb_typeof(settings) <> 'object' OR NOT settings ? '{POLICY_SETTING}'"
+    f" OR settings -> '{POLICY_SETTING}' IN ("
+    + ", ".join("'\"" + p.value + "\"'::jsonb" for p in CrossCampaignPolicy)
+    + ")"
+)
+"""The template's default cross-campaign policy, when set, is one the enroller knows."""
 
 
 class CampaignTemplate(IdMixin, TimestampMixin, Base):
@@ -51,6 +65,7 @@ class CampaignTemplate(IdMixin, TimestampMixin, Base):
             name="description_length",
         ),
         CheckConstraint(json_object_check("settings"), name="settings_object"),
+        CheckConstraint(POLICY_SETTING_CHECK, name="cross_campaign_policy_known"),
         Index(None, "type"),
         Index(None, "path_type"),
         Index(None, "is_active"),

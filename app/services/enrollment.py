@@ -2,7 +2,9 @@
 
 Malformed input (a contact id or metadata the API cannot store) refuses the whole request;
 a well-formed contact that cannot be enrolled here (no address for a channel, a variable the
-steps need, a suppressed address, already enrolled, repeated) is skipped with its reason.
+steps need, a suppressed address, already enrolled, repeated, open in another instance under
+the SKIP policy) is skipped with its reason. Under MOVE, a contact's open enrollments elsewhere
+are removed in the same transaction.
 """
 
 from __future__ import annotations
@@ -10,14 +12,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.addresses import ADDRESS_MAX, METADATA_KEY, metadata_address_sql
-from app.domain.enums import Channel, EnrollmentStatus, ErrorCode, InstanceStatus, SkipReason
+from app.domain.enums import (
+    OPEN_ENROLLMENT_STATUSES,
+    POLICY_SETTING,
+    Channel,
+    CrossCampaignPolicy,
+    EnrollmentStatus,
+    ErrorCode,
+    InstanceStatus,
+    SkipReason,
+)
 from app.domain.errors import DomainError, DomainErrors
 from app.domain.limits import BULK_ENROLL_MAX, CONTACT_ID_MAX
 from app.models import CampaignInstance, CampaignTemplate, Enrollment
@@ -49,12 +60,31 @@ class Skipped:
     message: str
     repeats: int | None = None
     """For DUPLICATE_IN_REQUEST: the index of the first occurrence, which was kept."""
+    other_instance_id: uuid.UUID | None = None
+    """For ACTIVE_ELSEWHERE: the instance the contact is open in (the earliest enrolled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A contact of the request enrolled here under MOVE, and the enrollment it left."""
+
+    index: int
+    contact_id: str
+    from_instance_id: uuid.UUID
+    from_enrollment_id: uuid.UUID
 
 
 @dataclass(frozen=True, slots=True)
 class BulkResult:
     enrolled_ids: list[uuid.UUID]
     skipped: list[Skipped]
+    moved: list[Moved] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollResult:
+    enrollment_id: uuid.UUID
+    moved: list[Moved] = field(default_factory=list)
 
 
 def check_contact(contact: ContactInput) -> tuple[CheckedContact | None, list[DomainError]]:
@@ -170,9 +200,125 @@ async def _insert(
     return inserted
 
 
+_OPEN = ", ".join(f"'{s.value}'" for s in OPEN_ENROLLMENT_STATUSES)
+_ELSEWHERE = f"""
+    FROM enrollments e
+    WHERE e.contact_id = ANY(CAST(:contact_ids AS text[]))
+      AND e.status IN ({_OPEN})
+      AND e.instance_id <> :instance_id
+      AND NOT EXISTS (SELECT 1 FROM enrollments h
+                      WHERE h.instance_id = :instance_id AND h.contact_id = e.contact_id)
+"""
+"""The open enrollments, in other instances, of the request's contacts that are not already in
+this one (those are ALREADY_ENROLLED whatever the policy): the partial index on contact_id
+answers it in one statement for 10,000 contacts."""
+
+_FIRST_ELSEWHERE = text(
+    f"SELECT DISTINCT ON (e.contact_id) e.contact_id, e.instance_id {_ELSEWHERE}"
+    " ORDER BY e.contact_id, e.enrolled_at, e.id"
+)
+
+_MOVE_AWAY = text(
+    f"""
+    WITH leaving AS (
+        SELECT e.id {_ELSEWHERE}
+        ORDER BY e.id
+        FOR NO KEY UPDATE
+    )
+    UPDATE enrollments AS e
+    SET status = 'removed', next_action_at = NULL,
+        removal_reason = :reason, moved_to_instance_id = :instance_id
+    FROM leaving WHERE e.id = leaving.id
+    RETURNING e.id, e.contact_id, e.instance_id
+    """
+)
+"""MOVE: lock the enrollments to leave in id order (two requests moving the same contacts in
+opposite directions then wait for each other instead of deadlocking) and remove them."""
+
+CONTACT_LOCK_BUCKETS = 64
+"""Contacts hash into this many advisory locks; see ``_lock_contacts``."""
+
+_LOCK_CONTACTS = text(
+    "SELECT count(pg_advisory_xact_lock(CAST(:namespace AS int), bucket)) FROM ("
+    f"  SELECT DISTINCT hashtext(c) & {CONTACT_LOCK_BUCKETS - 1} AS bucket"
+    "   FROM unnest(CAST(:contact_ids AS text[])) AS c ORDER BY bucket) AS buckets"
+)
+_CONTACT_LOCK_NAMESPACE = 0x25C0
+
+
+async def _lock_contacts(session: AsyncSession, contact_ids: Sequence[str]) -> None:
+    """Serialize SKIP and MOVE requests that share contacts, so each sees what the other did.
+
+    Row locks alone cannot: two requests enrolling a contact who is open nowhere yet (or whose
+    open enrollment one of them has just removed) would each see no other enrollment and both
+    enroll. The contacts' buckets are locked in ascending order (no deadlock between requests),
+    and the next statement, under READ COMMITTED, sees everything committed before them. A
+    bounded number of buckets keeps a 10,000-contact request to 64 locks, within PostgreSQL's
+    lock table; ALLOW requests take none.
+    """
+    await session.execute(
+        _LOCK_CONTACTS, {"namespace": _CONTACT_LOCK_NAMESPACE, "contact_ids": list(contact_ids)}
+    )
+
+
+def _policy(
+    template: CampaignTemplate, requested: CrossCampaignPolicy | None
+) -> CrossCampaignPolicy:
+    """The request's policy, else the template's setting (a CHECK keeps it a known value),
+    else ALLOW."""
+    if requested is not None:
+        return requested
+    return CrossCampaignPolicy((template.settings or {}).get(POLICY_SETTING, "allow"))
+
+
+async def _apply_policy(
+    session: AsyncSession,
+    instance: CampaignInstance,
+    policy: CrossCampaignPolicy,
+    admitted: Sequence[tuple[int, CheckedContact]],
+) -> tuple[list[tuple[int, CheckedContact]], list[Skipped], list[Moved]]:
+    """Under SKIP, set aside the contacts open in another instance; under MOVE, remove those
+    other enrollments. Returns the contacts to enroll, the skipped and the moved."""
+    if policy is CrossCampaignPolicy.ALLOW or not admitted:
+        return list(admitted), [], []
+    contact_ids = [c.contact_id for _, c in admitted]
+    await _lock_contacts(session, contact_ids)
+    params = {"instance_id": instance.id, "contact_ids": contact_ids}
+    if policy is CrossCampaignPolicy.SKIP:
+        elsewhere = {
+            row.contact_id: row.instance_id
+            for row in await session.execute(_FIRST_ELSEWHERE, params)
+        }
+        kept = [(i, c) for i, c in admitted if c.contact_id not in elsewhere]
+        skipped = [
+            Skipped(
+                index,
+                c.contact_id,
+                SkipReason.ACTIVE_ELSEWHERE,
+                f"open in instance {elsewhere[c.contact_id]}",
+                other_instance_id=elsewhere[c.contact_id],
+            )
+            for index, c in admitted
+            if c.contact_id in elsewhere
+        ]
+        return kept, skipped, []
+    index_of = {c.contact_id: index for index, c in admitted}
+    rows = await session.execute(
+        _MOVE_AWAY, params | {"reason": f"moved to instance {instance.id}"}
+    )
+    moved = sorted(
+        (Moved(index_of[row.contact_id], row.contact_id, row.instance_id, row.id) for row in rows),
+        key=lambda m: (m.index, str(m.from_instance_id)),
+    )
+    return list(admitted), [], moved
+
+
 async def enroll_contact(
-    session: AsyncSession, instance_id: str, contact: ContactInput
-) -> uuid.UUID:
+    session: AsyncSession,
+    instance_id: str,
+    contact: ContactInput,
+    policy: CrossCampaignPolicy | None = None,
+) -> EnrollResult:
     checked, errors = check_contact(contact)
     if errors:
         raise DomainErrors(errors)
@@ -191,6 +337,16 @@ async def enroll_contact(
             f"metadata.{key} is on the suppression list: nothing is sent to it again",
             ("metadata", key),
         )
+    template = await session.get_one(CampaignTemplate, instance.template_id)
+    _, skipped, moved = await _apply_policy(
+        session, instance, _policy(template, policy), [(0, checked)]
+    )
+    if skipped:
+        raise DomainError(
+            ErrorCode.ACTIVE_ELSEWHERE,
+            f"contact {checked.contact_id!r} is {skipped[0].message} and the policy is SKIP",
+            ("contact_id",),
+        )
     inserted = await _insert(session, instance, audience, [checked])
     if not inserted:
         existing = await session.scalar(
@@ -203,11 +359,14 @@ async def enroll_contact(
             f"contact {checked.contact_id!r} is already in this instance as enrollment {existing}",
             ("contact_id",),
         )
-    return uuid.UUID(str(inserted[0].id))
+    return EnrollResult(uuid.UUID(str(inserted[0].id)), moved)
 
 
 async def bulk_enroll(
-    session: AsyncSession, instance_id: str, contacts: Sequence[ContactInput]
+    session: AsyncSession,
+    instance_id: str,
+    contacts: Sequence[ContactInput],
+    policy: CrossCampaignPolicy | None = None,
 ) -> BulkResult:
     """Malformed input refuses the batch; every other contact is enrolled or reported skipped
     (the first occurrence of a repeated contact id wins). Safe to repeat."""
@@ -272,6 +431,11 @@ async def bulk_enroll(
             else:
                 kept.append((index, checked))
         admitted = kept
+    template = await session.get_one(CampaignTemplate, instance.template_id)
+    admitted, elsewhere, moved = await _apply_policy(
+        session, instance, _policy(template, policy), admitted
+    )
+    skipped.extend(elsewhere)
     inserted = (
         await _insert(session, instance, audience, [c for _, c in admitted]) if admitted else []
     )
@@ -284,6 +448,7 @@ async def bulk_enroll(
     return BulkResult(
         enrolled_ids=[uuid.UUID(str(row.id)) for row in inserted],
         skipped=sorted(skipped, key=lambda s: s.index),
+        moved=moved,
     )
 
 

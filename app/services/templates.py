@@ -13,7 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import ErrorCode, LinkedInAction, PathType
+from app.domain.enums import (
+    POLICY_SETTING,
+    CrossCampaignPolicy,
+    ErrorCode,
+    LinkedInAction,
+    PathType,
+)
 from app.domain.errors import DomainError
 from app.domain.limits import (
     AB_VARIANT_MAX,
@@ -45,6 +51,14 @@ def _step_conflict(step_number: int | None = None) -> DomainError:
     )
 
 
+POLICY_VALUES = tuple(policy.value for policy in CrossCampaignPolicy)
+_POLICY_SETTING_ERROR = DomainError(
+    ErrorCode.INVALID,
+    f"settings.{POLICY_SETTING} must be one of {', '.join(POLICY_VALUES)} (lowercase)",
+    ("settings", POLICY_SETTING),
+)
+
+
 _CONSTRAINT_ERRORS = {
     "uq_email_steps_template_id_step_number_active": _step_conflict(),
     "uq_linkedin_steps_template_id_step_number_active": _step_conflict(),
@@ -54,6 +68,7 @@ _CONSTRAINT_ERRORS = {
         f"settings is larger than {JSON_MAX_BYTES} bytes as stored (numbers are written out)",
         ("settings",),
     ),
+    "ck_campaign_templates_cross_campaign_policy_known": _POLICY_SETTING_ERROR,
 }
 
 
@@ -85,6 +100,15 @@ def _require_active(template: CampaignTemplate, field: str) -> None:
         )
 
 
+def _check_policy_setting(p: Problems, settings: dict[str, Any] | None) -> None:
+    """``settings.cross_campaign_policy``, when present, is one of the lowercase policy values
+    (the settings' own convention: snake_case keys, lowercase words)."""
+    if not settings or POLICY_SETTING not in settings:
+        return
+    if settings[POLICY_SETTING] not in POLICY_VALUES:
+        p.errors.append(_POLICY_SETTING_ERROR)
+
+
 def _template_fields(p: Problems, values: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     if "name" in values:
@@ -99,6 +123,7 @@ def _template_fields(p: Problems, values: dict[str, Any]) -> dict[str, Any]:
         clean["icp_profile_id"] = p.uuid("icp_profile_id", values["icp_profile_id"])
     if "settings" in values:
         clean["settings"] = p.json_object("settings", values["settings"])
+        _check_policy_setting(p, clean["settings"])
     for passthrough in ("type", "path_type"):
         if passthrough in values:
             clean[passthrough] = values[passthrough]

@@ -32,7 +32,8 @@ INSTANCE = (
 ENROLLMENT = (
     "n.id::text AS id, n.instance_id::text AS instance_id, n.contact_id, n.status,"
     " n.current_step, n.next_action_at, n.metadata::text AS metadata_json, n.enrolled_at,"
-    " n.completed_at, n.unsubscribed_at, n.created_at, n.updated_at"
+    " n.completed_at, n.unsubscribed_at, n.removal_reason,"
+    " n.moved_to_instance_id::text AS moved_to_instance_id, n.created_at, n.updated_at"
 )
 EVENT = (
     "e.id::text AS id, e.enrollment_id::text AS enrollment_id,"

@@ -34,6 +34,12 @@ class Enrollment(Node):
     enrolled_at: datetime
     completed_at: datetime | None
     unsubscribed_at: datetime | None
+    removal_reason: str | None = strawberry.field(
+        description="Why a REMOVED enrollment was removed, when known (a cross-campaign MOVE)."
+    )
+    moved_to_instance_id: strawberry.ID | None = strawberry.field(
+        description="The instance a cross-campaign MOVE enrolled the contact in instead."
+    )
 
     @strawberry.field
     async def instance(self, info: Info) -> InstanceNode:

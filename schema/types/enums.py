@@ -18,3 +18,12 @@ ErrorCode = strawberry.enum(enums.ErrorCode, name="ErrorCode")
 DispatchStatus = strawberry.enum(enums.DispatchStatus, name="DispatchStatus")
 SuppressionReason = strawberry.enum(enums.SuppressionReason, name="SuppressionReason")
 SkipReason = strawberry.enum(enums.SkipReason, name="SkipReason")
+CrossCampaignPolicy = strawberry.enum(
+    enums.CrossCampaignPolicy,
+    name="CrossCampaignPolicy",
+    description=(
+        "What enrolling does with a contact open (enrolled, active or paused) in another"
+        " instance: ALLOW enrolls it, SKIP skips it (ACTIVE_ELSEWHERE), MOVE removes the other"
+        " enrollments and enrolls it here."
+    ),
+)

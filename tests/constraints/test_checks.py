@@ -100,6 +100,23 @@ TEMPLATE_CASES = [
             (json_of_size(10_241), "settings 10241 bytes"),
         ]
     ),
+    *(
+        case(
+            "campaign_templates",
+            {"settings": settings},
+            None if ok else "ck_campaign_templates_cross_campaign_policy_known",
+            name,
+        )
+        for settings, ok, name in [
+            ('{"cross_campaign_policy": "allow"}', True, "policy allow"),
+            ('{"cross_campaign_policy": "skip"}', True, "policy skip"),
+            ('{"cross_campaign_policy": "move"}', True, "policy move"),
+            ('{"cross_campaign_policy": "MOVE"}', False, "policy MOVE"),
+            ('{"cross_campaign_policy": "later"}', False, "policy later"),
+            ('{"cross_campaign_policy": null}', False, "policy null"),
+            ('{"cross_campaign_policy": ["move"]}', False, "policy [move]"),
+        ]
+    ),
 ]
 
 INSTANCE_CASES = [
@@ -185,6 +202,31 @@ ENROLLMENT_CASES = [
         {"status": "unsubscribed"},
         "ck_enrollments_unsubscribed_at_set",
         "unsubscribed without unsubscribed_at",
+    ),
+    case("enrollments", {"status": "removed", "removal_reason": "x"}, None, "removed, reason"),
+    case(
+        "enrollments",
+        {"status": "removed", "removal_reason": "x" * 500},
+        None,
+        "removed, reason 500 chars",
+    ),
+    case(
+        "enrollments",
+        {"status": "removed", "removal_reason": "x" * 501},
+        "ck_enrollments_removal_reason_when_removed",
+        "removed, reason 501 chars",
+    ),
+    case(
+        "enrollments",
+        {"status": "removed", "removal_reason": ""},
+        "ck_enrollments_removal_reason_when_removed",
+        "removed, reason ''",
+    ),
+    case(
+        "enrollments",
+        {"status": "active", "removal_reason": "x"},
+        "ck_enrollments_removal_reason_when_removed",
+        "active with a removal reason",
     ),
 ]
 
@@ -302,3 +344,30 @@ async def test_counters_are_not_compared_with_each_other(
         id=parents["instance_id"],
     )
     assert updated == 1
+
+
+async def test_a_moved_enrollment_is_removed_with_a_reason_and_names_another_instance(
+    session: AsyncSession, parents: dict[str, uuid.UUID]
+) -> None:
+    here = parents["instance_id"]
+    there = await insert(
+        session, "campaign_instances", template_id=parents["template_id"], name="other"
+    )
+    moved = {"status": "removed", "removal_reason": "moved", "moved_to_instance_id": there}
+    cases: list[tuple[dict[str, Any], str | None]] = [
+        (moved, None),
+        (moved | {"moved_to_instance_id": here}, "ck_enrollments_moved_when_removed"),
+        (moved | {"removal_reason": None}, "ck_enrollments_moved_when_removed"),
+        (moved | {"status": "active", "removal_reason": None}, "ck_enrollments_moved_when_removed"),
+    ]
+    for n, (values, refused_by) in enumerate(cases):
+        row = {"instance_id": here, "contact_id": f"moved-{n}", **values}
+        if refused_by is None:
+            assert await insert(session, "enrollments", **row)
+            continue
+        columns = ", ".join(row)
+        params = ", ".join(f":{column}" for column in row)
+        error = await refused(
+            session, f"INSERT INTO enrollments ({columns}) VALUES ({params})", **row
+        )
+        assert (error.sqlstate, error.constraint_name) == (CHECK_VIOLATION, refused_by), values

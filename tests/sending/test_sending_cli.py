@@ -274,7 +274,9 @@ async def test_enroll_reports_each_skipped_row_with_its_line_and_reason(
         tmp_path, database_url, "enroll", campaign.instance_id, str(contacts), "--quiet"
     )
     assert result.returncode == 0, (result.stdout, result.stderr)  # skipped, none rejected
-    assert result.stdout.splitlines()[0] == f"enrolled 2, skipped {len(SKIPPED)}, rejected 0"
+    assert result.stdout.splitlines()[0] == (
+        f"enrolled 2, skipped {len(SKIPPED)}, rejected 0, moved 0"
+    )
     reported = reported_lines(result.stdout)
     assert {line: reason.split(":")[0] for line, reason in reported.items()} == SKIPPED
     assert "metadata.email" in reported[4]
