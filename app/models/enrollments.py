@@ -29,6 +29,7 @@ from app.models.base import (
     json_object_column,
     pg_enum,
 )
+from app.models.replies import sentiment_check
 
 
 class Enrollment(IdMixin, TimestampMixin, Base):
@@ -50,9 +51,13 @@ class Enrollment(IdMixin, TimestampMixin, Base):
     )
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sentiment: Mapped[str | None] = mapped_column(Text)
+    """The sentiment of its latest reply (by ``occurred_at``), kept by
+    ``refresh_reply_sentiments``."""
 
     __table_args__ = (
         UniqueConstraint("instance_id", "contact_id"),
+        CheckConstraint(sentiment_check("sentiment"), name="sentiment_known"),
         CheckConstraint(
             f"char_length(contact_id) BETWEEN 1 AND {CONTACT_ID_MAX}", name="contact_id_length"
         ),

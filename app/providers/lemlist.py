@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.domain.enums import Channel, EventType, Provider
+from app.domain.enums import Channel, EventType, Provider, ReplySentiment
 from app.providers.common import (
     PayloadError,
     Translation,
@@ -15,6 +15,7 @@ from app.providers.common import (
     require,
 )
 from app.services.ingestion.events import NewEvent
+from app.services.replies import ProviderClassification
 
 EVENTS: dict[str, tuple[EventType, Channel]] = {
     "emailsSent": (EventType.SENT, Channel.EMAIL),
@@ -35,12 +36,35 @@ EVENTS: dict[str, tuple[EventType, Channel]] = {
     "linkedinSendFailed": (EventType.FAILED, Channel.LINKEDIN),
     "linkedinVoiceNoteFailed": (EventType.FAILED, Channel.LINKEDIN),
 }
+SENTIMENTS: dict[str, ReplySentiment] = {
+    "interested": ReplySentiment.INTERESTED,
+    "notInterested": ReplySentiment.NOT_INTERESTED,
+    "emailsInterested": ReplySentiment.INTERESTED,
+    "emailsNotInterested": ReplySentiment.NOT_INTERESTED,
+    "linkedinInterested": ReplySentiment.INTERESTED,
+    "linkedinNotInterested": ReplySentiment.NOT_INTERESTED,
+}
+"""lemlist's judgements of a lead in a campaign (its lead-state groups and their email and
+LinkedIn activities): classifications of the enrollment's replies, not events."""
 _KEPT = ("leadEmail", "leadId", "campaignId", "campaignName", "sequenceId", "emailId")
 
 
 def translate(payload: Any, received_at: datetime) -> Translation:
     activity_id = str(require(payload, "_id"))
     kind = str(require(payload, "type"))
+    sentiment = SENTIMENTS.get(kind)
+    if sentiment is not None:
+        return Translation(
+            classifications=[
+                ProviderClassification(
+                    enrollment_ref=optional_text(payload, "enrollmentId"),
+                    sentiment=sentiment,
+                    provider=Provider.LEMLIST,
+                    provider_event_id=activity_id[:255],
+                    classified_at=parse_time(payload.get("createdAt"), "createdAt", received_at),
+                )
+            ]
+        )
     mapped = EVENTS.get(kind)
     if mapped is None:
         return Translation(ignored=1)

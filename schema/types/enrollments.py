@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from resolvers import relations
 from schema.pagination import Connection
-from schema.types.enums import EnrollmentStatus, EventType
+from schema.types.enums import EnrollmentStatus, EventType, ReplySentiment
 
 if TYPE_CHECKING:
     from schema.types.events import CampaignEvent
@@ -34,6 +34,9 @@ class Enrollment:
     enrolled_at: datetime
     completed_at: datetime | None
     unsubscribed_at: datetime | None
+    sentiment: ReplySentiment | None = strawberry.field(
+        description="The sentiment of its latest reply; null before any classified reply."
+    )
 
     @strawberry.field
     async def instance(self, info: Info) -> InstanceNode:

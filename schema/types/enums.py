@@ -18,3 +18,11 @@ ErrorCode = strawberry.enum(enums.ErrorCode, name="ErrorCode")
 DispatchStatus = strawberry.enum(enums.DispatchStatus, name="DispatchStatus")
 SuppressionReason = strawberry.enum(enums.SuppressionReason, name="SuppressionReason")
 SkipReason = strawberry.enum(enums.SkipReason, name="SkipReason")
+ReplySentiment = strawberry.enum(
+    enums.ReplySentiment,
+    name="ReplySentiment",
+    description=(
+        "What a reply says: taken from the provider (lemlist's interested / not interested)"
+        " or set by classifyReply."
+    ),
+)
