@@ -110,8 +110,15 @@ _STATE = text("""
     WHERE n.id = :id
 """)
 _REOPEN = text("""
+    WITH requeued AS (
+        UPDATE dispatches SET status = 'queued', next_attempt_at = :due
+        WHERE enrollment_id = :id AND status = 'cancelled'
+    )
     UPDATE enrollments SET status = 'active', next_action_at = :due WHERE id = :id
 """)
+"""The enrollment runs again from the return date. A touch the reply had cancelled before it
+left is queued again for that date: its dispatch row (one per touch) would otherwise keep the
+sender from making it."""
 
 
 async def classify_reply(
