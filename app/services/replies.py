@@ -269,3 +269,53 @@ async def record_provider_classifications(
     return ProviderClassifications(
         accepted=len(rows), duplicates=found - len(rows), unresolved=len(classifications) - found
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentDifference:
+    """A stored sentiment that is not what the classifications say (``kind``: ``event`` or
+    ``enrollment``)."""
+
+    kind: str
+    id: uuid.UUID
+    stored: str | None
+    derived: str | None
+
+
+_WITH_REPLIES = "SELECT DISTINCT enrollment_id FROM campaign_events"
+_WITH_REPLIES += " WHERE event_type = 'replied' AND enrollment_id IS NOT NULL"
+_STORED_SENTIMENTS = text(f"""
+    SELECT 'event' AS kind, e.id,
+           concat_ws(' ', e.sentiment, e.sentiment_by, e.sentiment_at, e.return_date) AS value
+    FROM campaign_events e WHERE e.event_type = 'replied' AND e.enrollment_id IS NOT NULL
+    UNION ALL
+    SELECT 'enrollment', n.id, concat_ws(' ', n.sentiment, n.status)
+    FROM enrollments n WHERE n.id IN ({_WITH_REPLIES})
+""")
+_REFRESH_ALL = text(f"SELECT refresh_reply_sentiments(ARRAY({_WITH_REPLIES}))")
+
+
+async def _stored_sentiments(session: AsyncSession) -> dict[tuple[str, uuid.UUID], str]:
+    rows = await session.execute(_STORED_SENTIMENTS)
+    return {(row.kind, row.id): row.value or None for row in rows}
+
+
+async def check_sentiments(session: AsyncSession, fix: bool = False) -> list[SentimentDifference]:
+    """The replies and enrollments whose stored sentiment (with who, when, the return date,
+    and the enrollment's status) differs from what ``refresh_reply_sentiments`` derives from
+    the classifications. The derivation runs in a savepoint rolled back afterwards, unless
+    ``fix``: then it stays, in the caller's transaction."""
+    stored = await _stored_sentiments(session)
+    savepoint = await session.begin_nested()
+    await session.execute(_REFRESH_ALL)
+    derived = await _stored_sentiments(session)
+    if fix:
+        await savepoint.commit()
+    else:
+        await savepoint.rollback()
+    differences = [
+        SentimentDifference(kind, id_, stored.get((kind, id_)), value)
+        for (kind, id_), value in derived.items()
+        if stored.get((kind, id_)) != value
+    ]
+    return sorted(differences, key=lambda d: (d.kind, str(d.id)))

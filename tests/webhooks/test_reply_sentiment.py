@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +29,11 @@ from app.domain.enums import EventType, Provider, ReplySentiment
 from app.providers import lemlist
 from app.services.ingestion.counters import check_counters
 from app.services.ingestion.events import NewEvent, check_event, ingest
-from app.services.replies import classify_reply, record_provider_classifications
+from app.services.replies import (
+    check_sentiments,
+    classify_reply,
+    record_provider_classifications,
+)
 from app.services.sending.claims import cancel_stopped
 from app.services.validation import Problems
 from tests.graphql_client import gql
@@ -648,3 +656,61 @@ async def test_a_reply_and_a_classification_stored_at_once_still_meet(
         judged_at,
     )
     assert stored["enrollment_sentiment"] == "interested"
+
+
+# ----------------------------------------------------------------------------- counters check
+
+
+def _counters_check(
+    database_url: str, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
+    env["DATABASE_URL"] = database_url
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "campaign-api"), "counters", "check", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_counters_check_finds_and_repairs_a_tampered_sentiment(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    webhook_key: str,
+    write_key: str,
+    app: Starlette,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    campaign = await make_campaign(engine, STEPS, enrollments=1, current_step=1)
+    replied = await reply(client, engine, webhook_key, campaign.enrollment_id)
+    await classify(client, write_key, replied, "INTERESTED")
+    clean = await asyncio.to_thread(_counters_check, database_url, tmp_path)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "reply sentiments match their classifications" in clean.stdout
+    good = await sentiment_of(engine, replied)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE campaign_events SET sentiment = 'not_interested'"
+                " WHERE id = CAST(:id AS uuid)"
+            ),
+            {"id": replied},
+        )
+    async with create_sessionmaker(engine).begin() as session:
+        [difference] = await check_sentiments(session)
+    assert (difference.kind, str(difference.id)) == ("event", replied)
+    assert (await sentiment_of(engine, replied))["sentiment"] == "not_interested"  # unchanged
+
+    found = await asyncio.to_thread(_counters_check, database_url, tmp_path)
+    assert found.returncode == 1
+    assert f"event {replied}\tsentiment" in found.stdout
+    fixed = await asyncio.to_thread(_counters_check, database_url, tmp_path, "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert await sentiment_of(engine, replied) == good
+    again = await asyncio.to_thread(_counters_check, database_url, tmp_path)
+    assert again.returncode == 0, again.stdout
