@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.enums import Channel, EventType, Provider, ReplySentiment
+from app.domain.limits import PROVIDER_EVENT_ID_MAX
 from app.providers.common import (
     PayloadError,
     Translation,
@@ -16,6 +17,7 @@ from app.providers.common import (
 )
 from app.services.ingestion.events import NewEvent
 from app.services.replies import ProviderClassification
+from app.services.validation import storable
 
 EVENTS: dict[str, tuple[EventType, Channel]] = {
     "emailsSent": (EventType.SENT, Channel.EMAIL),
@@ -49,6 +51,15 @@ LinkedIn activities): classifications of the enrollment's replies, not events.""
 _KEPT = ("leadEmail", "leadId", "campaignId", "campaignName", "sequenceId", "emailId")
 
 
+def _classification_key(activity_id: str) -> str:
+    """The activity id, refused as an event's would be (``check_event``) when unstorable."""
+    if len(activity_id) > PROVIDER_EVENT_ID_MAX or not storable(activity_id):
+        raise PayloadError(
+            f"field '_id' must have 1 to {PROVIDER_EVENT_ID_MAX} characters, without NUL"
+        )
+    return activity_id
+
+
 def translate(payload: Any, received_at: datetime) -> Translation:
     activity_id = str(require(payload, "_id"))
     kind = str(require(payload, "type"))
@@ -60,7 +71,7 @@ def translate(payload: Any, received_at: datetime) -> Translation:
                     enrollment_ref=optional_text(payload, "enrollmentId"),
                     sentiment=sentiment,
                     provider=Provider.LEMLIST,
-                    provider_event_id=activity_id[:255],
+                    provider_event_id=_classification_key(activity_id),
                     classified_at=parse_time(payload.get("createdAt"), "createdAt", received_at),
                 )
             ]

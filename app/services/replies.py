@@ -142,10 +142,8 @@ async def classify_reply(
     """
     p = Problems()
     reply_id = _uuid(event_id)
-    row = None
-    if reply_id is not None:
-        row = (await session.execute(_REPLY, {"id": reply_id})).one_or_none()
-    if row is None:
+    row = None if reply_id is None else (await session.execute(_REPLY, {"id": reply_id})).first()
+    if reply_id is None or row is None:
         raise DomainError(ErrorCode.NOT_FOUND, "no event has this id", ("event_id",))
     if row.event_type != EventType.REPLIED.value:
         p.add("event_id", f"names a {row.event_type} event; only a reply can be classified")
@@ -180,8 +178,8 @@ async def classify_reply(
     ):
         await session.execute(_REOPEN, {"id": enrollment_id, "due": effective_return})
     if sentiment is ReplySentiment.UNSUBSCRIBE_REQUEST:
-        await _unsubscribe(session, reply_id, enrollment_id, row.step_number, actor)  # type: ignore[arg-type]
-    return Classified(reply_id, enrollment_id)  # type: ignore[arg-type]
+        await _unsubscribe(session, reply_id, enrollment_id, row.step_number, actor)
+    return Classified(reply_id, enrollment_id)
 
 
 async def _unsubscribe(

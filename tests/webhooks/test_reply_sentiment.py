@@ -201,6 +201,9 @@ async def test_lemlist_latest_judgement_wins_and_repeats_and_strangers_store_not
     again = await post_lemlist(client, repeat)
     assert first.json()["accepted"] == 1
     assert again.json() == {"accepted": 0, "duplicates": 1, "orphaned": 0, "ignored": 0}
+    too_long = repeat | {"_id": "x" * 256}
+    refused = await post_lemlist(client, too_long)
+    assert refused.status_code == 400, refused.text
     stranger = with_enrollment(load("lemlist", "notInterested"), "lemlist", str(uuid.uuid4()))
     response = await post_lemlist(client, stranger)
     assert response.json() == {"accepted": 0, "duplicates": 0, "orphaned": 0, "ignored": 1}
@@ -277,6 +280,15 @@ async def _bad_inputs(
                 "id": replied,
                 "sentiment": "INTERESTED",
                 "returnDate": iso(now + timedelta(days=2)),
+            },
+            "INVALID",
+            ["returnDate"],
+        ),
+        (
+            {
+                "id": replied,
+                "sentiment": ooo,
+                "returnDate": (now + timedelta(days=2)).replace(tzinfo=None).isoformat(),
             },
             "INVALID",
             ["returnDate"],
@@ -714,3 +726,29 @@ async def test_counters_check_finds_and_repairs_a_tampered_sentiment(
     assert await sentiment_of(engine, replied) == good
     again = await asyncio.to_thread(_counters_check, database_url, tmp_path)
     assert again.returncode == 0, again.stdout
+
+
+async def test_a_person_and_lemlist_the_later_judgement_wins_whatever_arrives_last(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    webhook_key: str,
+    write_key: str,
+    app: Starlette,
+) -> None:
+    campaign = await make_campaign(engine, STEPS, enrollments=1, current_step=1)
+    enrollment = campaign.enrollment_id
+    replied = await reply(client, engine, webhook_key, enrollment)
+    await classify(client, write_key, replied, "NOT_INTERESTED")
+    # lemlist's judgement made before the person's, delivered after it: the person's stands.
+    await lemlist_says(client, "emailsInterested", enrollment, T0 + timedelta(minutes=1))
+    stored = await sentiment_of(engine, replied)
+    assert (stored["sentiment"], stored["sentiment_by"]) == ("not_interested", "test-writer")
+    # One made after it wins.
+    later = await db_now(engine) + timedelta(minutes=1)
+    await lemlist_says(client, "emailsInterested", enrollment, later)
+    stored = await sentiment_of(engine, replied)
+    assert (stored["sentiment"], stored["sentiment_by"], stored["sentiment_at"]) == (
+        "interested",
+        "lemlist",
+        later,
+    )
