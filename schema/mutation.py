@@ -231,8 +231,8 @@ class Mutation:
         description=(
             "Set a reply's sentiment, recording the API key's name and the time."
             " OUT_OF_OFFICE keeps (or puts back) its enrollment active and moves the next touch"
-            " to returnDate (default: in 3 days; at most 90 days ahead; only with"
-            " OUT_OF_OFFICE), unless something of higher precedence happened;"
+            " to returnDate (only with OUT_OF_OFFICE; by default in 3 days, and at most 90 days"
+            " ahead, both settings), unless something of higher precedence happened;"
             " UNSUBSCRIBE_REQUEST unsubscribes and suppresses. The latest classification wins."
         ),
     )
