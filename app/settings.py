@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     send_batch: int = Field(default=500, ge=1, le=5000)
     send_http_timeout_s: float = Field(default=10.0, gt=0, le=300)
     send_idle_s: float = Field(default=30.0, gt=0, le=3600)
+    # Replies (issue 25): how far an out-of-office reply pushes the next touch.
+    reply_out_of_office_days: int = Field(default=3, ge=1, le=90)
+    reply_return_max_days: int = Field(default=90, ge=1, le=365)
 
     @field_validator("database_url")
     @classmethod

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
 
 from app.services.enrollment import Moved
-from resolvers.mutations import enrollments, events, instances, sending, templates
+from resolvers.mutations import enrollments, events, instances, replies, sending, templates
 from resolvers.mutations.common import Outcome
 from schema.inputs import (
     AddSuppressionInput,
@@ -25,6 +26,7 @@ from schema.inputs import (
 )
 from schema.payloads import (
     BulkEnrollPayload,
+    ClassifyReplyPayload,
     DispatchPayload,
     EmailStepPayload,
     EnrollmentPayload,
@@ -38,7 +40,7 @@ from schema.payloads import (
     TemplatePayload,
 )
 from schema.permissions import CanAdmin, CanWrite
-from schema.types.enums import Channel, CrossCampaignPolicy
+from schema.types.enums import Channel, CrossCampaignPolicy, ReplySentiment
 
 P = TypeVar("P")
 
@@ -265,6 +267,33 @@ class Mutation:
             )
         event = await info.context.loaders.event_by_id.load(str(outcome.value.event_id))
         return RecordEventPayload(event=event, duplicate=outcome.value.duplicate, errors=[])
+
+    @strawberry.mutation(
+        permission_classes=[CanWrite],
+        description=(
+            "Set a reply's sentiment, recording the API key's name and the time."
+            " OUT_OF_OFFICE keeps (or puts back) its enrollment active and moves the next touch"
+            " to returnDate (only with OUT_OF_OFFICE; by default in 3 days, and at most 90 days"
+            " ahead, both settings), unless something of higher precedence happened;"
+            " UNSUBSCRIBE_REQUEST unsubscribes and suppresses. The latest classification wins."
+        ),
+    )
+    async def classify_reply(
+        self,
+        info: Info,
+        event_id: strawberry.ID,
+        sentiment: ReplySentiment,
+        return_date: datetime | None = None,
+    ) -> ClassifyReplyPayload:
+        outcome = await replies.classify(info.context, event_id, sentiment, return_date)
+        if outcome.value is None:
+            return ClassifyReplyPayload(event=None, enrollment=None, errors=outcome.errors)  # type: ignore[arg-type]
+        loaders = info.context.loaders
+        return ClassifyReplyPayload(
+            event=await loaders.event_by_id.load(str(outcome.value.event_id)),
+            enrollment=await loaders.enrollment_by_id.load(str(outcome.value.enrollment_id)),
+            errors=[],
+        )
 
     @strawberry.mutation(
         permission_classes=[CanWrite],

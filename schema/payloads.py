@@ -108,6 +108,15 @@ class BulkEnrollPayload:
 
 
 @strawberry.type
+class ClassifyReplyPayload:
+    event: CampaignEvent | None = strawberry.field(description="The reply, as classified.")
+    enrollment: Enrollment | None = strawberry.field(
+        description="Its enrollment, after the classification's effects."
+    )
+    errors: list[UserError]
+
+
+@strawberry.type
 class RecordEventPayload:
     event: CampaignEvent | None
     duplicate: bool = strawberry.field(

@@ -33,6 +33,7 @@ from tests.differential import DifferentialApp
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = (
+    "reply_classifications",
     "dispatches",
     "send_quotas",
     "suppression_changes",

@@ -31,23 +31,27 @@ def cmd_orphans_purge(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_counters_check(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit 1 when counters differ from the events and --fix was not given."""
+    """Exit 1 when counters or stored reply sentiments differ from the events and their
+    classifications, and --fix was not given."""
     from app.services.ingestion.counters import check_counters, fix_counters
+    from app.services.replies import check_sentiments
 
     async def work(session: AsyncSession) -> Any:
         differences = await check_counters(session)
         if differences and args.fix:
             await fix_counters(session)
-        return differences
+        return differences, await check_sentiments(session, fix=args.fix)
 
-    differences = run_with_session(settings, work)
+    differences, sentiments = run_with_session(settings, work)
     for d in differences:
         print(f"{d.instance_id}\t{d.counter}\tstored {d.stored}\tfrom events {d.recomputed}")
-    if not differences:
-        print("counters match the events")
+    for s in sentiments:
+        print(f"{s.kind} {s.id}\tsentiment\tstored {s.stored}\tfrom classifications {s.derived}")
+    if not differences and not sentiments:
+        print("counters match the events; reply sentiments match their classifications")
         return 0
     if args.fix:
-        print(f"fixed {len(differences)} counters")
+        print(f"fixed {len(differences)} counters and {len(sentiments)} reply sentiments")
         return 0
     return 1
 
@@ -65,7 +69,9 @@ def register(commands: Commands) -> None:
     counters = commands.add_parser("counters", help="check instance counters against events")
     counter_commands = counters.add_subparsers(dest="counter_command", required=True)
     check = counter_commands.add_parser(
-        "check", help="recompute counters from events; exit 1 on a difference"
+        "check",
+        help="recompute counters from events and reply sentiments from their classifications;"
+        " exit 1 on a difference",
     )
     check.add_argument("--fix", action="store_true", help="repair the differences found")
     check.set_defaults(handler=cmd_counters_check)

@@ -85,6 +85,23 @@ class EventType(StrEnum):
     FAILED = "failed"
 
 
+class ReplySentiment(StrEnum):
+    """What a reply says (domain.md "Replies"): from the provider, or set by classifyReply."""
+
+    INTERESTED = "interested"
+    NOT_INTERESTED = "not_interested"
+    OUT_OF_OFFICE = "out_of_office"
+    WRONG_PERSON = "wrong_person"
+    UNSUBSCRIBE_REQUEST = "unsubscribe_request"
+    UNKNOWN = "unknown"
+
+
+POSITIVE_SENTIMENTS = frozenset({ReplySentiment.INTERESTED})
+NEGATIVE_SENTIMENTS = frozenset({ReplySentiment.NOT_INTERESTED, ReplySentiment.UNSUBSCRIBE_REQUEST})
+"""The replies analytics count as positive and as negative; out of office, wrong person and
+unknown are neither (they say nothing about the offer)."""
+
+
 class DispatchStatus(StrEnum):
     """One touch's way out: queued (waiting for its attempt time) → sending (claimed by a
     sender, under a lease) → sent | failed | unknown (interrupted where the provider cannot be

@@ -5,6 +5,7 @@ from app.models.enrollments import Enrollment, EnrollmentAddress
 from app.models.events import CampaignEvent
 from app.models.instances import COUNTER_COLUMNS, CampaignInstance, InstanceTransition
 from app.models.outcomes import EventOutcome, InstanceCounterShard
+from app.models.replies import ReplyClassification
 from app.models.sending import Dispatch, SendQuota, Suppression, SuppressionChange
 from app.models.templates import CampaignTemplate, EmailStep, LinkedInStep
 
@@ -22,6 +23,7 @@ __all__ = [
     "InstanceCounterShard",
     "InstanceTransition",
     "LinkedInStep",
+    "ReplyClassification",
     "SendQuota",
     "Suppression",
     "SuppressionChange",

@@ -29,6 +29,7 @@ from app.models.base import (
     json_object_column,
     pg_enum,
 )
+from app.models.replies import sentiment_check
 
 OPEN_ENROLLMENT_SQL = (
     "status IN (" + ", ".join(f"'{s.value}'" for s in OPEN_ENROLLMENT_STATUSES) + ")"
@@ -62,9 +63,13 @@ class Enrollment(IdMixin, TimestampMixin, Base):
         ForeignKey("campaign_instances.id", ondelete="RESTRICT")
     )
     """The instance a MOVE enrolled the contact in instead of this one."""
+    sentiment: Mapped[str | None] = mapped_column(Text)
+    """The sentiment of its latest reply (by ``occurred_at``), kept by
+    ``refresh_reply_sentiments``."""
 
     __table_args__ = (
         UniqueConstraint("instance_id", "contact_id"),
+        CheckConstraint(sentiment_check("sentiment"), name="sentiment_known"),
         CheckConstraint(
             f"char_length(contact_id) BETWEEN 1 AND {CONTACT_ID_MAX}", name="contact_id_length"
         ),

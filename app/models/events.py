@@ -25,6 +25,7 @@ from app.models.base import (
     json_object_column,
     pg_enum,
 )
+from app.models.replies import sentiment_check
 
 
 def _sql_list(values: frozenset[EventType]) -> str:
@@ -47,6 +48,12 @@ class CampaignEvent(IdMixin, TimestampMixin, Base):
     step_number: Mapped[int | None] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     metadata_: Mapped[dict[str, Any]] = json_object_column("metadata")
+    sentiment: Mapped[str | None] = mapped_column(Text)
+    """A reply's sentiment: its latest classification (``reply_classifications``), kept here
+    by ``refresh_reply_sentiments`` so reads and analytics need no join."""
+    sentiment_by: Mapped[str | None] = mapped_column(Text)
+    sentiment_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    return_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("step_number IS NULL OR step_number >= 1", name="step_number_positive"),
@@ -63,6 +70,18 @@ class CampaignEvent(IdMixin, TimestampMixin, Base):
         CheckConstraint(json_object_check("metadata"), name="metadata_object"),
         CheckConstraint(
             "enrollment_id IS NULL OR instance_id IS NOT NULL", name="linked_event_has_instance"
+        ),
+        CheckConstraint(sentiment_check("sentiment"), name="sentiment_known"),
+        CheckConstraint(
+            "sentiment IS NULL OR event_type = 'replied'", name="sentiment_only_on_replies"
+        ),
+        CheckConstraint(
+            "(sentiment IS NULL) = (sentiment_by IS NULL)"
+            " AND (sentiment IS NULL) = (sentiment_at IS NULL)",
+            name="sentiment_classified",
+        ),
+        CheckConstraint(
+            "return_date IS NULL OR sentiment = 'out_of_office'", name="return_date_out_of_office"
         ),
         Index(
             "uq_campaign_events_provider_provider_event_id",

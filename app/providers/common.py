@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.services.ingestion.events import NewEvent
+from app.services.replies import ProviderClassification
 
 
 class PayloadError(Exception):
@@ -16,6 +17,7 @@ class PayloadError(Exception):
 @dataclass(slots=True)
 class Translation:
     events: list[NewEvent] = field(default_factory=list)
+    classifications: list[ProviderClassification] = field(default_factory=list)
     ignored: int = 0
 
 

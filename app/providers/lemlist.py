@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.domain.enums import Channel, EventType, Provider
+from app.domain.enums import Channel, EventType, Provider, ReplySentiment
+from app.domain.limits import PROVIDER_EVENT_ID_MAX
 from app.providers.common import (
     PayloadError,
     Translation,
@@ -15,6 +16,8 @@ from app.providers.common import (
     require,
 )
 from app.services.ingestion.events import NewEvent
+from app.services.replies import ProviderClassification
+from app.services.validation import storable
 
 EVENTS: dict[str, tuple[EventType, Channel]] = {
     "emailsSent": (EventType.SENT, Channel.EMAIL),
@@ -35,12 +38,44 @@ EVENTS: dict[str, tuple[EventType, Channel]] = {
     "linkedinSendFailed": (EventType.FAILED, Channel.LINKEDIN),
     "linkedinVoiceNoteFailed": (EventType.FAILED, Channel.LINKEDIN),
 }
+SENTIMENTS: dict[str, ReplySentiment] = {
+    "interested": ReplySentiment.INTERESTED,
+    "notInterested": ReplySentiment.NOT_INTERESTED,
+    "emailsInterested": ReplySentiment.INTERESTED,
+    "emailsNotInterested": ReplySentiment.NOT_INTERESTED,
+    "linkedinInterested": ReplySentiment.INTERESTED,
+    "linkedinNotInterested": ReplySentiment.NOT_INTERESTED,
+}
+"""lemlist's judgements of a lead in a campaign (its lead-state groups and their email and
+LinkedIn activities): classifications of the enrollment's replies, not events."""
 _KEPT = ("leadEmail", "leadId", "campaignId", "campaignName", "sequenceId", "emailId")
+
+
+def _classification_key(activity_id: str) -> str:
+    """The activity id, refused as an event's would be (``check_event``) when unstorable."""
+    if len(activity_id) > PROVIDER_EVENT_ID_MAX or not storable(activity_id):
+        raise PayloadError(
+            f"field '_id' must have 1 to {PROVIDER_EVENT_ID_MAX} characters, without NUL"
+        )
+    return activity_id
 
 
 def translate(payload: Any, received_at: datetime) -> Translation:
     activity_id = str(require(payload, "_id"))
     kind = str(require(payload, "type"))
+    sentiment = SENTIMENTS.get(kind)
+    if sentiment is not None:
+        return Translation(
+            classifications=[
+                ProviderClassification(
+                    enrollment_ref=optional_text(payload, "enrollmentId"),
+                    sentiment=sentiment,
+                    provider=Provider.LEMLIST,
+                    provider_event_id=_classification_key(activity_id),
+                    classified_at=parse_time(payload.get("createdAt"), "createdAt", received_at),
+                )
+            ]
+        )
     mapped = EVENTS.get(kind)
     if mapped is None:
         return Translation(ignored=1)

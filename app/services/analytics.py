@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 from app.domain.counters import INSTANCE_COUNTERS
+from app.domain.enums import NEGATIVE_SENTIMENTS, POSITIVE_SENTIMENTS, EventType, ReplySentiment
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,45 @@ def total(metrics: Iterable[Metrics]) -> Metrics:
     for m in metrics:
         result = result + m
     return result
+
+
+def _sentiments_sql(sentiments: frozenset[ReplySentiment]) -> str:
+    return ", ".join(f"'{s.value}'" for s in sorted(sentiments))
+
+
+POSITIVE_REPLY_SQL = (
+    f"e.event_type = '{EventType.REPLIED.value}'"
+    f" AND e.sentiment IN ({_sentiments_sql(POSITIVE_SENTIMENTS)})"
+)
+NEGATIVE_REPLY_SQL = (
+    f"e.event_type = '{EventType.REPLIED.value}'"
+    f" AND e.sentiment IN ({_sentiments_sql(NEGATIVE_SENTIMENTS)})"
+)
+"""SQL conditions over a stored event ``e``: a reply classified positive, or negative."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplySentimentFigures:
+    """Replies by sentiment, counted as the other outcomes are (once per enrollment, channel
+    and step: a step's reply outcome is positive when one of its replies is), with their
+    rates over the replies of the same scope. Computed on read from the replies' current
+    sentiment, since a classification can change; they are not stored counters."""
+
+    positive: int = 0
+    negative: int = 0
+    replied: int = 0
+
+    def __add__(self, other: ReplySentimentFigures) -> ReplySentimentFigures:
+        return ReplySentimentFigures(
+            self.positive + other.positive,
+            self.negative + other.negative,
+            self.replied + other.replied,
+        )
+
+    @property
+    def positive_rate(self) -> float:
+        return _ratio(self.positive, self.replied)
+
+    @property
+    def negative_rate(self) -> float:
+        return _ratio(self.negative, self.replied)

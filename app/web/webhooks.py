@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
+from app.db.engine import run_in_transaction
 from app.domain.enums import Scope
 from app.domain.errors import DomainError
 from app.observability import metrics
@@ -29,6 +30,7 @@ from app.observability.logs import get_logger
 from app.providers import generic, lemlist, phantombuster, postmark
 from app.providers.common import PayloadError, Translation
 from app.services.ingestion.events import check_event
+from app.services.replies import record_provider_classifications
 from app.services.validation import Problems
 from app.settings import Settings
 from app.web.auth import principal_for, unauthenticated
@@ -95,13 +97,21 @@ async def _store(request: Request, translation: Translation) -> dict[str, int]:
     ]
     if problems.errors:
         raise Refused(400, "INVALID_EVENT", "; ".join(_describe(e) for e in problems.errors[:20]))
-    result = await request.app.state.ingest_batcher.submit(events)
-    return {
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "orphaned": result.orphaned,
-        "ignored": translation.ignored,
-    }
+    counts = {"accepted": 0, "duplicates": 0, "orphaned": 0, "ignored": translation.ignored}
+    if events:
+        result = await request.app.state.ingest_batcher.submit(events)
+        counts.update(
+            accepted=result.accepted, duplicates=result.duplicates, orphaned=result.orphaned
+        )
+    if translation.classifications:
+        classified = await run_in_transaction(
+            request.app.state.sessionmaker,
+            lambda s: record_provider_classifications(s, translation.classifications),
+        )
+        counts["accepted"] += classified.accepted
+        counts["duplicates"] += classified.duplicates
+        counts["ignored"] += classified.unresolved
+    return counts
 
 
 def _describe(error: DomainError) -> str:

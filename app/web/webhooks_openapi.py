@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.domain.enums import Channel, EventType, Provider
+from app.providers import lemlist
 from app.providers.generic import MAX_EVENTS
 
 _ERROR = {
@@ -43,9 +44,21 @@ _LEMLIST = {
     "type": "object",
     "required": ["_id", "type"],
     "properties": {
-        "_id": {"type": "string"},
-        "type": {"type": "string"},
-        "createdAt": {"type": "string", "format": "date-time"},
+        "_id": {"type": "string", "description": "the activity's id: a repeat is stored once"},
+        "type": {
+            "type": "string",
+            "description": "an activity stored as an event: "
+            + ", ".join(lemlist.EVENTS)
+            + "; a classification of the enrollment's replies (their sentiment): "
+            + ", ".join(f"{k} ({v.value})" for k, v in lemlist.SENTIMENTS.items())
+            + "; another type is answered 200 and counted as ignored, as is a classification"
+            " whose enrollmentId names no enrollment",
+        },
+        "createdAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": "when it happened; for a classification, the latest one wins",
+        },
         "sequenceStep": {"type": "integer", "minimum": 0},
         "enrollmentId": {"type": "string"},
         "campaignId": {"type": "string"},

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from aiodataloader import DataLoader
 
 from app.domain.counters import EVENT_TYPES_OF, OUTCOME_COUNTERS
-from app.services.analytics import Metrics
+from app.services.analytics import (
+    NEGATIVE_REPLY_SQL,
+    POSITIVE_REPLY_SQL,
+    Metrics,
+    ReplySentimentFigures,
+)
 from resolvers.loaders.database import RequestDatabase
 from resolvers.loaders.sql import typed
 
@@ -19,6 +24,7 @@ class StepFigures:
     channel: str
     step_number: int
     metrics: Metrics
+    replies: ReplySentimentFigures
 
 
 def _unique_outcomes(counter: str) -> str:
@@ -31,6 +37,8 @@ _STEP_FIGURES = typed(
     "SELECT e.instance_id::text AS instance_id, e.channel::text AS channel,"
     " coalesce(e.step_number, 0) AS step_number, "
     + ", ".join(_unique_outcomes(c) for c in OUTCOME_COUNTERS)
+    + f", count(DISTINCT e.enrollment_id) FILTER (WHERE {POSITIVE_REPLY_SQL}) AS positive_replies"
+    + f", count(DISTINCT e.enrollment_id) FILTER (WHERE {NEGATIVE_REPLY_SQL}) AS negative_replies"
     + " FROM campaign_events e"
     " WHERE e.instance_id = ANY(CAST(:ids AS uuid[])) AND e.enrollment_id IS NOT NULL"
     " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
@@ -56,6 +64,9 @@ class StepFiguresByInstanceLoader(DataLoader):  # type: ignore[misc]
                     metrics=Metrics(
                         enrolled=enrolled[row.instance_id],
                         **{c: getattr(row, c) for c in OUTCOME_COUNTERS},
+                    ),
+                    replies=ReplySentimentFigures(
+                        row.positive_replies, row.negative_replies, row.replied
                     ),
                 )
             )

@@ -33,13 +33,14 @@ ENROLLMENT = (
     "n.id::text AS id, n.instance_id::text AS instance_id, n.contact_id, n.status,"
     " n.current_step, n.next_action_at, n.metadata::text AS metadata_json, n.enrolled_at,"
     " n.completed_at, n.unsubscribed_at, n.removal_reason,"
-    " n.moved_to_instance_id::text AS moved_to_instance_id, n.created_at, n.updated_at"
+    " n.moved_to_instance_id::text AS moved_to_instance_id, n.sentiment,"
+    " n.created_at, n.updated_at"
 )
 EVENT = (
     "e.id::text AS id, e.enrollment_id::text AS enrollment_id,"
     " e.instance_id::text AS instance_id, e.event_type, e.channel, e.provider,"
     " e.provider_event_id, e.step_number, e.occurred_at, e.metadata::text AS metadata_json,"
-    " e.created_at"
+    " e.sentiment, e.sentiment_by, e.sentiment_at, e.return_date, e.created_at"
 )
 DISPATCH = (
     "d.id::text AS id, d.enrollment_id::text AS enrollment_id,"

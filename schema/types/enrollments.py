@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from resolvers import relations
 from schema.pagination import Connection
-from schema.types.enums import EnrollmentStatus, EventType
+from schema.types.enums import EnrollmentStatus, EventType, ReplySentiment
 from schema.types.node import Node
 
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ class Enrollment(Node):
     )
     moved_to_instance_id: strawberry.ID | None = strawberry.field(
         description="The instance a cross-campaign MOVE enrolled the contact in instead."
+    )
+    sentiment: ReplySentiment | None = strawberry.field(
+        description="The sentiment of its latest reply; null before any classified reply."
     )
 
     @strawberry.field

@@ -27,3 +27,11 @@ CrossCampaignPolicy = strawberry.enum(
         " enrollments and enrolls it here."
     ),
 )
+ReplySentiment = strawberry.enum(
+    enums.ReplySentiment,
+    name="ReplySentiment",
+    description=(
+        "What a reply says: taken from the provider (lemlist's interested / not interested)"
+        " or set by classifyReply."
+    ),
+)

@@ -9,7 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from schema.types.enums import Channel, EventType, Provider
+from schema.types.enums import Channel, EventType, Provider, ReplySentiment
 from schema.types.node import Node
 
 if TYPE_CHECKING:
@@ -29,6 +29,19 @@ class CampaignEvent(Node):
     step_number: int | None
     occurred_at: datetime
     metadata: JSON
+    sentiment: ReplySentiment | None = strawberry.field(
+        description=(
+            "A reply's sentiment: its latest classification (null for other events, and for a"
+            " reply nobody classified)."
+        )
+    )
+    sentiment_by: str | None = strawberry.field(
+        description="Who classified it: the API key's name, or the provider (lemlist)."
+    )
+    sentiment_at: datetime | None = strawberry.field(description="When it was classified.")
+    return_date: datetime | None = strawberry.field(
+        description="For an out-of-office reply: when its contact is back (the next touch)."
+    )
 
     @strawberry.field(description="Null for an orphan.")
     async def enrollment(self, info: Info) -> EnrollmentNode | None:

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from app.services.analytics import Rates, total
+from app.services.analytics import Rates, ReplySentimentFigures, total
 from resolvers import relations
 from schema.pagination import Connection
 from schema.types.enums import Channel, EnrollmentStatus, EventType, InstanceStatus
@@ -49,12 +49,37 @@ class RatesType:
     unsubscribe_rate: float
 
 
+@strawberry.type(
+    name="ReplySentimentMetrics",
+    description=(
+        "Replies by sentiment, next to metrics.replied: positive (INTERESTED) and negative"
+        " (NOT_INTERESTED, UNSUBSCRIBE_REQUEST) reply outcomes, each rate over the replies of"
+        " the same scope (0 when there are none). Computed from the events when read."
+    ),
+)
+class ReplySentimentMetrics:
+    positive: int
+    negative: int
+    positive_rate: float
+    negative_rate: float
+
+
+def _sentiment(figures: ReplySentimentFigures) -> ReplySentimentMetrics:
+    return ReplySentimentMetrics(
+        positive=figures.positive,
+        negative=figures.negative,
+        positive_rate=figures.positive_rate,
+        negative_rate=figures.negative_rate,
+    )
+
+
 @strawberry.type
 class StepPerformance:
     channel: Channel
     step_number: int
     metrics: InstanceMetrics
     rates: RatesType
+    reply_sentiment: ReplySentimentMetrics
 
 
 @strawberry.type
@@ -62,6 +87,7 @@ class ChannelPerformance:
     channel: Channel
     metrics: InstanceMetrics
     rates: RatesType
+    reply_sentiment: ReplySentimentMetrics
 
 
 @strawberry.type
@@ -78,6 +104,13 @@ class InstancePerformance:
     async def rates(self, info: Info) -> RatesType:
         return Rates.of(await relations.counters(info.context, self.instance))  # type: ignore[return-value]
 
+    @strawberry.field(description="The instance's replies by sentiment, from its events.")
+    async def reply_sentiment(self, info: Info) -> ReplySentimentMetrics:
+        figures = await relations.step_figures(
+            info.context, self.instance.id, self.instance.total_enrolled
+        )
+        return _sentiment(sum((f.replies for f in figures), ReplySentimentFigures()))
+
     @strawberry.field(
         description="One entry per channel and step that has events; enrolled is the audience."
     )
@@ -91,6 +124,7 @@ class InstancePerformance:
                 step_number=f.step_number,
                 metrics=f.metrics,  # type: ignore[arg-type]
                 rates=Rates.of(f.metrics),  # type: ignore[arg-type]
+                reply_sentiment=_sentiment(f.replies),
             )
             for f in figures
         ]
@@ -109,6 +143,12 @@ class InstancePerformance:
                     channel=channel,  # type: ignore[arg-type]
                     metrics=metrics,  # type: ignore[arg-type]
                     rates=Rates.of(metrics),  # type: ignore[arg-type]
+                    reply_sentiment=_sentiment(
+                        sum(
+                            (f.replies for f in figures if f.channel == channel),
+                            ReplySentimentFigures(),
+                        )
+                    ),
                 )
             )
         return result

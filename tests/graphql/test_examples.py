@@ -26,6 +26,8 @@ RUN_HERE = {
     "CompleteInstance",
     "FailInstance",
     "BulkEnroll",
+    "ClassifyReply",
+    "ReplySentiments",
 }
 
 
@@ -55,6 +57,7 @@ def test_every_example_is_valid_and_run_by_this_module() -> None:
         "instance_detail.graphql",
         "lifecycle.graphql",
         "bulk_enroll.graphql",
+        "replies.graphql",
     }
 
 
@@ -169,3 +172,25 @@ async def test_lifecycle_and_bulk_enroll_operations_walk_an_instance_through_its
         "FAILED",
         reason,
     )
+
+
+async def test_a_seeded_reply_classified_shows_in_the_instance_figures(
+    seeded: Starlette, client: httpx.AsyncClient, write_key: str
+) -> None:
+    instance_id = str(seed_id("instance:tech-q4"))
+    replies = [e for e in _events(DEFS_NOW) if e["event_type"] == "replied"]
+    mine = [e for e in replies if str(e["instance_id"]) == instance_id]
+    before = await run(client, write_key, "ReplySentiments", {"id": instance_id})
+    assert before["instance"]["performance"]["replySentiment"]["positive"] == 0
+    reply_id = str(mine[0]["id"])
+    classified = await run(
+        client, write_key, "ClassifyReply", {"eventId": reply_id, "sentiment": "INTERESTED"}
+    )
+    payload = classified["classifyReply"]
+    assert payload["errors"] == []
+    assert (payload["event"]["id"], payload["event"]["sentiment"]) == (reply_id, "INTERESTED")
+    assert payload["enrollment"]["sentiment"] == "INTERESTED"
+    after = await run(client, write_key, "ReplySentiments", {"id": instance_id})
+    figures = after["instance"]["performance"]["replySentiment"]
+    assert (figures["positive"], figures["negative"]) == (1, 0)
+    assert figures["positiveRate"] == 1 / len(mine)

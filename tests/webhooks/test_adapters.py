@@ -41,7 +41,17 @@ LEMLIST_MAPPING: dict[str, tuple[str, str]] = {
     "linkedinSendFailed": ("failed", "linkedin"),
     "linkedinVoiceNoteFailed": ("failed", "linkedin"),
 }
-LEMLIST_IGNORED = ("emailsInterested", "paused", "skipped")
+LEMLIST_IGNORED = ("paused", "skipped")
+# domain.md, Replies: lemlist's interested / not interested (the lead-state groups and their
+# email and LinkedIn activities, as lemlist's webhook documentation lists them) -> sentiment
+LEMLIST_SENTIMENTS = {
+    "interested": "interested",
+    "notInterested": "not_interested",
+    "emailsInterested": "interested",
+    "emailsNotInterested": "not_interested",
+    "linkedinInterested": "interested",
+    "linkedinNotInterested": "not_interested",
+}
 LEMLIST_KEPT = ("leadEmail", "leadId", "campaignId", "campaignName", "sequenceId", "emailId")
 
 # webhooks.md, Postmark: RecordType -> (event, time field, recipient field, uses `ID`)
@@ -72,7 +82,9 @@ def only(translation: Translation) -> NewEvent:
 
 
 def test_every_lemlist_type_has_a_fixture() -> None:
-    assert set(fixture_names("lemlist")) == set(LEMLIST_MAPPING) | set(LEMLIST_IGNORED)
+    assert set(fixture_names("lemlist")) == (
+        set(LEMLIST_MAPPING) | set(LEMLIST_IGNORED) | set(LEMLIST_SENTIMENTS)
+    )
 
 
 # ----------------------------------------------------------------------------- lemlist
@@ -114,6 +126,20 @@ def test_lemlist_linkedin_replied_is_a_linkedin_reply() -> None:
 def test_lemlist_linkedin_failures_are_linkedin_failed(kind: str) -> None:
     event = only(lemlist.translate(load("lemlist", kind), RECEIVED))
     assert (event.event_type, event.channel) == (EventType.FAILED, Channel.LINKEDIN)
+
+
+@pytest.mark.parametrize("kind", sorted(LEMLIST_SENTIMENTS))
+def test_lemlist_interest_types_classify_the_enrollments_replies(kind: str) -> None:
+    payload = load("lemlist", kind)
+    assert payload["type"] == kind
+    translation = lemlist.translate(payload, RECEIVED)
+    assert (translation.events, translation.ignored) == ([], 0)
+    [classification] = translation.classifications
+    assert classification.sentiment.value == LEMLIST_SENTIMENTS[kind]
+    assert classification.provider == Provider.LEMLIST
+    assert classification.provider_event_id == payload["_id"]
+    assert classification.enrollment_ref == payload["enrollmentId"]
+    assert classification.classified_at == parse_iso(payload["createdAt"])
 
 
 @pytest.mark.parametrize("kind", LEMLIST_IGNORED)

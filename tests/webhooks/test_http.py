@@ -487,7 +487,7 @@ async def test_provider_success_bodies(
     ignored = await client.post(
         "/webhooks/lemlist",
         params={"secret": LEMLIST_SECRET},
-        json=with_enrollment(load("lemlist", "emailsInterested"), "lemlist", enrollment_id),
+        json=with_enrollment(load("lemlist", "paused"), "lemlist", enrollment_id),
     )
     assert ignored.json() == {"accepted": 0, "duplicates": 0, "orphaned": 0, "ignored": 1}
     reactivated = await client.post(
