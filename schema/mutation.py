@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import strawberry
 from strawberry.types import Info
 
-from resolvers.mutations import enrollments, events, instances, sending, templates
+from resolvers.mutations import enrollments, erasure, events, instances, sending, templates
 from resolvers.mutations.common import Outcome
 from schema.inputs import (
     AddSuppressionInput,
@@ -26,6 +26,7 @@ from schema.payloads import (
     DispatchPayload,
     EmailStepPayload,
     EnrollmentPayload,
+    EraseContactPayload,
     InstancePayload,
     LinkedInStepPayload,
     RecordEventPayload,
@@ -36,6 +37,7 @@ from schema.payloads import (
 )
 from schema.permissions import CanAdmin, CanWrite
 from schema.types.enums import Channel
+from schema.types.erasure import ContactErasure
 
 P = TypeVar("P")
 
@@ -257,5 +259,32 @@ class Mutation:
         outcome = await sending.remove(info.context, channel, address)
         return RemoveSuppressionPayload(
             removed=bool(outcome.value),
+            errors=outcome.errors,  # type: ignore[arg-type]
+        )
+
+    @strawberry.mutation(
+        permission_classes=[CanAdmin],
+        description=(
+            "Erase a contact's personal data (metadata, addresses, the providers' fields of its"
+            " events) from every enrollment and event, keeping the counts; its addresses stay"
+            " suppressed as hashes. Erasing it again changes nothing."
+        ),
+    )
+    async def erase_contact(self, info: Info, contact_id: str) -> EraseContactPayload:
+        outcome = await erasure.erase(info.context, contact_id)
+        done = outcome.value
+        return EraseContactPayload(
+            erasure=None
+            if done is None
+            else ContactErasure(
+                contact_hash=done.contact_sha256,
+                actor=done.actor,
+                erased_at=done.erased_at,
+                enrollments=done.enrollments,
+                events=done.events,
+                dispatches=done.dispatches,
+                addresses=done.addresses,
+            ),
+            already_erased=bool(done and done.already_erased),
             errors=outcome.errors,  # type: ignore[arg-type]
         )

@@ -33,6 +33,8 @@ from tests.differential import DifferentialApp
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = (
+    "contact_erasures",
+    "hashed_suppressions",
     "dispatches",
     "send_quotas",
     "suppression_changes",

@@ -147,6 +147,7 @@ async def test_every_table_keeps_updated_at_and_enrollments_guard_status(
         (table, f"trg_{table}_updated_at", "set_updated_at") for table in Base.metadata.tables
     }
     expected.add(("enrollments", "trg_enrollments_status_guard", "enrollment_status_guard"))
+    expected.add(("suppressions", "trg_suppressions_skip_erased", "suppressions_skip_erased"))
     assert triggers == expected
 
 

@@ -30,6 +30,13 @@ from app.models.base import (
     pg_enum,
 )
 
+ERASED_CONTACT_PREFIX = "erased:"
+ERASED_HOLDS_NOTHING = (
+    "erased_at IS NULL OR (metadata = '{}'::jsonb"
+    f" AND contact_id ~ '^{ERASED_CONTACT_PREFIX}[0-9a-f]{{64}}$')"
+)
+"""An erased enrollment keeps no metadata, and only the SHA-256 of its contact id."""
+
 
 class Enrollment(IdMixin, TimestampMixin, Base):
     __tablename__ = "enrollments"
@@ -50,6 +57,9 @@ class Enrollment(IdMixin, TimestampMixin, Base):
     )
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set when the contact was erased: its metadata is gone and its contact id is only a
+    hash; events that arrive for it later are stored without their metadata."""
 
     __table_args__ = (
         UniqueConstraint("instance_id", "contact_id"),
@@ -61,6 +71,7 @@ class Enrollment(IdMixin, TimestampMixin, Base):
         CheckConstraint(
             "status <> 'unsubscribed' OR unsubscribed_at IS NOT NULL", name="unsubscribed_at_set"
         ),
+        CheckConstraint(ERASED_HOLDS_NOTHING, name="erased_holds_nothing"),
         Index(
             "ix_enrollments_next_action_at_due",
             "next_action_at",
