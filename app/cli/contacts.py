@@ -2,7 +2,8 @@
 
 Each contact is erased in its own transaction, so one unknown id in a file does not keep the
 others from being erased; every line is reported (erased, already erased, or why not), and the
-exit code is 1 when any line could not be erased. Running the same file again is safe: the
+exit code is 1 when any line could not be erased (2 for a single id, as for every command's
+refusal). Running the same file again is safe: the
 contacts already erased are reported as such and nothing changes.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.cli.common import CommandError, Commands, run_with_sessionmaker
+from app.cli.common import CommandError, Commands, run_with_session, run_with_sessionmaker
 from app.cli.suppressions import actor
 from app.domain.errors import DomainError, DomainErrors
 from app.services.erasure import Erasure, erase_contact
@@ -55,14 +56,15 @@ def _refusal(exc: DomainError | DomainErrors) -> str:
 def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
     if (args.contact_id is None) == (args.file is None):
         raise CommandError("give either a contact id or --file CSV (not both)")
-    if args.file is not None:
-        path = Path(args.file)
-        if not path.is_file():
-            raise CommandError(f"{path} is not a readable file")
-        lines = read_contact_ids(path)
-    else:
-        lines = [(0, args.contact_id)]
     who = actor()
+    if args.file is None:
+        erasure = run_with_session(settings, lambda s: erase_contact(s, args.contact_id, who))
+        print(describe(erasure))
+        return 0
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"{path} is not a readable file")
+    lines = read_contact_ids(path)
 
     async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> list[tuple[int, str, bool]]:
         report = []
@@ -77,10 +79,9 @@ def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
 
     report = run_with_sessionmaker(settings, work)
     for line, message, _ in report:
-        print(f"line {line}: {message}" if args.file is not None else message)
+        print(f"  line {line}: {message}")
     failed = sum(1 for *_, ok in report if not ok)
-    if args.file is not None:
-        print(f"{len(report) - failed} contacts erased or already erased, {failed} not")
+    print(f"{len(report) - failed} contacts erased or already erased, {failed} not")
     return 1 if failed else 0
 
 
