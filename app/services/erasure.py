@@ -60,6 +60,20 @@ class Erasure:
     already_erased: bool
 
 
+ENROLLMENT_GATE = 0x65726173757265
+"""An advisory lock key: every enrollment transaction holds it shared, an erasure exclusively
+(taken before anything else). So an enrollment of the contact racing its erasure either
+commits before the erasure looks (and is erased with the others) or checks the suppressions
+once the erasure has committed (and is refused): never enrolled in between, unerased."""
+
+
+async def hold_off_erasures(session: AsyncSession) -> None:
+    """Taken by every enrollment transaction before it checks suppressions."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": ENROLLMENT_GATE}
+    )
+
+
 def contact_hash(contact_id: str) -> str:
     return hashlib.sha256(contact_id.encode()).hexdigest()
 
@@ -202,6 +216,7 @@ async def erase_contact(session: AsyncSession, raw_contact_id: Any, actor: str) 
     contact_id = check_contact_id(raw_contact_id)
     digest = contact_hash(contact_id)
     erased_id = erased_contact_id(contact_id)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ENROLLMENT_GATE})
     rows = (await session.execute(_LOCK, {"contact_ids": [contact_id, erased_id]})).all()
     if not rows:
         raise DomainError(
