@@ -137,7 +137,7 @@ _CLEAR_ORPHANS = text(
                         ELSE '{}'::jsonb END
     WHERE e.enrollment_id IS NULL
       AND (lower(btrim(e.metadata ->> 'unresolved_enrollment_ref')) = ANY(:refs)
-           OR lower(e.metadata::text) LIKE ANY(:patterns))
+           OR lower(e.metadata::text) LIKE ANY(CAST(:patterns AS text[])))
       AND e.metadata <> CASE WHEN lower(btrim(e.metadata ->> 'unresolved_enrollment_ref'))
                                   = ANY(:refs)
                              THEN jsonb_build_object('unresolved_enrollment_ref',
@@ -155,8 +155,7 @@ _CLEAR_DISPATCHES = text(
         status = CASE WHEN status = 'queued' THEN 'cancelled'::dispatch_status ELSE status END,
         next_attempt_at = CASE WHEN status = 'queued' THEN NULL ELSE next_attempt_at END
     WHERE enrollment_id = ANY(:ids)
-      AND (status = 'queued' OR last_error IS DISTINCT FROM CASE WHEN last_error IS NULL
-                                                                 THEN NULL ELSE :marker END)
+      AND (status = 'queued' OR (last_error IS NOT NULL AND last_error <> :marker))
     """
 )
 
@@ -252,7 +251,7 @@ async def erase_contact(session: AsyncSession, raw_contact_id: Any, actor: str) 
             _CLEAR_ORPHANS,
             {
                 "refs": [str(i) for i in pending],
-                "patterns": [_like_pattern(address) for _, address in wanted] or [""],
+                "patterns": [_like_pattern(address) for _, address in wanted],
             },
         )
     ).rowcount  # type: ignore[attr-defined]

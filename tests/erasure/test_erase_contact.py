@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.services.ingestion.orphans import relink_orphans
 from testkit.campaigns import build_campaign
 from tests.erasure.helpers import (
     CONTACT_ID,
@@ -306,3 +307,36 @@ async def test_only_an_admin_key_erases(
         [error] = body["errors"]
         assert (error["extensions"]["code"], error["path"]) == ("FORBIDDEN", ["eraseContact"])
     assert await dump(engine) == before
+
+
+async def test_an_orphan_of_an_erased_enrollment_keeps_only_its_reference_and_attaches_bare(
+    engine: AsyncEngine,
+    app_sessionmaker: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    write_key: str,
+    admin_key: str,
+) -> None:
+    campaign = await build_campaign(app_sessionmaker, 1, template_type="email")
+    enrollment_id = (await enroll(client, write_key, campaign.instance_id, CONTACT_ID, METADATA))[
+        "id"
+    ]
+    # What a webhook racing the enrollment's own commit leaves: an orphan naming it.
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO campaign_events (event_type, channel, provider, provider_event_id,"
+                " occurred_at, metadata)"
+                " VALUES ('opened', 'email', 'lemlist', 'act-early', now(), CAST(:m AS jsonb))"
+            ),
+            {"m": f'{{"unresolved_enrollment_ref": "{enrollment_id}", "leadEmail": "{EMAIL}"}}'},
+        )
+    assert (await erase(client, admin_key, CONTACT_ID))["errors"] == []
+    kept = "SELECT enrollment_id::text, metadata::text FROM campaign_events"
+    assert await rows(engine, kept) == [
+        (None, f'{{"unresolved_enrollment_ref": "{enrollment_id}"}}')
+    ]
+
+    async with app_sessionmaker() as session, session.begin():
+        assert await relink_orphans(session) == 1
+    assert await rows(engine, kept) == [(enrollment_id, "{}")]
+    assert await traces(engine) == []
