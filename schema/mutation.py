@@ -10,7 +10,15 @@ import strawberry
 from strawberry.types import Info
 
 from app.services.enrollment import Moved
-from resolvers.mutations import enrollments, events, instances, replies, sending, templates
+from resolvers.mutations import (
+    enrollments,
+    erasure,
+    events,
+    instances,
+    replies,
+    sending,
+    templates,
+)
 from resolvers.mutations.common import Outcome
 from schema.inputs import (
     AddSuppressionInput,
@@ -30,6 +38,7 @@ from schema.payloads import (
     DispatchPayload,
     EmailStepPayload,
     EnrollmentPayload,
+    EraseContactPayload,
     InstancePayload,
     LinkedInStepPayload,
     MovedContact,
@@ -41,6 +50,7 @@ from schema.payloads import (
 )
 from schema.permissions import CanAdmin, CanWrite
 from schema.types.enums import Channel, CrossCampaignPolicy, ReplySentiment
+from schema.types.erasure import ContactErasure
 
 P = TypeVar("P")
 
@@ -328,5 +338,32 @@ class Mutation:
         outcome = await sending.remove(info.context, channel, address)
         return RemoveSuppressionPayload(
             removed=bool(outcome.value),
+            errors=outcome.errors,  # type: ignore[arg-type]
+        )
+
+    @strawberry.mutation(
+        permission_classes=[CanAdmin],
+        description=(
+            "Erase a contact's personal data (metadata, addresses, the providers' fields of its"
+            " events) from every enrollment and event, keeping the counts; its addresses stay"
+            " suppressed as hashes. Erasing it again changes nothing."
+        ),
+    )
+    async def erase_contact(self, info: Info, contact_id: str) -> EraseContactPayload:
+        outcome = await erasure.erase(info.context, contact_id)
+        done = outcome.value
+        return EraseContactPayload(
+            erasure=None
+            if done is None
+            else ContactErasure(
+                contact_hash=done.contact_sha256,
+                actor=done.actor,
+                erased_at=done.erased_at,
+                enrollments=done.enrollments,
+                events=done.events,
+                dispatches=done.dispatches,
+                addresses=done.addresses,
+            ),
+            already_erased=bool(done and done.already_erased),
             errors=outcome.errors,  # type: ignore[arg-type]
         )

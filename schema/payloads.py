@@ -8,6 +8,7 @@ from strawberry.types import Info
 from schema.errors import UserError
 from schema.types.enrollments import Enrollment
 from schema.types.enums import SkipReason
+from schema.types.erasure import ContactErasure
 from schema.types.events import CampaignEvent
 from schema.types.instances import CampaignInstance
 from schema.types.sending import Dispatch, Suppression
@@ -143,4 +144,15 @@ class SuppressionPayload:
 @strawberry.type
 class RemoveSuppressionPayload:
     removed: bool = strawberry.field(description="False when the address was not suppressed.")
+    errors: list[UserError]
+
+
+@strawberry.type
+class EraseContactPayload:
+    erasure: ContactErasure | None = strawberry.field(
+        description="This erasure, or the earlier one when the contact was already erased."
+    )
+    already_erased: bool = strawberry.field(
+        description="True when nothing was left to erase: this request changed nothing."
+    )
     errors: list[UserError]

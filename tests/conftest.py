@@ -34,6 +34,8 @@ from tests.differential import DifferentialApp
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = (
     "reply_classifications",
+    "contact_erasures",
+    "hashed_suppressions",
     "dispatches",
     "send_quotas",
     "suppression_changes",

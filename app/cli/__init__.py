@@ -10,12 +10,32 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from app.cli import database, dispatch, enroll, keys, maintenance, serve, suppressions, worker
+from app.cli import (
+    contacts,
+    database,
+    dispatch,
+    enroll,
+    keys,
+    maintenance,
+    serve,
+    suppressions,
+    worker,
+)
 from app.cli.common import CommandError
 from app.domain.errors import DomainError, DomainErrors
 from app.settings import ConfigError, Settings, get_settings
 
-COMMAND_GROUPS = (serve, worker, database, enroll, dispatch, suppressions, maintenance, keys)
+COMMAND_GROUPS = (
+    serve,
+    worker,
+    database,
+    enroll,
+    dispatch,
+    suppressions,
+    contacts,
+    maintenance,
+    keys,
+)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from app.models.api_keys import ApiKey
 from app.models.enrollments import Enrollment, EnrollmentAddress
+from app.models.erasure import ContactErasure, HashedSuppression
 from app.models.events import CampaignEvent
 from app.models.instances import COUNTER_COLUMNS, CampaignInstance, InstanceTransition
 from app.models.outcomes import EventOutcome, InstanceCounterShard
@@ -15,11 +16,13 @@ __all__ = [
     "CampaignEvent",
     "CampaignInstance",
     "CampaignTemplate",
+    "ContactErasure",
     "Dispatch",
     "EmailStep",
     "Enrollment",
     "EnrollmentAddress",
     "EventOutcome",
+    "HashedSuppression",
     "InstanceCounterShard",
     "InstanceTransition",
     "LinkedInStep",

@@ -37,6 +37,13 @@ OPEN_ENROLLMENT_SQL = (
 """The enrollments that still hold their contact: what "active elsewhere" looks for (a partial
 index keeps that look-up small however many finished enrollments pile up)."""
 
+ERASED_CONTACT_PREFIX = "erased:"
+ERASED_HOLDS_NOTHING = (
+    "erased_at IS NULL OR (metadata = '{}'::jsonb"
+    f" AND contact_id ~ '^{ERASED_CONTACT_PREFIX}[0-9a-f]{{64}}$')"
+)
+"""An erased enrollment keeps no metadata, and only the SHA-256 of its contact id."""
+
 
 class Enrollment(IdMixin, TimestampMixin, Base):
     __tablename__ = "enrollments"
@@ -66,6 +73,9 @@ class Enrollment(IdMixin, TimestampMixin, Base):
     sentiment: Mapped[str | None] = mapped_column(Text)
     """The sentiment of its latest reply (by ``occurred_at``), kept by
     ``refresh_reply_sentiments``."""
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set when the contact was erased: its metadata is gone and its contact id is only a
+    hash; events that arrive for it later are stored without their metadata."""
 
     __table_args__ = (
         UniqueConstraint("instance_id", "contact_id"),
@@ -93,6 +103,7 @@ class Enrollment(IdMixin, TimestampMixin, Base):
             "contact_id",
             postgresql_where=text(OPEN_ENROLLMENT_SQL),
         ),
+        CheckConstraint(ERASED_HOLDS_NOTHING, name="erased_holds_nothing"),
         Index(
             "ix_enrollments_next_action_at_due",
             "next_action_at",

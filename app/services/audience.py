@@ -105,16 +105,25 @@ async def audience_of(
 async def suppressed(
     session: AsyncSession, wanted: Iterable[tuple[Channel, str]]
 ) -> set[tuple[Channel, str]]:
-    """Which of the (channel, normalized address) pairs are suppressed: one statement."""
+    """Which of the (channel, normalized address) pairs are suppressed, in clear or as the
+    hash an erasure left: one statement."""
     pairs: Sequence[tuple[Channel, str]] = list(dict.fromkeys(wanted))
     if not pairs:
         return set()
     rows = await session.execute(
         text(
-            "SELECT s.channel::text, s.address FROM suppressions s"
-            " JOIN unnest(CAST(:channels AS channel[]), CAST(:addresses AS text[]))"
-            " AS w(channel, address) ON s.channel = w.channel AND s.address = w.address"
+            "SELECT w.channel::text, w.address"
+            " FROM unnest(CAST(:channels AS channel[]), CAST(:addresses AS text[]),"
+            "             CAST(:hashes AS text[])) AS w(channel, address, address_sha256)"
+            " WHERE EXISTS (SELECT 1 FROM suppressions s"
+            "               WHERE s.channel = w.channel AND s.address = w.address)"
+            "    OR EXISTS (SELECT 1 FROM hashed_suppressions h"
+            "               WHERE h.channel = w.channel AND h.address_sha256 = w.address_sha256)"
         ),
-        {"channels": [c.value for c, _ in pairs], "addresses": [a for _, a in pairs]},
+        {
+            "channels": [c.value for c, _ in pairs],
+            "addresses": [a for _, a in pairs],
+            "hashes": [addresses.address_hash(a) for _, a in pairs],
+        },
     )
     return {(Channel(row[0]), row[1]) for row in rows}

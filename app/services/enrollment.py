@@ -33,6 +33,7 @@ from app.domain.errors import DomainError, DomainErrors
 from app.domain.limits import BULK_ENROLL_MAX, CONTACT_ID_MAX
 from app.models import CampaignInstance, CampaignTemplate, Enrollment
 from app.services.audience import Audience, audience_of, suppressed
+from app.services.erasure import hold_off_erasures
 from app.services.sending.wake import wake_senders
 from app.services.sequence import step_after
 from app.services.validation import Problems, require_id
@@ -142,8 +143,10 @@ _INSERT = text(
 
 
 async def _open_instance(session: AsyncSession, instance_id: str) -> CampaignInstance:
-    """Lock the instance against transitions (and other enrollers: the counter row is shared)."""
+    """Lock the instance against transitions (and other enrollers: the counter row is shared),
+    after any erasure in progress (``erasure.hold_off_erasures``)."""
     key = require_id("instance_id", instance_id)
+    await hold_off_erasures(session)
     instance = await session.scalar(
         select(CampaignInstance).where(CampaignInstance.id == key).with_for_update(key_share=True)
     )

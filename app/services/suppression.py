@@ -67,6 +67,15 @@ _STOP_RUNNING = text(
 are cancelled."""
 
 
+async def stop_running(
+    session: AsyncSession, channel: Channel, normalized: Sequence[str], status: str
+) -> None:
+    """Stop every running enrollment of these addresses (``unsubscribed`` or ``bounced``)."""
+    await session.execute(
+        _STOP_RUNNING, {"channel": channel.value, "addresses": list(normalized), "status": status}
+    )
+
+
 @dataclass(slots=True)
 class AddResult:
     added: int = 0
@@ -117,9 +126,7 @@ async def add_suppressions(
     for channel in Channel:
         fresh = [row[1] for row in rows if row[0] == channel.value]
         if fresh:
-            await session.execute(
-                _STOP_RUNNING, {"channel": channel.value, "addresses": fresh, "status": status}
-            )
+            await stop_running(session, channel, fresh, status)
     return result
 
 

@@ -119,7 +119,8 @@ _INSERT_EVENTS = f"""
     SELECT n.id, n.instance_id, u.event_type::event_type, u.channel::channel,
            u.provider::provider, u.provider_event_id, u.step_number,
            coalesce(u.occurred_at, now()),
-           CASE WHEN n.id IS NOT NULL THEN u.metadata::jsonb ELSE (
+           CASE WHEN n.erased_at IS NOT NULL THEN '{{}}'::jsonb
+                WHEN n.id IS NOT NULL THEN u.metadata::jsonb ELSE (
                SELECT CASE WHEN octet_length(o.metadata::text) <= {JSON_MAX_BYTES}
                            THEN o.metadata
                            ELSE jsonb_build_object('unresolved_enrollment_ref', u.ref,
@@ -131,7 +132,9 @@ _INSERT_EVENTS = f"""
                 $7::int[], $8::timestamptz[], $9::text[])
          WITH ORDINALITY AS u(enrollment_id, ref, event_type, channel, provider,
                               provider_event_id, step_number, occurred_at, metadata, ord)
-    LEFT JOIN enrollments n ON n.id = u.enrollment_id
+    LEFT JOIN (SELECT id, instance_id, erased_at FROM enrollments
+               WHERE id = ANY($1::uuid[]) ORDER BY id FOR KEY SHARE) n
+      ON n.id = u.enrollment_id
     ORDER BY u.ord
     ON CONFLICT (provider, provider_event_id) WHERE provider_event_id IS NOT NULL DO NOTHING
     RETURNING id, enrollment_id, instance_id, event_type::text AS event_type,
@@ -140,7 +143,12 @@ _INSERT_EVENTS = f"""
 """
 """The events, each with its enrollment when it exists; an orphan's metadata keeps the
 reference that could not be resolved, and if that would push metadata already at the size
-limit over it (measured as the constraint measures it), the provider's fields give way."""
+limit over it (measured as the constraint measures it), the provider's fields give way.
+
+An erased enrollment's events keep no metadata (the provider's fields may carry the address
+again). Its row is read under a KEY SHARE lock (the one the foreign key takes anyway, taken
+earlier, in id order): an erasure holds the row FOR UPDATE, so an event racing it waits for its
+commit and then reads ``erased_at`` as committed, never the version before the erasure."""
 
 _STORE_EVENTS = with_effects(
     _INSERT_EVENTS,

@@ -14,7 +14,7 @@ from app.services.ingestion.effects import with_effects
 
 _RELINK = """
     WITH candidates AS (
-        SELECT e.id, n.id AS enrollment_id, n.instance_id
+        SELECT e.id, n.id AS enrollment_id, n.instance_id, n.erased_at
         FROM campaign_events e
         JOIN enrollments n
           ON e.metadata->>'unresolved_enrollment_ref'
@@ -22,11 +22,12 @@ _RELINK = """
          AND n.id = CAST(e.metadata->>'unresolved_enrollment_ref' AS uuid)
         WHERE e.enrollment_id IS NULL
         ORDER BY e.id
-        FOR UPDATE OF e
+        FOR UPDATE OF e FOR KEY SHARE OF n
     )
     UPDATE campaign_events e
     SET enrollment_id = c.enrollment_id, instance_id = c.instance_id,
-        metadata = e.metadata - 'unresolved_enrollment_ref'
+        metadata = CASE WHEN c.erased_at IS NOT NULL THEN '{}'::jsonb
+                        ELSE e.metadata - 'unresolved_enrollment_ref' END
     FROM candidates c
     WHERE e.id = c.id
     RETURNING e.id, e.enrollment_id, e.instance_id, e.event_type::text AS event_type,
@@ -38,7 +39,8 @@ _RELINK_APPLIED = with_effects(_RELINK, shard_parameter=1, returning="count(*) A
 
 async def relink_orphans(session: AsyncSession) -> int:
     """Attach every orphan whose enrollment now exists and apply its effects, as if it had
-    just arrived (counters count it only if its outcome is new)."""
+    just arrived (counters count it only if its outcome is new). One attached to an erased
+    enrollment keeps no metadata, as an event arriving for it would."""
     db = await in_session_transaction(session)
     rows = await db.fetch(_RELINK_APPLIED, random.randrange(SHARDS))
     return int(rows[0]["relinked"])

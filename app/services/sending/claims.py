@@ -243,7 +243,7 @@ _CLAIM_RETRIES = f"""
         JOIN campaign_instances ci ON ci.id = d.instance_id
         WHERE d.status = 'queued' AND d.next_attempt_at <= now()
           AND d.instance_id = ANY($1::uuid[]) AND ci.status = 'active'
-          AND e.status IN ('active', 'completed')
+          AND e.status IN ('active', 'completed') AND e.erased_at IS NULL
         ORDER BY d.next_attempt_at
         LIMIT $2
         FOR UPDATE OF d SKIP LOCKED
@@ -280,8 +280,8 @@ _CLAIM_ABANDONED = f"""
     )
     {
     _CONTENT.format(
-        sendable="e.status IN ('active', 'completed') AND i.status = 'active'"
-        " AND k.instance_id = ANY($1::uuid[])",
+        sendable="e.status IN ('active', 'completed') AND e.erased_at IS NULL"
+        " AND i.status = 'active' AND k.instance_id = ANY($1::uuid[])",
         claimed="claimed",
     )
 }
@@ -392,11 +392,14 @@ async def mark_leaving(db: DriverConnection, sender_id: str, dispatch_ids: list[
 _STANDING = """
     SELECT d.id,
            CASE WHEN d.claimed_by IS DISTINCT FROM $2 THEN 'lost'
+                WHEN e.erased_at IS NOT NULL THEN 'stop'
                 WHEN i.status = 'active' AND e.status IN ('active', 'completed') THEN 'send'
                 WHEN i.status IN ('active', 'paused')
                      AND e.status IN ('enrolled', 'active', 'paused', 'completed') THEN 'hold'
                 ELSE 'stop' END AS verdict,
-           format('the enrollment is %s and its instance %s', e.status, i.status) AS why
+           CASE WHEN e.erased_at IS NOT NULL THEN 'the contact was erased'
+                ELSE format('the enrollment is %s and its instance %s', e.status, i.status)
+           END AS why
     FROM dispatches d
     JOIN enrollments e ON e.id = d.enrollment_id
     JOIN campaign_instances i ON i.id = d.instance_id
@@ -409,7 +412,8 @@ async def standing(
 ) -> dict[uuid.UUID, tuple[str, str]]:
     """Whether each claimed touch may still leave, read just before it does: ``send``;
     ``hold`` while its instance or enrollment is paused (it goes back to the queue); ``stop``
-    once either has stopped for good (unsubscribed, replied, removed, completed instance...).
+    once either has stopped for good (unsubscribed, replied, removed, completed instance...)
+    or its contact was erased (even a completed enrollment's last touch stays then).
     A completed enrollment still takes the other channel's touch of its last step. ``lost``:
     the claim is no longer this sender's (it was slow past its lease and another took the
     touch over), so it must not send it."""
@@ -432,7 +436,7 @@ _CANCEL_STOPPED = """
     FROM enrollments e, campaign_instances i
     WHERE d.status = 'queued' AND e.id = d.enrollment_id AND i.id = d.instance_id
       AND (e.status IN ('replied', 'unsubscribed', 'bounced', 'failed', 'removed')
-           OR i.status IN ('completed', 'failed'))
+           OR e.erased_at IS NOT NULL OR i.status IN ('completed', 'failed'))
 """
 """Queued touches whose enrollment stopped (a reply, an unsubscribe, a bounce reported by a
 webhook) or whose instance ended: they will never leave, so they stop counting as retrying."""

@@ -25,6 +25,10 @@ from app.domain.limits import ERROR_CODE_MAX, ERROR_MESSAGE_MAX
 from app.services.ingestion.events import NewEvent, ingest
 from app.services.sending.claims import Claimed
 
+ERASED_ERROR = "[erased]"
+"""A provider's error about an erased contact's touch (it may quote the recipient) is kept as
+this, as the erasure left the others."""
+
 SEND_EVENT: dict[LinkedInAction | None, EventType] = {
     None: EventType.SENT,
     LinkedInAction.PROFILE_VISIT: EventType.PROFILE_VISITED,
@@ -91,7 +95,11 @@ _UPDATE = """
                         ELSE d.attempts END,
         claimed_by = NULL,
         claimed_until = NULL,
-        last_error = CASE WHEN u.error_code = 'RELEASED' THEN d.last_error ELSE u.error END,
+        last_error = CASE WHEN u.error_code = 'RELEASED' THEN d.last_error
+                          WHEN u.error IS NULL THEN NULL
+                          WHEN EXISTS (SELECT 1 FROM enrollments e
+                                       WHERE e.id = d.enrollment_id AND e.erased_at IS NOT NULL)
+                          THEN $10 ELSE u.error END,
         last_error_code = CASE WHEN u.error_code = 'RELEASED' THEN d.last_error_code
                                ELSE u.error_code END,
         uncertain = u.uncertain,
@@ -194,7 +202,7 @@ async def record(
     if not results:
         return []
     rows = [_row(r, timing) for r in results]
-    updated = await db.fetch(_UPDATE, sender_id, *zip(*rows, strict=True))
+    updated = await db.fetch(_UPDATE, sender_id, *zip(*rows, strict=True), ERASED_ERROR)
     lag_by_id: dict[uuid.UUID, float] = {row["id"]: row["lag_s"] for row in updated}
     held = {
         result.touch.enrollment_id
