@@ -20,6 +20,7 @@ from schema.extensions.database_outage import ReportDatabaseOutage
 from schema.extensions.limits import QueryCostLimit, TokenLimitedParserCache, alias_rule, depth_rule
 from schema.extensions.masking import MaskUnexpectedErrors
 from schema.extensions.operation_facts import OperationFacts
+from schema.extensions.unicode_variables import RefuseUnencodableVariables
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -40,6 +41,7 @@ def _extensions(
         lambda: TokenLimitedParserCache(settings.max_tokens, maxsize=CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
+        RefuseUnencodableVariables,
         lambda: QueryCostLimit(settings.max_query_cost, executable()),
         MaskUnexpectedErrors,
         # Inside the masking: an outage is seen (and made a 503) before errors are masked.

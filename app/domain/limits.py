@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 NAME_MAX = 255
 DESCRIPTION_MAX = 5_000
 SUBJECT_MAX = 255
@@ -21,3 +23,14 @@ STEP_NUMBER_MAX = 1_000
 ERROR_MESSAGE_MAX = 2_000
 ERROR_CODE_MAX = 100
 DAILY_LIMIT_MAX = 1_000_000
+JSON_NESTING_MAX = 32
+"""Deepest nesting of arrays and objects in JSON read from a request (a body, or JSON text
+inside one): three times what any format here nests (a generic webhook batch with metadata
+at its limit: 8; a bulkEnroll body: 10), and far below Python's recursion limit, so nothing
+that walks a parsed value can overflow the stack. A safety bound, not a tunable."""
+TIMESTAMP_MIN = datetime(1, 1, 1, tzinfo=UTC)
+TIMESTAMP_MAX = datetime.max.replace(tzinfo=UTC) - timedelta(hours=DELAY_HOURS_MAX)
+"""The instants a timestamp input may name, once its UTC offset is applied. PostgreSQL's
+timestamptz holds 4713 BC to 294276 AD, Python's datetime years 1 to 9999: the narrower
+wins, and the top keeps DELAY_HOURS_MAX of room, so the next step's due time computed from
+an event (``occurred_at`` + a step's delay) still reads back into Python."""

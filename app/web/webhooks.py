@@ -29,10 +29,10 @@ from app.observability.logs import get_logger
 from app.providers import generic, lemlist, phantombuster, postmark
 from app.providers.common import PayloadError, Translation
 from app.services.ingestion.events import check_event
-from app.services.validation import Problems
+from app.services.validation import Problems, describe_path, unencodable, unencodable_message
 from app.settings import Settings
 from app.web.auth import principal_for
-from app.web.body import read_json
+from app.web.body import SURROGATE_ESCAPE, parse_json, read_body
 from app.web.errors import UNAUTHENTICATED_MESSAGE, Refused
 from app.web.limits import (
     limiter,
@@ -127,6 +127,16 @@ def _count_events(provider: str, counts: dict[str, int]) -> None:
             metrics.labelled(metrics.webhook_events_total, provider, outcome).inc(number)
 
 
+def _refuse_unencodable(payload: Any) -> None:
+    """A lone surrogate anywhere in the body is refused before any part of it is used:
+    PostgreSQL cannot store one, and a provider never sends one on purpose."""
+    found = unencodable(payload)
+    if found is not None:
+        path, text = found
+        where = f"field '{describe_path(path)}'" if path else "the body"
+        raise Refused(400, "INVALID_PAYLOAD", f"{where} {unencodable_message(text)}")
+
+
 async def _admit(request: Request, authenticate: Authenticator) -> None:
     """Failed authentications count against the address, the rest against the credential."""
     refuse_blocked_address(request)
@@ -151,7 +161,10 @@ class WebhookEndpoint:
         request = Request(scope, receive)
         try:
             await _admit(request, self._authenticate)
-            payload = await read_json(request, request.app.state.settings.webhook_max_bytes)
+            body = await read_body(request, request.app.state.settings.webhook_max_bytes)
+            payload = parse_json(body)
+            if SURROGATE_ESCAPE.search(body):
+                _refuse_unencodable(payload)
             try:
                 translation = self._translate(payload, datetime.now(UTC))
             except PayloadError as exc:

@@ -31,7 +31,7 @@ from app.domain.errors import DomainError
 from app.domain.limits import JSON_MAX_BYTES, PROVIDER_EVENT_ID_MAX, STEP_NUMBER_MAX
 from app.models.outcomes import SHARDS
 from app.services.ingestion.effects import with_effects
-from app.services.validation import Problems, storable
+from app.services.validation import Problems, instant_problem, storable
 
 
 def default_channel(event_type: EventType) -> Channel:
@@ -82,8 +82,9 @@ def check_event(p: Problems, event: NewEvent, prefix: tuple[str, ...] = ()) -> N
     peid = event.provider_event_id
     if peid is not None and (not 1 <= len(peid) <= PROVIDER_EVENT_ID_MAX or not storable(peid)):
         add("provider_event_id", f"must have 1 to {PROVIDER_EVENT_ID_MAX} characters")
-    if event.occurred_at is not None and event.occurred_at.tzinfo is None:
-        add("occurred_at", "must carry a time zone")
+    when = None if event.occurred_at is None else instant_problem(event.occurred_at)
+    if when is not None:
+        add("occurred_at", when)
     if event.enrollment_ref is not None and (
         not storable(event.enrollment_ref) or len(event.enrollment_ref) > 255
     ):
