@@ -6,7 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import (
@@ -47,6 +56,10 @@ class CampaignEvent(IdMixin, TimestampMixin, Base):
     step_number: Mapped[int | None] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     metadata_: Mapped[dict[str, Any]] = json_object_column("metadata")
+    via_api: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    """Reported through the API (the generic webhook, recordEvent) rather than by the
+    provider's own webhook or our sender: part of the dedupe key, so an event posted with a
+    key never makes a provider's real delivery of the same id a duplicate."""
 
     __table_args__ = (
         CheckConstraint("step_number IS NULL OR step_number >= 1", name="step_number_positive"),
@@ -65,9 +78,10 @@ class CampaignEvent(IdMixin, TimestampMixin, Base):
             "enrollment_id IS NULL OR instance_id IS NOT NULL", name="linked_event_has_instance"
         ),
         Index(
-            "uq_campaign_events_provider_provider_event_id",
+            "uq_campaign_events_provider_provider_event_id_via_api",
             "provider",
             "provider_event_id",
+            "via_api",
             unique=True,
             postgresql_where=text("provider_event_id IS NOT NULL"),
         ),

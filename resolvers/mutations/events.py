@@ -31,6 +31,8 @@ def _event(data: Any) -> NewEvent:
         step_number=given(data.step_number),
         occurred_at=given(data.occurred_at),
         metadata={} if given(data.metadata) is None else data.metadata,
+        # Whoever holds a write key: deduplicated apart from what providers themselves report.
+        via_api=True,
     )
 
 
