@@ -44,16 +44,25 @@ from app.web.webhooks_openapi import OPENAPI
 
 log = get_logger("webhooks")
 
+NOT_CONFIGURED = "NOT_CONFIGURED"
+
 Translator = Callable[[Any, datetime], Translation]
 Authenticator = Callable[[Request], Awaitable[Hashable]]
 """Checks a request's credentials (Refused 401/403) and says whose they are, for rate limits."""
 
 
-def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
-    """Constant-time comparison; an unconfigured secret matches nothing."""
-    if not given or expected is None or not expected.get_secret_value():
-        return False
-    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+def _secret_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison."""
+    return bool(given) and hmac.compare_digest((given or "").encode(), expected.encode())
+
+
+def _configured(secret: SecretStr | str | None, provider: str, variables: str) -> str:
+    """The configured secret; refused, saying so, while there is none: no request could
+    pass, and "wrong secret" would send whoever set up the provider looking at its side."""
+    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    if not value:
+        raise Refused(401, NOT_CONFIGURED, f"no secret configured for {provider}: set {variables}")
+    return value
 
 
 async def _authenticate_key(request: Request) -> Hashable:
@@ -66,10 +75,11 @@ async def _authenticate_key(request: Request) -> Hashable:
     return ("api-key", principal.key_id)
 
 
-def _query_secret(setting: str) -> Authenticator:
+def _query_secret(provider: str, setting: str) -> Authenticator:
     async def check(request: Request) -> Hashable:
         settings: Settings = request.app.state.settings
-        if not _secret_matches(request.query_params.get("secret"), getattr(settings, setting)):
+        expected = _configured(getattr(settings, setting), provider, f"CAMPAIGN_{setting.upper()}")
+        if not _secret_matches(request.query_params.get("secret"), expected):
             raise Refused(401, "UNAUTHENTICATED", "missing or wrong 'secret' query parameter")
         return ("secret", setting)
 
@@ -78,15 +88,18 @@ def _query_secret(setting: str) -> Authenticator:
 
 async def _postmark_basic(request: Request) -> Hashable:
     settings: Settings = request.app.state.settings
+    variables = "CAMPAIGN_POSTMARK_WEBHOOK_USER and CAMPAIGN_POSTMARK_WEBHOOK_PASSWORD"
+    user = _configured(settings.postmark_webhook_user, "postmark", variables)
+    password = _configured(settings.postmark_webhook_password, "postmark", variables)
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    user = password = ""
+    given_user = given_password = ""
     if scheme.lower() == "basic":
         with contextlib.suppress(binascii.Error, UnicodeDecodeError):
-            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    user_ok = hmac.compare_digest(user.encode(), (settings.postmark_webhook_user or "").encode())
-    if not (settings.postmark_webhook_user and user_ok) or not _secret_matches(
-        password, settings.postmark_webhook_password
-    ):
+            given_user, _, given_password = (
+                base64.b64decode(encoded, validate=True).decode().partition(":")
+            )
+    user_ok = hmac.compare_digest(given_user.encode(), user.encode())
+    if not user_ok or not _secret_matches(given_password, password):
         raise Refused(401, "UNAUTHENTICATED", "missing or wrong HTTP Basic credentials")
     return ("secret", "postmark_webhook_password")
 
@@ -143,7 +156,8 @@ async def _admit(request: Request, authenticate: Authenticator) -> None:
     try:
         identity = await authenticate(request)
     except Refused as refusal:
-        if refusal.status == 401:
+        # An endpoint we did not configure is no client's failure: it locks nobody out.
+        if refusal.status == 401 and refusal.code != NOT_CONFIGURED:
             record_failed_authentication(request)
         raise
     spend(limiter(request).webhooks, identity)
@@ -208,7 +222,9 @@ routes = [
     ),
     Route(
         "/webhooks/lemlist",
-        WebhookEndpoint("lemlist", _query_secret("lemlist_webhook_secret"), lemlist.translate),
+        WebhookEndpoint(
+            "lemlist", _query_secret("lemlist", "lemlist_webhook_secret"), lemlist.translate
+        ),
         methods=["POST"],
     ),
     Route(
@@ -220,7 +236,7 @@ routes = [
         "/webhooks/phantombuster",
         WebhookEndpoint(
             "phantombuster",
-            _query_secret("phantombuster_webhook_secret"),
+            _query_secret("phantombuster", "phantombuster_webhook_secret"),
             phantombuster.translate,
         ),
         methods=["POST"],
