@@ -325,3 +325,15 @@ async def test_a_surrogate_pair_is_just_a_character(
     assert response.status_code == 200, response.text
     (row,) = await stored_events(engine)
     assert row["metadata"]["campaignName"] == "Launch \U0001f680"
+
+
+async def test_record_event_with_provider_null_takes_the_default(
+    client: httpx.AsyncClient, engine: AsyncEngine, enrollment_id: str, write_key: str
+) -> None:
+    """Found by the variables fuzz: an explicit null provider was an internal error."""
+    variables = {"input": {"enrollmentId": enrollment_id, "eventType": "OPENED", "provider": None}}
+    result = await gql(client, write_key, RECORD_EVENT, variables)
+    assert "errors" not in result, result
+    assert result["data"]["recordEvent"]["errors"] == []
+    (row,) = await stored_events(engine)
+    assert row["provider"] == "api"
