@@ -46,12 +46,12 @@ def internal_errors(body: str) -> list[Any]:
 
 
 def run_fuzz(
-    name: str, strategy: st.SearchStrategy[Any], send: Callable[[Any], Any]
+    name: str, strategy: st.SearchStrategy[Any], send: Callable[[Any], Any], cases: int = 0
 ) -> dict[int, int]:
-    """Send ``examples()`` generated cases; none may get a 5xx, a masked internal error, or a
-    body with a stack trace or SQL. Returns the count of each status."""
+    """Send ``cases`` generated cases (``examples()`` by default); none may get a 5xx, a
+    masked internal error, or a body with a stack trace or SQL. Returns each status' count."""
     seed = fuzz_seed()
-    cases = examples()
+    cases = cases or examples()
     print(f"{name}: hypothesis seed {seed} (replay with CAMPAIGN_FUZZ_SEED={seed})")
     statuses: dict[int, int] = {}
 

@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 
 from tests.leaks import leaks
 
-# Leak markers (tests/leaks.py) are words a server may echo back in a message; generated text
-# must not contain them or an honest echo would look like a leak.
 _ALPHABET = st.characters(codec=None, exclude_characters="\n")
 _SURROGATES = st.characters(categories=["Cs"])
 _NASTY = st.sampled_from(
@@ -24,6 +22,8 @@ _NASTY = st.sampled_from(
 
 
 def _echo_safe(text: str) -> bool:
+    """Leak markers (tests/leaks.py) are words a server may echo back in a message: generated
+    text must not hold them, or an honest echo would look like a leak."""
     return not leaks(text)
 
 
@@ -46,10 +46,21 @@ def deep_text(max_depth: int = 3_000) -> st.SearchStrategy[str]:
     )
 
 
+def with_lone_surrogate() -> st.SearchStrategy[str]:
+    """Text with a lone surrogate somewhere (what JSON's ``"\\ud800"`` decodes to)."""
+    return st.builds(
+        lambda before, surrogate, after: before + surrogate + after,
+        st.text(max_size=10),
+        _SURROGATES,
+        st.text(max_size=10),
+    )
+
+
 def hostile_text(max_size: int = 300) -> st.SearchStrategy[str]:
     """Ordinary text, and text with lone surrogates, NUL, pairs, long runs, deep brackets."""
     return st.one_of(
         st.text(max_size=40),
+        with_lone_surrogate(),
         _mixed(),
         st.text(_ALPHABET, min_size=max_size // 2, max_size=max_size),
         deep_text(200),

@@ -1,10 +1,11 @@
 """Property-based fuzzing of every string and time input with the values of issue 24.
 
 Schemathesis puts its values into the GraphQL document, where the lexer refuses a lone
-surrogate, so it never sends one where they get in: the variables. Here each root field of
-the schema (queries and mutations) is called with variables drawn for its argument types:
-every String and ID from ``hostile_text`` (ids of seeded rows too, to get past "not found"),
-every DateTime from ``hostile_time``, every JSON from ``hostile_json``. Each webhook format is
+surrogate, so it never sends one where they get in: the variables. Here every place a root
+field's arguments hold a String, ID, DateTime or JSON (58 of them) is a target: each case
+aims one hostile value at one target (``hostile_text``, ``hostile_time``, ``hostile_json``)
+and fills every other argument with a plausible value (seeded ids, valid times, short text),
+so the hostile one gets past the other checks to where it could do harm. Each webhook format is
 fuzzed from the provider fixtures, with every string field replaced by hostile text and every
 time field by a hostile time, PhantomBuster's rows also arriving as JSON text. No answer may
 be a 5xx, a masked internal error, or a body with a stack trace or SQL (harness.run_fuzz).
@@ -36,7 +37,7 @@ from hypothesis import strategies as st
 from schema import build_schema
 from schema.build import graphql_core_schema
 from tests.fuzz.conftest import LiveServer
-from tests.fuzz.harness import run_fuzz
+from tests.fuzz.harness import examples, run_fuzz
 from tests.fuzz.strategies import (
     deep_text,
     hostile_json,
@@ -53,42 +54,85 @@ TIME_FIELDS = frozenset(
 
 # ----------------------------------------------------------------------------- GraphQL
 
+HOSTILE_SCALARS = frozenset({"String", "ID", "DateTime", "JSON"})
+ArgumentPath = tuple[str | int, ...]
 
-def _scalar(name: str, ids: tuple[str, ...]) -> st.SearchStrategy[Any]:
-    if name == "ID":
-        return st.one_of(st.sampled_from(ids), st.uuids().map(str), hostile_text(60))
-    if name == "DateTime":
+
+def _unwrap(type_: GraphQLInputType) -> tuple[GraphQLInputType, bool]:
+    """(the type without NonNull, whether it was nullable)."""
+    if isinstance(type_, GraphQLNonNull):
+        return type_.of_type, False
+    return type_, True
+
+
+def leaves(type_: GraphQLInputType, path: ArgumentPath = ()) -> Iterator[tuple[ArgumentPath, str]]:
+    """Every String, ID, DateTime and JSON position inside an argument of ``type_``."""
+    inner, _ = _unwrap(type_)
+    if isinstance(inner, GraphQLList):
+        yield from leaves(inner.of_type, (*path, 0))
+    elif isinstance(inner, GraphQLInputObjectType):
+        for name, field in inner.fields.items():
+            yield from leaves(field.type, (*path, name))
+    elif not isinstance(inner, GraphQLEnumType) and inner.name in HOSTILE_SCALARS:
+        yield path, inner.name
+
+
+def hostile(scalar: str) -> st.SearchStrategy[Any]:
+    if scalar == "DateTime":
         return hostile_time()
-    if name == "JSON":
+    if scalar == "JSON":
         return st.one_of(hostile_object(), hostile_json())
-    if name == "Int":
-        return st.one_of(st.integers(-(2**31), 2**31 - 1), st.sampled_from([0, -1, 1, 2**31 - 1]))
-    if name == "Float":
-        return st.floats(allow_nan=False, allow_infinity=False)
-    if name == "Boolean":
-        return st.booleans()
     return hostile_text()
 
 
-def variable_values(type_: GraphQLInputType, ids: tuple[str, ...]) -> st.SearchStrategy[Any]:
-    """Values of ``type_`` (its shape honoured, so the hostile leaves get past validation)."""
-    nullable = not isinstance(type_, GraphQLNonNull)
-    inner = type_ if nullable else type_.of_type
-    values: st.SearchStrategy[Any]
+def plausible_scalar(name: str, ids: tuple[str, ...]) -> st.SearchStrategy[Any]:
+    """Values that pass most checks, so the one hostile value gets as deep as it can."""
+    return {
+        "ID": st.sampled_from(ids),
+        "DateTime": st.sampled_from(["2025-11-09T13:00:00Z", "2025-11-09T14:00:00+02:00"]),
+        "JSON": st.sampled_from([{}, {"email": "fuzz@example.com", "first_name": "Ada"}]),
+        "Int": st.integers(1, 3),
+        "Float": st.sampled_from([0.5, 1.0]),
+        "Boolean": st.booleans(),
+    }.get(
+        name,
+        st.sampled_from(["fuzz", "fuzz@example.com", "https://www.linkedin.com/in/fuzz"]),
+    )
+
+
+@st.composite
+def arguments(
+    draw: st.DrawFn,
+    type_: GraphQLInputType,
+    ids: tuple[str, ...],
+    target: ArgumentPath | None,
+    hostile_value: Any,
+) -> Any:
+    """A plausible value of ``type_``, except at ``target`` (a path inside it, made present
+    all the way down), where ``hostile_value`` goes."""
+    if target == ():
+        return hostile_value
+    inner, nullable = _unwrap(type_)
+    if target is None and nullable and draw(st.integers(0, 9)) == 0:
+        return None
     if isinstance(inner, GraphQLList):
-        values = st.lists(variable_values(inner.of_type, ids), max_size=3)
-    elif isinstance(inner, GraphQLInputObjectType):
-        required, optional = {}, {}
+        rest = None if target is None else target[1:]
+        items = [draw(arguments(inner.of_type, ids, rest, hostile_value))]
+        if draw(st.booleans()):
+            items.append(draw(arguments(inner.of_type, ids, None, None)))
+        return items
+    if isinstance(inner, GraphQLInputObjectType):
+        value = {}
         for name, field in inner.fields.items():
-            strategy = variable_values(field.type, ids)
-            needed = isinstance(field.type, GraphQLNonNull) and field.default_value is Undefined
-            (required if needed else optional)[name] = strategy
-        values = st.fixed_dictionaries(required, optional=optional)
-    elif isinstance(inner, GraphQLEnumType):
-        values = st.sampled_from(list(inner.values))
-    else:
-        values = _scalar(inner.name, ids)
-    return st.one_of(st.none(), values) if nullable else values
+            on_path = target is not None and target[0] == name
+            required = isinstance(field.type, GraphQLNonNull) and field.default_value is Undefined
+            if on_path or required or draw(st.integers(0, 2)) > 0:
+                rest = target[1:] if on_path and target is not None else None
+                value[name] = draw(arguments(field.type, ids, rest, hostile_value))
+        return value
+    if isinstance(inner, GraphQLEnumType):
+        return draw(st.sampled_from(list(inner.values)))
+    return draw(plausible_scalar(inner.name, ids))
 
 
 def operations() -> Iterator[tuple[str, str, GraphQLField]]:
@@ -103,26 +147,35 @@ def operations() -> Iterator[tuple[str, str, GraphQLField]]:
 
 def document(kind: str, name: str, field: GraphQLField) -> str:
     definitions = ", ".join(f"${arg}: {spec.type}" for arg, spec in field.args.items())
-    arguments = ", ".join(f"{arg}: ${arg}" for arg in field.args)
+    uses = ", ".join(f"{arg}: ${arg}" for arg in field.args)
     selection = "" if is_leaf_type(get_named_type(field.type)) else " { __typename }"
-    return f"{kind}({definitions}) {{ {name}({arguments}){selection} }}"
+    return f"{kind}({definitions}) {{ {name}({uses}){selection} }}"
 
 
-def graphql_cases(ids: tuple[str, ...]) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
-    return st.one_of(
-        *(
-            st.tuples(
-                st.just(document(kind, name, field)),
-                st.fixed_dictionaries(
-                    {arg: variable_values(spec.type, ids) for arg, spec in field.args.items()}
-                ),
-            )
-            for kind, name, field in operations()
-        )
-    )
+TARGETS = [
+    (document(kind, name, field), field, arg, path, scalar)
+    for kind, name, field in operations()
+    for arg, spec in field.args.items()
+    for path, scalar in leaves(spec.type)
+]
+"""Every (operation, argument, position) where a string or a time goes: each case aims one
+hostile value at one of them, every other argument plausible."""
+PER_TARGET = 15
+
+
+@st.composite
+def graphql_case(draw: st.DrawFn, ids: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    query, field, target_arg, path, scalar = draw(st.sampled_from(TARGETS))
+    value = draw(hostile(scalar))
+    variables = {
+        arg: draw(arguments(spec.type, ids, path if arg == target_arg else None, value))
+        for arg, spec in field.args.items()
+    }
+    return query, variables
 
 
 def test_every_graphql_string_and_time_argument(live_server: LiveServer) -> None:
+    print(f"graphql variables: {len(TARGETS)} string and time positions")
     headers = {
         "authorization": f"Bearer {live_server.api_key}",
         "content-type": "application/json",
@@ -135,7 +188,9 @@ def test_every_graphql_string_and_time_argument(live_server: LiveServer) -> None
             body = json.dumps({"query": query, "variables": variables}).encode()
             return http.post("/graphql", content=body, headers=headers)
 
-        run_fuzz("graphql variables", graphql_cases(live_server.ids), send)
+        # At least PER_TARGET cases aimed at each position, whatever CAMPAIGN_FUZZ_EXAMPLES says.
+        cases = max(examples(), PER_TARGET * len(TARGETS))
+        run_fuzz("graphql variables", graphql_case(live_server.ids), send, cases)
 
 
 # ----------------------------------------------------------------------------- webhooks
