@@ -101,3 +101,18 @@ async def test_a_surrogate_pair_searches_like_any_character(
     query = "query($filter: TemplateFilter) { templates(filter: $filter) { totalCount } }"
     response = await post(client, read_key, query, {"filter": {"search": "\ud83d\ude80"}})
     assert response.json() == {"data": {"templates": {"totalCount": 0}}}
+
+
+async def test_a_lone_surrogate_in_the_operation_name_is_a_400(
+    app: Starlette, direct_client: httpx.AsyncClient, admin_key: str
+) -> None:
+    """Strawberry echoes an unknown operation name back: this one could not be sent."""
+    response = await direct_client.post(
+        "/graphql",
+        content=json.dumps({"query": "query A { __typename }", "operationName": "\ud800"}).encode(),
+        headers={"authorization": f"Bearer {admin_key}", "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == "INVALID_REQUEST"
+    assert body["message"].startswith("'operationName' is not valid Unicode")
