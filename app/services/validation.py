@@ -18,6 +18,7 @@ from app.domain.limits import (
     TIMESTAMP_MAX,
     TIMESTAMP_MIN,
 )
+from app.domain.text import encodable, storable
 
 JsonPath = tuple[str | int, ...]
 
@@ -129,23 +130,6 @@ def _json_problem(value: Any) -> str | None:
         elif isinstance(item, float) and not math.isfinite(item):
             return "must not contain NaN or infinite numbers"
     return None
-
-
-def storable(text: str) -> bool:
-    """What PostgreSQL can store as text: UTF-8 encodable (no lone surrogates), no NUL."""
-    return "\x00" not in text and encodable(text)
-
-
-def encodable(text: str) -> bool:
-    """Valid Unicode: no lone surrogate (JSON's ``"\\ud800"`` decodes to one), which neither
-    UTF-8 nor PostgreSQL can hold."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def unencodable(value: Any) -> tuple[JsonPath, str] | None:

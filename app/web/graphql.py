@@ -12,8 +12,9 @@ from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.schema.base import BaseSchema
 
+from app.domain.text import encodable
 from app.security.api_keys import Principal
-from app.services.validation import encodable, unencodable_message
+from app.services.validation import unencodable_message
 from app.web.auth import principal_for
 from app.web.body import parse_json, read_body
 from app.web.errors import UNAUTHENTICATED_MESSAGE, Refused, json_error

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from app.domain.limits import JSON_NESTING_MAX
 from app.settings import Settings
 from app.web.asgi import create_app
 from tests.graphql_client import gql
@@ -206,7 +207,7 @@ async def test_a_result_object_string_nested_100000_deep_is_a_400(
     body = assert_error(response, 400)
     assert body["error"] == "INVALID_PAYLOAD"
     assert "'resultObject'" in body["message"]
-    assert "nested deeper than 32" in body["message"]
+    assert f"nested deeper than {JSON_NESTING_MAX}" in body["message"]
     await nothing_stored(engine)
 
 
@@ -217,7 +218,7 @@ def nested(depth: int, leaf: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize("depth", [33, 900])
+@pytest.mark.parametrize("depth", [JSON_NESTING_MAX + 1, 900])
 @pytest.mark.parametrize("where", ["body", "resultObject string"])
 async def test_json_nested_past_the_bound_is_a_400_however_it_arrives(
     client: httpx.AsyncClient, engine: AsyncEngine, enrollment_id: str, where: str, depth: int
@@ -230,7 +231,7 @@ async def test_json_nested_past_the_bound_is_a_400_however_it_arrives(
     payload["resultObject"] = [row] if where == "body" else json.dumps([row])
     response = await post_raw(client, "phantombuster", "", payload)
     body = assert_error(response, 400)
-    assert "deeper than 32" in body["message"]
+    assert f"deeper than {JSON_NESTING_MAX}" in body["message"]
     await nothing_stored(engine)
 
 
@@ -239,7 +240,8 @@ async def test_json_nested_up_to_the_bound_is_accepted(
 ) -> None:
     payload = sample_body("phantombuster", enrollment_id)
     # body → resultObject → row → error: 3 levels before the error's own.
-    payload["resultObject"] = [payload["resultObject"] | {"error": nested(29, "boom")}]
+    error = nested(JSON_NESTING_MAX - 3, "boom")
+    payload["resultObject"] = [payload["resultObject"] | {"error": error}]
     response = await post_raw(client, "phantombuster", "", payload)
     assert response.status_code == 200, response.text
     assert await count_rows(engine, "campaign_events") == 1

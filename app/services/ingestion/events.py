@@ -29,9 +29,10 @@ from app.domain.enums import (
 )
 from app.domain.errors import DomainError
 from app.domain.limits import JSON_MAX_BYTES, PROVIDER_EVENT_ID_MAX, STEP_NUMBER_MAX
+from app.domain.text import storable
 from app.models.outcomes import SHARDS
 from app.services.ingestion.effects import with_effects
-from app.services.validation import Problems, instant_problem, storable
+from app.services.validation import Problems, instant_problem
 
 
 def default_channel(event_type: EventType) -> Channel:
