@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import hypothesis
@@ -45,16 +45,13 @@ def internal_errors(body: str) -> list[Any]:
     ]
 
 
-def run_fuzz(
-    name: str, strategy: st.SearchStrategy[Any], send: Callable[[Any], Any], cases: int = 0
-) -> dict[int, int]:
-    """Send ``cases`` generated cases (``examples()`` by default); none may get a 5xx, a
-    masked internal error, or a body with a stack trace or SQL. Returns each status' count."""
-    seed = fuzz_seed()
-    cases = cases or examples()
-    print(f"{name}: hypothesis seed {seed} (replay with CAMPAIGN_FUZZ_SEED={seed})")
-    statuses: dict[int, int] = {}
-
+def _check_all(
+    strategy: st.SearchStrategy[Any],
+    send: Callable[[Any], Any],
+    cases: int,
+    seed: int,
+    statuses: dict[int, int],
+) -> None:
     @hypothesis.seed(seed)
     @hypothesis.settings(
         max_examples=cases,
@@ -79,6 +76,25 @@ def run_fuzz(
         assert internal_errors(body) == [], body[:500]
 
     check()
+
+
+def run_fuzz(
+    name: str,
+    strategy: st.SearchStrategy[Any] | Sequence[st.SearchStrategy[Any]],
+    send: Callable[[Any], Any],
+    cases: int = 0,
+) -> dict[int, int]:
+    """Send ``cases`` generated cases (``examples()`` by default); none may get a 5xx, a
+    masked internal error, or a body with a stack trace or SQL. Given several strategies,
+    ``cases`` goes to each in turn (Hypothesis would draw the first ones of a ``one_of`` far
+    more often). Returns each status' count."""
+    seed = fuzz_seed()
+    cases = cases or examples()
+    print(f"{name}: hypothesis seed {seed} (replay with CAMPAIGN_FUZZ_SEED={seed})")
+    statuses: dict[int, int] = {}
+    strategies = strategy if isinstance(strategy, Sequence) else [strategy]
+    for each in strategies:
+        _check_all(each, send, cases, seed, statuses)
     print(f"{name}: {sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}")
-    assert sum(statuses.values()) >= cases
+    assert sum(statuses.values()) >= cases * len(strategies)
     return statuses

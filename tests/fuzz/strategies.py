@@ -56,6 +56,18 @@ def with_lone_surrogate() -> st.SearchStrategy[str]:
     )
 
 
+def spoiled(plausible: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """A plausible value (an address, an id) with one bad character put inside it, first half
+    the time: it passes the shape checks a random string fails (the local part of an e-mail
+    address takes anything), and so gets as far as the database."""
+    return st.builds(
+        lambda text, at, bad: text[: at % (len(text) + 1)] + bad + text[at % (len(text) + 1) :],
+        plausible,
+        st.one_of(st.just(0), st.integers(0, 400)),
+        st.one_of(_SURROGATES, st.just("\x00")),
+    )
+
+
 def hostile_text(max_size: int = 300) -> st.SearchStrategy[str]:
     """Ordinary text, and text with lone surrogates, NUL, pairs, long runs, deep brackets."""
     return st.one_of(

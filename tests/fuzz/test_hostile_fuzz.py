@@ -44,6 +44,7 @@ from tests.fuzz.strategies import (
     hostile_object,
     hostile_text,
     hostile_time,
+    spoiled,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
@@ -77,27 +78,31 @@ def leaves(type_: GraphQLInputType, path: ArgumentPath = ()) -> Iterator[tuple[A
         yield path, inner.name
 
 
-def hostile(scalar: str) -> st.SearchStrategy[Any]:
+def hostile_variants(scalar: str, ids: tuple[str, ...], name: str) -> list[st.SearchStrategy[Any]]:
+    """The classes of hostile value for a position, each given its own cases (in one
+    ``one_of`` Hypothesis would draw some far more often than others)."""
     if scalar == "DateTime":
-        return hostile_time()
+        return [hostile_time()]
     if scalar == "JSON":
-        return st.one_of(hostile_object(), hostile_json())
-    return hostile_text()
+        return [hostile_object(), hostile_json()]
+    return [hostile_text(), spoiled(plausible_scalar(scalar, ids, name))]
 
 
-def plausible_scalar(name: str, ids: tuple[str, ...]) -> st.SearchStrategy[Any]:
-    """Values that pass most checks, so the one hostile value gets as deep as it can."""
+ADDRESSES = ["fuzz@example.com", "https://www.linkedin.com/in/fuzz"]
+
+
+def plausible_scalar(scalar: str, ids: tuple[str, ...], name: str) -> st.SearchStrategy[Any]:
+    """Values that pass most checks, so the one hostile value gets as deep as it can (an
+    address where the field ``name`` says one goes)."""
+    if scalar == "String":
+        return st.sampled_from(ADDRESSES if "address" in name.lower() else ["fuzz", *ADDRESSES])
     return {
         "ID": st.sampled_from(ids),
         "DateTime": st.sampled_from(["2025-11-09T13:00:00Z", "2025-11-09T14:00:00+02:00"]),
-        "JSON": st.sampled_from([{}, {"email": "fuzz@example.com", "first_name": "Ada"}]),
+        "JSON": st.sampled_from([{}, {"email": ADDRESSES[0], "first_name": "Ada"}]),
         "Int": st.integers(1, 3),
         "Float": st.sampled_from([0.5, 1.0]),
-        "Boolean": st.booleans(),
-    }.get(
-        name,
-        st.sampled_from(["fuzz", "fuzz@example.com", "https://www.linkedin.com/in/fuzz"]),
-    )
+    }.get(scalar, st.booleans())
 
 
 @st.composite
@@ -107,6 +112,7 @@ def arguments(
     ids: tuple[str, ...],
     target: ArgumentPath | None,
     hostile_value: Any,
+    name: str = "",
 ) -> Any:
     """A plausible value of ``type_``, except at ``target`` (a path inside it, made present
     all the way down), where ``hostile_value`` goes."""
@@ -117,22 +123,22 @@ def arguments(
         return None
     if isinstance(inner, GraphQLList):
         rest = None if target is None else target[1:]
-        items = [draw(arguments(inner.of_type, ids, rest, hostile_value))]
+        items = [draw(arguments(inner.of_type, ids, rest, hostile_value, name))]
         if draw(st.booleans()):
-            items.append(draw(arguments(inner.of_type, ids, None, None)))
+            items.append(draw(arguments(inner.of_type, ids, None, None, name)))
         return items
     if isinstance(inner, GraphQLInputObjectType):
         value = {}
-        for name, field in inner.fields.items():
-            on_path = target is not None and target[0] == name
+        for key, field in inner.fields.items():
+            on_path = target is not None and target[0] == key
             required = isinstance(field.type, GraphQLNonNull) and field.default_value is Undefined
             if on_path or required or draw(st.integers(0, 2)) > 0:
                 rest = target[1:] if on_path and target is not None else None
-                value[name] = draw(arguments(field.type, ids, rest, hostile_value))
+                value[key] = draw(arguments(field.type, ids, rest, hostile_value, key))
         return value
     if isinstance(inner, GraphQLEnumType):
         return draw(st.sampled_from(list(inner.values)))
-    return draw(plausible_scalar(inner.name, ids))
+    return draw(plausible_scalar(inner.name, ids, name))
 
 
 def operations() -> Iterator[tuple[str, str, GraphQLField]]:
@@ -152,7 +158,8 @@ def document(kind: str, name: str, field: GraphQLField) -> str:
     return f"{kind}({definitions}) {{ {name}({uses}){selection} }}"
 
 
-TARGETS = [
+Target = tuple[str, GraphQLField, str, ArgumentPath, str]
+TARGETS: list[Target] = [
     (document(kind, name, field), field, arg, path, scalar)
     for kind, name, field in operations()
     for arg, spec in field.args.items()
@@ -160,21 +167,34 @@ TARGETS = [
 ]
 """Every (operation, argument, position) where a string or a time goes: each case aims one
 hostile value at one of them, every other argument plausible."""
-PER_TARGET = 15
+PER_CASE = 10
 
 
 @st.composite
-def graphql_case(draw: st.DrawFn, ids: tuple[str, ...]) -> dict[str, Any]:
-    query, field, target_arg, path, scalar = draw(st.sampled_from(TARGETS))
-    value = draw(hostile(scalar))
+def graphql_case(
+    draw: st.DrawFn, target: Target, hostile: st.SearchStrategy[Any], ids: tuple[str, ...]
+) -> dict[str, Any]:
+    """A request aiming a ``hostile`` value at ``target``, every other argument plausible."""
+    query, field, target_arg, path, _ = target
+    value = draw(hostile)
     variables = {
-        arg: draw(arguments(spec.type, ids, path if arg == target_arg else None, value))
+        arg: draw(arguments(spec.type, ids, path if arg == target_arg else None, value, arg))
         for arg, spec in field.args.items()
     }
     body: dict[str, Any] = {"query": query, "variables": variables}
     if draw(st.integers(0, 9)) == 0:  # the one string of a request outside the document
         body["operationName"] = draw(hostile_text(40))
     return body
+
+
+def graphql_cases(ids: tuple[str, ...]) -> list[st.SearchStrategy[dict[str, Any]]]:
+    cases = []
+    for target in TARGETS:
+        _, _, arg, path, scalar = target
+        leaf = next((p for p in reversed((arg, *path)) if isinstance(p, str)), arg)
+        for hostile in hostile_variants(scalar, ids, leaf):
+            cases.append(graphql_case(target, hostile, ids))
+    return cases
 
 
 def test_every_graphql_string_and_time_argument(live_server: LiveServer) -> None:
@@ -189,9 +209,10 @@ def test_every_graphql_string_and_time_argument(live_server: LiveServer) -> None
             # ensure_ascii: a lone surrogate travels as the escape an attacker would send.
             return http.post("/graphql", content=json.dumps(case).encode(), headers=headers)
 
-        # At least PER_TARGET cases aimed at each position, whatever CAMPAIGN_FUZZ_EXAMPLES says.
-        cases = max(examples(), PER_TARGET * len(TARGETS))
-        run_fuzz("graphql variables", graphql_case(live_server.ids), send, cases)
+        # Each position and class in turn: its share of CAMPAIGN_FUZZ_EXAMPLES, at least PER_CASE.
+        strategies = graphql_cases(live_server.ids)
+        cases = max(examples() // len(strategies), PER_CASE)
+        run_fuzz("graphql variables", strategies, send, cases)
 
 
 # ----------------------------------------------------------------------------- webhooks
@@ -231,6 +252,12 @@ def _string_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any,
             yield from _string_paths(child, (*path, index))
 
 
+def _get(value: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        value = value[part]
+    return value
+
+
 def _set(value: Any, path: tuple[Any, ...], new: Any) -> None:
     for part in path[:-1]:
         value = value[part]
@@ -249,7 +276,9 @@ def webhook_case(draw: st.DrawFn, enrollment_ids: tuple[str, ...]) -> tuple[str,
         if name in ENROLLMENT_FIELDS and choice == "keep":
             _set(payload, path, draw(st.sampled_from(enrollment_ids)))
         elif choice == "hostile":
-            _set(payload, path, draw(hostile_time() if name in TIME_FIELDS else hostile_text()))
+            original = st.just(_get(payload, path))
+            text = hostile_time() if name in TIME_FIELDS else hostile_text()
+            _set(payload, path, draw(st.one_of(text, spoiled(original))))
     if isinstance(payload, dict) and draw(st.booleans()):
         payload[draw(hostile_text(20))] = draw(hostile_json())
     if endpoint == "phantombuster" and isinstance(payload, dict):
