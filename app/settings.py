@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -17,6 +18,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+from app.domain.limits import BULK_ENROLL_MAX, CONTACT_ID_MAX, JSON_MAX_BYTES
 
 
 class ConfigError(Exception):
@@ -46,12 +49,36 @@ def normalize_database_url(raw: str) -> str:
     return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def largest_contact_list_bytes() -> int:
+    """The JSON of the largest contact list bulkEnroll accepts: BULK_ENROLL_MAX contacts, each
+    with the longest contactId (4 bytes a character in UTF-8) and metadata as large as it may be
+    stored, written compactly (characters escaped as ``\\uXXXX`` take more room)."""
+    punctuation = len('{"contactId":"","metadata":},')
+    return BULK_ENROLL_MAX * (punctuation + 4 * CONTACT_ID_MAX + JSON_MAX_BYTES)
+
+
 def parse_bind(value: str) -> tuple[str, int]:
     """``host:port`` (``[::1]:9100`` for IPv6) into its parts; ValueError when malformed."""
     host, sep, port = value.strip().rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("must look like host:port, e.g. 127.0.0.1:9100")
     return host.strip("[]"), int(port)
+
+
+def parse_forwarded_allow_ips(value: str) -> list[str]:
+    """``10.0.0.1,10.1.0.0/16`` (or ``*``) into its entries; ValueError on anything else, so a
+    typo cannot silently trust every peer or none."""
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network (e.g. 10.0.0.1 or 10.0.0.0/8), nor *"
+            ) from None
+    return entries
 
 
 class Settings(BaseSettings):
@@ -87,11 +114,19 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=5_000, ge=10)
     max_query_cost: int = Field(default=50_000, ge=1)
     graphql_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    graphql_write_max_bytes: int | None = Field(default=None, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     auth_failures_per_minute: int = Field(default=20, ge=1)
     webhook_rate_limit_per_minute: int = Field(default=6_000, ge=1)
     introspection: bool | None = None
     auth_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # The HTTP edge (issue 24): what the server itself bounds, before any route runs.
+    forwarded_allow_ips: str = ""
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(default=100, ge=10, le=10_000)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     # Sending (issue 23): the providers' APIs and credentials, the sender's timing.
     postmark_api_url: str = "https://api.postmarkapp.com"
     postmark_server_token: SecretStr | None = None
@@ -130,6 +165,21 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _write_bodies_admit_queries(self) -> Settings:
+        if self.graphql_write_max_bytes is not None and (
+            self.graphql_write_max_bytes < self.graphql_max_bytes
+        ):
+            raise ValueError(
+                "CAMPAIGN_GRAPHQL_WRITE_MAX_BYTES must be at least CAMPAIGN_GRAPHQL_MAX_BYTES"
+            )
+        return self
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: str) -> str:
+        return ",".join(parse_forwarded_allow_ips(value))
+
     @field_validator("metrics_bind")
     @classmethod
     def _check_metrics_bind(cls, value: str | None) -> str | None:
@@ -154,6 +204,17 @@ class Settings(BaseSettings):
     def introspection_enabled(self) -> bool:
         """On in development; off in production unless CAMPAIGN_INTROSPECTION=true."""
         return self.introspection if self.introspection is not None else not self.is_production
+
+    def graphql_body_limit(self, can_write: bool) -> int:
+        """The largest /graphql body: a query needs little, but a key that may write may send
+        the largest bulkEnroll (CAMPAIGN_GRAPHQL_WRITE_MAX_BYTES, else derived from the contact
+        and metadata limits, on top of the query allowance). The contacts of one request are
+        capped (schema/extensions/limits.py), which bounds the work such a body causes."""
+        if not can_write:
+            return self.graphql_max_bytes
+        if self.graphql_write_max_bytes is not None:
+            return self.graphql_write_max_bytes
+        return self.graphql_max_bytes + largest_contact_list_bytes()
 
     @property
     def embedded_pgdata(self) -> Path:

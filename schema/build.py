@@ -6,20 +6,23 @@ from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError, GraphQLSchema
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
 from app.settings import Settings
 from resolvers.fast_execution import FastExecutor
 from schema.extensions.database_outage import ReportDatabaseOutage
-from schema.extensions.limits import QueryCostLimit, TokenLimitedParserCache, alias_rule, depth_rule
+from schema.extensions.error_codes import ErrorCodes, IntrospectionDisabled
+from schema.extensions.limits import (
+    QueryCostLimit,
+    RequestContactLimit,
+    TokenLimitedParserCache,
+    alias_rule,
+    depth_rule,
+)
 from schema.extensions.masking import MaskUnexpectedErrors
 from schema.extensions.operation_facts import OperationFacts
+from schema.extensions.payload_reads import PayloadReadScope
 from schema.extensions.unicode_variables import RefuseUnencodableVariables
 from schema.mutation import Mutation
 from schema.query import Query
@@ -34,23 +37,28 @@ def _extensions(
     """Factories, so each request gets fresh extension instances around shared caches.
 
     ``executable`` gives the graphql-core schema the cost limit measures against: it exists
-    only once the Strawberry schema these extensions are given to is built."""
+    only once the Strawberry schema these extensions are given to is built. Introspection and
+    graphql-core's name suggestions ("Did you mean …?") are off together."""
+    introspection = settings.introspection_enabled
     # The rule classes are made once: they are part of the validation cache's key.
     rules = [depth_rule(settings.max_query_depth), alias_rule(settings.max_aliases)]
-    extensions: list[Callable[[], SchemaExtension]] = [
+    if not introspection:
+        rules.insert(0, IntrospectionDisabled)
+    return [
+        # Outermost: it codes the errors every other stage left (masked ones included).
+        lambda: ErrorCodes(hide_suggestions=not introspection),
         lambda: TokenLimitedParserCache(settings.max_tokens, maxsize=CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
         RefuseUnencodableVariables,
+        lambda: PayloadReadScope(executable()),
+        RequestContactLimit,
         lambda: QueryCostLimit(settings.max_query_cost, executable()),
         MaskUnexpectedErrors,
         # Inside the masking: an outage is seen (and made a 503) before errors are masked.
         OperationFacts,
         ReportDatabaseOutage,
     ]
-    if not settings.introspection_enabled:
-        extensions.insert(1, DisableIntrospection)
-    return extensions
 
 
 class _Schema(strawberry.Schema):

@@ -3,11 +3,14 @@ the tests, the benchmarks and GraphiQL users share."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from graphql import OperationDefinitionNode, parse
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+VARIABLES = EXAMPLES / "variables"
 
 
 def example(file_name: str) -> str:
@@ -26,3 +29,12 @@ def operations() -> dict[str, tuple[str, str]]:
                 assert name not in found, f"operation {name} is defined twice"
                 found[name] = (path.name, definition.operation.value)
     return found
+
+
+def variables(operation: str) -> dict[str, Any]:
+    """The variables stored for ``operation`` in ``examples/variables/``: ids of the seed's rows."""
+    path = VARIABLES / f"{operation}.json"
+    if not path.exists():
+        return {}
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,108 @@ def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".venv", ".data", ".git", "build", "*.egg-info"} <= ignored
+
+
+# --- what `make run` installs, and what running needs ----------------------------------------
+
+TEST_ONLY = {"pytest", "pytest-asyncio", "hypothesis", "playwright", "schemathesis", "ruff"}
+FIRST_PARTY = {"app", "schema", "resolvers", "migrations"}
+
+
+def _project() -> dict[str, Any]:
+    project: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project
+
+
+def _dist(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _runtime_closure() -> set[str]:
+    """Every distribution the project's dependencies install, their extras and theirs
+    included: what `pip install .` brings (read from the installed metadata)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    pending = [Requirement(r) for r in _project()["dependencies"]]
+    seen: set[str] = set()
+    while pending:
+        requirement = pending.pop()
+        name = _dist(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            declared = requires(name) or []
+        except PackageNotFoundError:
+            continue  # a marker left it out on this platform
+        for raw in declared:
+            child = Requirement(raw)
+            extras = requirement.extras or {""}
+            if child.marker is None or any(child.marker.evaluate({"extra": e}) for e in extras):
+                pending.append(child)
+    return seen
+
+
+def _imported_third_party() -> set[str]:
+    """The top-level modules that the service's own code imports, outside the standard
+    library and the project."""
+    import ast
+    import sys
+
+    modules: set[str] = set()
+    for folder in FIRST_PARTY:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    modules.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules.add(node.module.split(".")[0])
+    return modules - set(sys.stdlib_module_names) - FIRST_PARTY - {"__future__"}
+
+
+def test_running_needs_nothing_from_the_test_extras() -> None:
+    """Each module the service imports comes with a runtime dependency, so `make run` and the
+    Docker image (which install no extras) can run everything the service does."""
+    from importlib.metadata import packages_distributions
+
+    provided_by = packages_distributions()
+    runtime = _runtime_closure()
+    missing = {
+        module: provided_by.get(module)
+        for module in _imported_third_party()
+        if not {_dist(d) for d in provided_by.get(module, [])} & runtime
+    }
+    assert missing == {}
+
+
+def test_the_test_tools_are_not_runtime_dependencies() -> None:
+    from packaging.requirements import Requirement
+
+    assert TEST_ONLY & _runtime_closure() == set()
+    extra = {_dist(Requirement(r).name) for r in _project()["optional-dependencies"]["test"]}
+    assert extra >= TEST_ONLY
+
+
+def _make_dry_run(target: str) -> list[str]:
+    """The commands `make TARGET` would run from a clean clone (-B: every stamp out of date)."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-B", "-C", str(ROOT), target],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line for line in result.stdout.splitlines() if " pip install " in line]
+
+
+def test_make_run_installs_the_project_without_extras() -> None:
+    installs = _make_dry_run("run")
+    projects = [line for line in installs if "--upgrade pip" not in line]
+    assert projects, installs
+    assert all(re.search(r"-e \.$", line) for line in projects), projects
+
+
+def test_make_test_installs_the_test_extras() -> None:
+    installs = _make_dry_run("test")
+    assert any("-e '.[test]'" in line for line in installs), installs

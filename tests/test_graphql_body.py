@@ -1,14 +1,28 @@
-"""The /graphql request body: size (413), media type (415) and shape (400), as JSON errors."""
+"""The /graphql request body: size (413), media type (415) and shape (400), as JSON errors.
+
+A key that may write gets room for the largest bulkEnroll; others keep the query limit."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from starlette.applications import Starlette
+
+from app.domain.limits import BULK_ENROLL_MAX, CONTACT_ID_MAX, JSON_MAX_BYTES
+from app.settings import Settings
+from tests.lifecycle.helpers import (
+    BULK_ENROLL_COUNTS,
+    create_template,
+    engine_of,
+    enrollment_rows,
+    instance_in,
+)
 
 CHUNK = 64 * 1024
 
@@ -162,3 +176,71 @@ async def test_authentication_comes_before_the_body(client: httpx.AsyncClient) -
     """Without a key nothing of the request is read: 401 whatever the body."""
     response = await client.post("/graphql", content=b"not json", headers={"content-type": "x"})
     assert_error(response, 401, "UNAUTHENTICATED")
+
+
+def realistic_contacts(count: int) -> list[dict[str, Any]]:
+    """What a CRM export carries for each contact: e-mail, LinkedIn URL, name and company."""
+    return [
+        {
+            "contactId": f"crm-{n:06d}",
+            "metadata": {
+                "email": f"firstname.lastname{n}@example-company.com",
+                "linkedin_url": f"https://www.linkedin.com/in/firstname-lastname-{n:06d}",
+                "first_name": "Firstname",
+                "last_name": "Lastname",
+                "company": f"Example Company {n % 97} International Ltd",
+            },
+        }
+        for n in range(count)
+    ]
+
+
+async def test_the_largest_bulk_enroll_of_realistic_contacts_is_accepted(
+    app: Starlette, client: httpx.AsyncClient, write_key: str
+) -> None:
+    """10,000 contacts with the fields a CRM sends pass 1 MB: a key that may write can send
+    them, in one request, as the API invites."""
+    engine = engine_of(app)
+    template_id = await create_template(client, write_key, "EMAIL", email=[(1, 0)])
+    instance_id = await instance_in(client, write_key, engine, template_id, "draft")
+    variables = {"instanceId": instance_id, "contacts": realistic_contacts(BULK_ENROLL_MAX)}
+    body = json.dumps({"query": BULK_ENROLL_COUNTS, "variables": variables}).encode()
+    assert len(body) > 2 * app.state.settings.graphql_max_bytes
+    response = await client.post("/graphql", content=body, headers=auth(write_key))
+    assert response.status_code == 200, response.text[:300]
+    result = response.json()["data"]["bulkEnroll"]
+    assert (result["enrolledCount"], result["errors"]) == (BULK_ENROLL_MAX, [])
+    assert len(await enrollment_rows(engine, instance_id)) == BULK_ENROLL_MAX
+
+
+async def test_a_key_that_cannot_write_keeps_the_query_limit(
+    app: Starlette, client: httpx.AsyncClient, read_key: str
+) -> None:
+    """Only writes take large inputs: a read-only key's body stops at the query limit."""
+    over = exactly(app.state.settings.graphql_max_bytes + 1)
+    response = await client.post("/graphql", content=over, headers=auth(read_key))
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_the_write_limit_admits_the_largest_contact_list_the_api_accepts() -> None:
+    """The largest contacts bulkEnroll stores: the longest contactId (in 4-byte characters)
+    and metadata exactly as large as the service measures its limit, compact JSON."""
+    filler = "x" * JSON_MAX_BYTES
+    overhead = len(json.dumps({"notes": ""}, ensure_ascii=False).encode())
+    metadata = {"notes": filler[: JSON_MAX_BYTES - overhead]}
+    assert len(json.dumps(metadata, ensure_ascii=False).encode()) == JSON_MAX_BYTES
+    contact = {"contactId": "\U0001f600" * CONTACT_ID_MAX, "metadata": metadata}
+
+    def size(contacts: int) -> int:
+        request = {"query": BULK_ENROLL_COUNTS, "variables": {"instanceId": str(uuid.uuid4())}}
+        request["variables"]["contacts"] = [contact] * contacts  # type: ignore[index]
+        return len(json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode())
+
+    largest = size(1) + (BULK_ENROLL_MAX - 1) * (size(2) - size(1))
+    settings = Settings.model_construct()
+    assert settings.graphql_body_limit(can_write=True) >= largest
+    assert settings.graphql_body_limit(can_write=False) == settings.graphql_max_bytes
+    capped = Settings(graphql_write_max_bytes=2 * 1024 * 1024)
+    assert capped.graphql_body_limit(can_write=True) == 2 * 1024 * 1024
+    with pytest.raises(ValidationError):
+        Settings(graphql_max_bytes=4096, graphql_write_max_bytes=2048)

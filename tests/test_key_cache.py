@@ -1,6 +1,9 @@
 """The key cache: a verified key is looked up once per CAMPAIGN_AUTH_CACHE_S, and a revoked key
-stops working once that time has passed (at once with the cache off). Time is a fake clock the
-tests step forward: nothing here waits out a TTL."""
+stops working once that time has passed (at once with the cache off); a key that expires (or a
+rotated-out secret whose grace ends) is forgotten then, however long the TTL. It also queues
+each key's use for a write at most once a minute. Time is a fake clock the tests step forward:
+nothing here waits out a TTL (tests/test_key_expiry_rotation.py does, on the database's
+clock)."""
 
 from __future__ import annotations
 
@@ -37,8 +40,10 @@ class Clock:
         return self.now
 
 
-def _principal(name: str) -> Principal:
-    return Principal(key_id=uuid.uuid4(), name=name, scopes=frozenset({Scope.READ}))
+def _principal(name: str, valid_for_s: float | None = None) -> Principal:
+    return Principal(
+        key_id=uuid.uuid4(), name=name, scopes=frozenset({Scope.READ}), valid_for_s=valid_for_s
+    )
 
 
 def test_a_remembered_key_is_served_until_its_time_is_up() -> None:
@@ -58,6 +63,49 @@ def test_an_entry_expires_after_the_ttl() -> None:
     cache.remember("a" * 64, _principal("reader"))
     clock.now = START + 30
     assert cache.get("a" * 64) is None
+
+
+def test_a_key_is_forgotten_when_it_stops_being_valid_not_at_the_ttl() -> None:
+    clock = Clock()
+    cache = KeyCache(ttl_s=60, clock=clock)
+    cache.remember("a" * 64, _principal("expiring", valid_for_s=10))
+    cache.remember("b" * 64, _principal("lasting", valid_for_s=600))
+    clock.now = START + 9.999
+    assert cache.get("a" * 64) is not None
+    clock.now = START + 10
+    assert cache.get("a" * 64) is None
+    assert cache.get("b" * 64) is not None  # the TTL, nearer than its own end, applies
+
+
+def test_a_key_with_no_time_left_is_not_remembered() -> None:
+    cache = KeyCache(ttl_s=60, clock=Clock())
+    cache.remember("a" * 64, _principal("ending", valid_for_s=0))
+    assert cache.get("a" * 64) is None
+
+
+def test_each_key_is_queued_for_a_use_write_at_most_once_a_minute() -> None:
+    clock = Clock()
+    cache = KeyCache(ttl_s=300, clock=clock)
+    busy, quiet = _principal("busy"), _principal("quiet")
+    cache.remember("a" * 64, busy)
+    cache.remember("b" * 64, quiet)
+    for _ in range(100):
+        assert cache.get("a" * 64) is busy
+    assert cache.take_uses() == {busy.key_id, quiet.key_id}
+    clock.now = START + 59.999
+    assert cache.get("a" * 64) is busy
+    assert cache.take_uses() == set()
+    clock.now = START + 60
+    assert cache.get("a" * 64) is busy
+    assert cache.take_uses() == {busy.key_id}
+
+
+def test_uses_are_queued_with_the_cache_off_too() -> None:
+    cache = KeyCache(ttl_s=0, clock=Clock())
+    principal = _principal("uncached")
+    for _ in range(5):
+        cache.remember("a" * 64, principal)
+    assert cache.take_uses() == {principal.key_id}
 
 
 def test_a_zero_ttl_remembers_nothing() -> None:

@@ -148,3 +148,32 @@ async def test_every_table_keeps_updated_at_and_enrollments_guard_status(
     }
     expected.add(("enrollments", "trg_enrollments_status_guard", "enrollment_status_guard"))
     assert triggers == expected
+
+
+async def test_keys_made_before_expiry_and_rotation_keep_working(empty_database_url: str) -> None:
+    """0004 adds expiry and rotation to api_keys: a key stored before it still verifies after
+    it (no expiry, no previous secret), and the downgrade keeps it too."""
+    from app.security.api_keys import authenticate, hash_key
+
+    url, key = empty_database_url, "cak_" + "k" * 43
+    await asyncio.to_thread(migrate.upgrade, url, "20261207_0003")
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO api_keys (name, key_hash, scopes)"
+                    " VALUES ('older', :key_hash, ARRAY['read'])"
+                ),
+                {"key_hash": hash_key(key)},
+            )
+        await asyncio.to_thread(migrate.upgrade, url)
+        async with engine.connect() as connection:
+            principal = await authenticate(connection, key)
+    finally:
+        await engine.dispose()
+    assert principal is not None
+    assert (principal.name, principal.valid_for_s) == ("older", None)
+
+    await asyncio.to_thread(migrate.downgrade, url, "20261207_0003")
+    assert await _query(url, "SELECT name FROM api_keys") == [("older",)]

@@ -154,3 +154,74 @@ def test_the_token_limit_signal_agrees_with_graphql_core(seed: int) -> None:
             by_message = f"Document contains more than {limit} tokens." in error.message
             assert exceeds_token_limit(document, limit) is by_message, (document, limit)
     assert refused > 1000
+
+
+async def test_uvicorn_httptools_protocol_internals_the_connection_guard_uses() -> None:
+    """app/web/http_protocol.py subclasses uvicorn's httptools protocol: it overrides these
+    methods, calls them through super(), and reads and sets these attributes of the protocol
+    and of its request-response cycle. tests/test_http_limits.py tests the behaviour."""
+    import asyncio
+    import logging
+
+    from uvicorn import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+    from uvicorn.server import ServerState
+
+    from app.web.http_protocol import GuardedHttpProtocol
+
+    assert GuardedHttpProtocol.__mro__[1] is HttpToolsProtocol
+    overridden = {
+        "connection_made": ["transport"],
+        "connection_lost": ["exc"],
+        "data_received": ["data"],
+        "on_message_begin": [],
+        "on_headers_complete": [],
+        "on_message_complete": [],
+    }
+    for name, arguments in overridden.items():
+        assert parameters(getattr(HttpToolsProtocol, name))[1:] == arguments, name
+    assert parameters(HttpToolsProtocol.__init__)[1:] == [
+        "config",
+        "server_state",
+        "app_state",
+        "_loop",
+    ]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    state = ServerState()
+    protocol = HttpToolsProtocol(
+        config=Config(app, log_config=None),
+        server_state=state,
+        app_state={},
+        _loop=asyncio.get_running_loop(),
+    )
+    assert protocol.connections is state.connections
+    assert protocol.cycle is None
+    assert callable(protocol.app)
+    assert isinstance(protocol.loop, asyncio.AbstractEventLoop)
+    protocol.on_message_begin()  # the head being parsed: its target and its header fields
+    protocol.on_url(b"/graphql")
+    protocol.on_header(b"Host", b"example.com")
+    assert (protocol.url, protocol.headers) == (b"/graphql", [(b"host", b"example.com")])
+
+    cycle = RequestResponseCycle(
+        scope={},  # type: ignore[typeddict-item]
+        transport=None,  # type: ignore[arg-type]
+        flow=None,  # type: ignore[arg-type]
+        logger=logging.getLogger("test"),
+        access_logger=logging.getLogger("test"),
+        access_log=False,
+        default_headers=[],
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=True,
+        on_response=lambda: None,
+    )
+    assert (cycle.response_started, cycle.response_complete, cycle.disconnected) == (
+        False,
+        False,
+        False,
+    )
+    assert isinstance(cycle.message_event, asyncio.Event)

@@ -13,14 +13,19 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from app.cli import _parser
+from app.cli import serve as cli_serve
+from app.cli.common import CommandError
 from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
 from app.security.rate_limit import RateLimiter, TokenBuckets
-from app.settings import Settings
+from app.settings import ConfigError, Settings, load_settings
 from app.web.asgi import create_app
+from tests.live_server import serving
 
 QUERY = {"query": "{ __typename }"}
 LEMLIST_SECRET = "lemlist-secret-for-rate-tests"
@@ -153,31 +158,36 @@ async def test_the_nth_request_of_a_key_passes_and_the_next_is_429(
             assert response.status_code == 200
 
 
-async def test_failed_authentications_block_the_address_after_the_limit(
+async def test_failures_are_throttled_but_a_valid_key_from_the_address_is_served(
     settings: Settings, clean_db: None
 ) -> None:
-    """The Nth failure is a 401, then the address gets 429 without its key being looked up,
-    even for a valid key; other addresses are not affected."""
-    per_minute = 5
+    """20 wrong keys from one address (the default limit) and more: the failures get 401 then
+    429, while a valid key from that same address is served every time; other addresses are
+    not affected, and once the bucket has refilled a failure is a 401 again."""
+    per_minute = Settings.model_fields["auth_failures_per_minute"].default
     async with limited_app(settings, auth_failures_per_minute=per_minute) as (app, clock):
         key = await new_key(app, "reader", frozenset({Scope.READ}))
-        async with client_from(app, "198.51.100.1") as attacker:
+        valid = {"authorization": f"Bearer {key}"}
+        async with client_from(app, "198.51.100.1") as shared:
             for n in range(per_minute):
                 wrong = {"authorization": f"Bearer cak_wrong{n}"}
-                response = await attacker.post("/graphql", json=QUERY, headers=wrong)
+                response = await shared.post("/graphql", json=QUERY, headers=wrong)
                 assert response.status_code == 401
-            refused = await attacker.post(
-                "/graphql", json=QUERY, headers={"authorization": "Bearer cak_wrong"}
-            )
-            assert_429(refused, per_minute)
-            valid = {"authorization": f"Bearer {key}"}
-            assert_429(await attacker.post("/graphql", json=QUERY, headers=valid), per_minute)
+            for n in range(5):
+                refused = await shared.post(
+                    "/graphql", json=QUERY, headers={"authorization": f"Bearer cak_more{n}"}
+                )
+                assert_429(refused, per_minute)
+                response = await shared.post("/graphql", json=QUERY, headers=valid)
+                assert response.status_code == 200, response.text
+                assert response.json() == {"data": {"__typename": "Query"}}
+            assert_429(await shared.post("/graphql", json=QUERY), per_minute)
             async with client_from(app, "198.51.100.2") as neighbour:
-                response = await neighbour.post("/graphql", json=QUERY, headers=valid)
-                assert response.status_code == 200
+                response = await neighbour.post("/graphql", json=QUERY, headers={"x-api-key": "x"})
+                assert response.status_code == 401
             clock.advance(int(refused.headers["retry-after"]))
-            response = await attacker.post("/graphql", json=QUERY, headers=valid)
-            assert response.status_code == 200
+            response = await shared.post("/graphql", json=QUERY, headers={"x-api-key": "cak_x"})
+            assert response.status_code == 401
 
 
 async def test_successful_requests_do_not_count_as_failures(
@@ -229,8 +239,9 @@ async def test_webhooks_have_their_own_limit_per_secret(settings: Settings, clea
         lambda c: c.post("/webhooks/lemlist?secret=wrong", json=lemlist_event(1)),
         lambda c: c.post("/webhooks/events", json={}, headers={"x-api-key": "cak_wrong"}),
         lambda c: c.post("/graphql", json=QUERY),
+        lambda c: c.get("/metrics", headers={"x-api-key": "cak_wrong"}),
     ],
-    ids=["webhook secret", "webhook key", "graphql without key"],
+    ids=["webhook secret", "webhook key", "graphql without key", "metrics"],
 )
 async def test_failed_webhook_and_graphql_attempts_share_the_address_limit(
     settings: Settings, clean_db: None, attempt: Callable[[httpx.AsyncClient], Any]
@@ -247,7 +258,99 @@ async def test_failed_webhook_and_graphql_attempts_share_the_address_limit(
         for _ in range(per_minute):
             assert (await attempt(client)).status_code == 401
         assert_429(await attempt(client), per_minute)
+        # The provider sharing the address still delivers; only the failures are throttled.
         response = await client.post(
             f"/webhooks/lemlist?secret={LEMLIST_SECRET}", json=lemlist_event(1)
         )
-        assert_429(response, per_minute)
+        assert response.status_code == 200, response.text
+        assert_429(await attempt(client), per_minute)
+
+
+# --- behind a proxy, or not -----------------------------------------------------------------
+
+
+async def failures_from_rotating_addresses(base: str, count: int, address: str = "") -> list[int]:
+    """``count`` wrong keys over real HTTP, each claiming its own X-Forwarded-For address
+    (or all the same one, when ``address`` is given)."""
+    async with httpx.AsyncClient(base_url=base) as client:
+        return [
+            (
+                await client.post(
+                    "/graphql",
+                    json=QUERY,
+                    headers={
+                        "x-api-key": f"cak_wrong{n}",
+                        "x-forwarded-for": address or f"203.0.113.{n}",
+                    },
+                )
+            ).status_code
+            for n in range(count)
+        ]
+
+
+async def test_rotating_x_forwarded_for_does_not_evade_the_failure_limit(
+    settings: Settings, clean_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No proxy is trusted unless configured (uvicorn's own default trusts 127.0.0.1): every
+    failure counts against the peer, whatever address the request claims."""
+    per_minute = 5
+    async with (
+        limited_app(settings, auth_failures_per_minute=per_minute) as (app, _),
+        serving(app, app.state.settings, monkeypatch) as base,
+    ):
+        statuses = await failures_from_rotating_addresses(base, per_minute + 3)
+    assert statuses == [401] * per_minute + [429] * 3
+
+
+async def test_a_trusted_proxy_s_x_forwarded_for_names_the_client(
+    settings: Settings, clean_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    per_minute = 3
+    async with (
+        limited_app(
+            settings, auth_failures_per_minute=per_minute, forwarded_allow_ips="127.0.0.1"
+        ) as (app, _),
+        serving(app, app.state.settings, monkeypatch) as base,
+    ):
+        guesser = await failures_from_rotating_addresses(base, per_minute + 1, "203.0.113.9")
+        neighbour = await failures_from_rotating_addresses(base, 1, "203.0.113.10")
+    assert guesser == [401] * per_minute + [429]
+    assert neighbour == [401]
+
+
+def served_options(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, *argv: str
+) -> dict[str, Any]:
+    """What ``campaign-api serve ARGV`` hands uvicorn."""
+    captured: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: captured.update(kwargs))
+    cli_serve.cmd_serve(settings, _parser().parse_args(["serve", *argv]))
+    return captured
+
+
+def test_serve_trusts_forwarded_headers_only_from_the_configured_proxies(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = served_options(settings, monkeypatch)
+    assert (default["proxy_headers"], default["forwarded_allow_ips"]) == (False, "")
+
+    flagged = served_options(
+        settings, monkeypatch, "--forwarded-allow-ips", "10.0.0.0/8, 127.0.0.1"
+    )
+    assert (flagged["proxy_headers"], flagged["forwarded_allow_ips"]) == (
+        True,
+        "10.0.0.0/8,127.0.0.1",
+    )
+    configured = settings.model_copy(update={"forwarded_allow_ips": "192.0.2.1"})
+    assert served_options(configured, monkeypatch)["forwarded_allow_ips"] == "192.0.2.1"
+
+    with pytest.raises(CommandError, match=r"'10\.0\.0\.300' is not an IP address or network"):
+        served_options(settings, monkeypatch, "--forwarded-allow-ips", "10.0.0.300")
+
+
+def test_a_malformed_forwarded_allow_ips_setting_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CAMPAIGN_FORWARDED_ALLOW_IPS", "127.0.0.1,localhost")
+    with pytest.raises(ConfigError, match=r"CAMPAIGN_FORWARDED_ALLOW_IPS: 'localhost' is not"):
+        load_settings()

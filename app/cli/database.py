@@ -22,7 +22,7 @@ from app.settings import Settings
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    url = check_database(settings)
+    url = check_database(settings, migrated=False)
     try:
         migrate.upgrade(url)
     except (DBAPIError, OSError, SQLAlchemyError) as exc:

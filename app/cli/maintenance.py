@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cli.common import CommandError, Commands, run_with_session
+from app.cli.common import Commands, describe_duration, parse_duration, run_with_session
 from app.settings import Settings
 
 
@@ -19,17 +19,15 @@ def cmd_orphans_relink(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_orphans_purge(settings: Settings, args: argparse.Namespace) -> None:
-    from app.services.ingestion.orphans import parse_age, purge_orphans
+    from app.services.ingestion.orphans import purge_orphans
 
-    try:
-        age = parse_age(args.older_than)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
+    age = parse_duration(args.older_than, "--older-than")
 
     async def work(session: AsyncSession) -> int:
         return await purge_orphans(session, age)
 
-    print(f"purged {run_with_session(settings, work)} orphaned events older than {age}")
+    purged = run_with_session(settings, work)
+    print(f"purged {purged} orphaned events older than {describe_duration(age)}")
 
 
 def cmd_counters_check(settings: Settings, args: argparse.Namespace) -> int:

@@ -16,12 +16,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cli import dev_secrets
-from app.cli.common import CommandError, Commands, add_command, check_database, run_with_session
+from app.cli.common import (
+    CommandError,
+    Commands,
+    add_command,
+    check_database,
+    check_port_free,
+    run_with_session,
+)
 from app.cli.database import cmd_migrate, cmd_seed
 from app.domain.enums import Scope
 from app.observability.logs import configure_logging
 from app.security.api_keys import create_api_key, hash_key
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, parse_forwarded_allow_ips
 
 APP_FACTORY = "app.web.asgi:create_served_app"
 
@@ -36,6 +43,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
     Several workers each listen on a socket of their own (``app.web.worker_sockets``)."""
     import uvicorn
 
+    from app.web.http_protocol import guarded_protocol
     from app.web.worker_sockets import run_workers
 
     configure_logging(settings)
@@ -50,6 +58,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
         "access_log": False,
         # On SIGTERM: stop accepting, let requests in flight finish for this long, then close.
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
+        # Bounded heads, head and body timeouts, a connection cap (app.web.http_protocol).
+        "http": guarded_protocol(settings),
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: nothing is
+        # trusted but the peers CAMPAIGN_FORWARDED_ALLOW_IPS names.
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
     }
     if workers > 1 and not reload:
         run_workers(APP_FACTORY, workers, **options)
@@ -58,6 +72,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    if args.forwarded_allow_ips is not None:
+        try:
+            trusted = ",".join(parse_forwarded_allow_ips(args.forwarded_allow_ips))
+        except ValueError as exc:
+            raise CommandError(f"--forwarded-allow-ips: {exc}") from None
+        settings = settings.model_copy(update={"forwarded_allow_ips": trusted})
     check_database(settings)
     host, port = args.host or settings.host, args.port or settings.port
     _serve(settings, host, port, args.workers, args.reload)
@@ -96,6 +116,8 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
         raise CommandError("'dev' is for development; use 'migrate' and 'serve' in production")
     from app.cli.seed import is_empty
 
+    # Before a key is made and printed for a server that could not listen.
+    check_port_free(args.host or settings.host, args.port or settings.port)
     cmd_migrate(settings, args)
     if run_with_session(settings, is_empty):
         cmd_seed(settings, args)
@@ -143,3 +165,9 @@ def register(commands: Commands) -> None:
         sub.add_argument("--reload", action="store_true", help="restart on code changes")
         if name == "serve":
             sub.add_argument("--workers", type=int, default=1, help="worker processes")
+            sub.add_argument(
+                "--forwarded-allow-ips",
+                metavar="IPS",
+                help="comma-separated proxy addresses or networks (or *) whose X-Forwarded-For "
+                "is trusted (default: CAMPAIGN_FORWARDED_ALLOW_IPS, unset: none)",
+            )

@@ -96,7 +96,7 @@ async def _migrated(engine: AsyncEngine, stop: asyncio.Event) -> bool:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     if args.metrics_bind is not None:
         settings = settings.model_copy(update={"metrics_bind": args.metrics_bind or None})
-    url = check_database(settings)
+    url = check_database(settings, migrated=False)  # it waits for the migration itself
     configure_logging(settings)
     asyncio.run(run_sender(settings, url, options_from(settings, args.concurrency, args.batch)))
 

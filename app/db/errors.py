@@ -2,10 +2,14 @@
 
 Only failures of reaching PostgreSQL count: a refused or dropped connection, a server shutting
 down or starting up, a pool with no free connection. A bad statement, a constraint violation
-or a statement timeout is not unavailability and keeps its own handling.
+or a statement timeout is not unavailability and keeps its own handling. A missing table is
+told apart (``is_schema_missing``): the database was never migrated, and the HTTP edge says so
+in a 503 of its own rather than a 500.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError
@@ -16,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 _CONNECTION_CLASS = "08"
 _CLOSED_CONNECTION_HINTS = ("connection is closed", "connection was closed")
+_UNDEFINED_TABLE = "42P01"
 
 
 def _by_itself(exc: BaseException) -> bool:
@@ -36,6 +41,10 @@ def _by_itself(exc: BaseException) -> bool:
     )
 
 
+def _table_missing(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) == _UNDEFINED_TABLE
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """True when ``exc``, or an exception it wraps (SQLAlchemy's ``orig``) or was raised
     ``from``, says PostgreSQL cannot be reached right now; retrying later may succeed.
@@ -43,6 +52,16 @@ def is_database_unavailable(exc: BaseException) -> bool:
     An exception merely raised while handling another (``__context__``) is not followed: it
     is a failure of its own.
     """
+    return _in_chain(exc, _by_itself)
+
+
+def is_schema_missing(exc: BaseException) -> bool:
+    """True when ``exc`` (followed as ``is_database_unavailable`` follows it) is a table that
+    does not exist: the database was not migrated."""
+    return _in_chain(exc, _table_missing)
+
+
+def _in_chain(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
     while pending:
@@ -50,7 +69,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if _by_itself(current):
+        if test(current):
             return True
         wrapped = getattr(current, "orig", None)
         if isinstance(wrapped, BaseException):

@@ -1,4 +1,4 @@
-"""The ASGI application: GraphQL, the health probes and GraphiQL's static assets."""
+"""The ASGI application: GraphQL, webhooks, health probes, GraphiQL and its assets, an index."""
 
 from __future__ import annotations
 
@@ -25,15 +25,42 @@ from app.observability.listener import metrics_listener
 from app.observability.logs import configure_logging
 from app.observability.sql_observer import instrument_engine
 from app.security.key_cache import KeyCache
+from app.security.key_use import KeyUseRecorder
 from app.security.rate_limit import RateLimiter
 from app.services.ingestion.batcher import IngestBatcher
 from app.settings import Settings, get_settings
 from app.web.envelope import RequestEnvelope
+from app.web.graphiql import ASSETS as GRAPHIQL_ASSETS
+from app.web.graphiql import asset_endpoint
 from app.web.metrics_endpoint import metrics_endpoint
 from app.web.unavailable import RETRY_AFTER_S
 from app.web.webhooks import routes as webhook_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+INDEX = {
+    "service": "campaign-api",
+    "graphql": "/graphql",
+    "graphiql": "/graphql",
+    "authentication": (
+        "every GraphQL operation needs an API key: 'Authorization: Bearer <key>' or "
+        "'X-API-Key: <key>'"
+    ),
+    "docs": {
+        "schema": "the Docs tab of GraphiQL (open /graphql in a browser)",
+        "webhooks": "/webhooks/openapi.json",
+        "service": "README.md in the service's repository",
+    },
+    "health": "/healthz",
+    "ready": "/readyz",
+}
+
+
+async def index(request: Request) -> Response:
+    """Where to go from ``/``. No key needed, like /healthz: it names public paths only and
+    says nothing of the data or the deployment."""
+    return JSONResponse(INDEX)
 
 
 async def healthz(request: Request) -> Response:
@@ -101,10 +128,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         metrics.watch_pool(engine, settings.pool_size + settings.max_overflow)
         app.state.rate_limiter = RateLimiter(settings)
         app.state.key_cache = KeyCache(settings.auth_cache_s)
+        app.state.key_use = KeyUseRecorder(settings, app.state.key_cache)
+        app.state.key_use.start()
         try:
             with metrics_listener(settings.metrics_bind):
                 yield
         finally:
+            await app.state.key_use.close()
             metrics.unwatch_pool(engine)
             await app.state.ingest_batcher.close()
             await engine.dispose()
@@ -112,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=[
             *webhook_routes,
+            Route("/", index, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -120,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 GraphQLEndpoint(build_schema(settings, fast_execution=settings.fast_execution)),
                 methods=["GET", "POST"],
             ),
+            Route(f"{GRAPHIQL_ASSETS}/{{name}}", asset_endpoint, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[Middleware(RequestEnvelope)],

@@ -1,11 +1,15 @@
-"""Reading the API key from a request and resolving it to a principal."""
+"""Reading the API key from a request and resolving it to a principal, or refusing the request."""
 
 from __future__ import annotations
 
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 
 from app.security.api_keys import Principal, authenticate, hash_key, looks_like_key
 from app.security.key_cache import KeyCache
+from app.web.errors import NO_KEY_MESSAGE, UNRECOGNISED_KEY_MESSAGE, Refused
+from app.web.limits import failed_authentication
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="campaign-api"'}
 
 
 def presented_key(request: HTTPConnection) -> str | None:
@@ -32,4 +36,21 @@ async def principal_for(request: HTTPConnection) -> Principal | None:
         principal = await authenticate(connection, key)
     if principal is not None:
         cache.remember(key_hash, principal)
+    return principal
+
+
+def unauthenticated(request: HTTPConnection) -> Refused:
+    """401 saying whether a key was sent at all, and nothing of why a sent one failed (wrong,
+    revoked or expired look alike: a guess learns nothing)."""
+    sent = presented_key(request) is not None
+    return Refused(
+        401, "UNAUTHENTICATED", UNRECOGNISED_KEY_MESSAGE if sent else NO_KEY_MESSAGE, CHALLENGE
+    )
+
+
+async def require_principal(request: Request) -> Principal:
+    """The caller's principal, or Refused: 401, or 429 once the address has failed too often."""
+    principal = await principal_for(request)
+    if principal is None:
+        raise failed_authentication(request, unauthenticated(request))
     return principal

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db.errors import is_database_unavailable
+from app.db.errors import is_database_unavailable, is_schema_missing
 from app.db.outage import unwatch_outage, watch_outage
 from app.observability.request_context import bind_request_id, choose_request_id, unbind_request_id
 from app.observability.sql_observer import start_counting, stop_counting
@@ -57,7 +57,7 @@ class RequestEnvelope:
                 if outage.failure is not None:
                     replaced = True
                     log_unavailable(outage.failure)
-                    await unavailable_response()(scope, receive, send_out)
+                    await unavailable_response(outage.failure)(scope, receive, send_out)
                     return
             if not replaced:
                 await send_out(message)
@@ -65,10 +65,10 @@ class RequestEnvelope:
         try:
             await self.app(scope, receive, send_or_replace)
         except Exception as exc:
-            if started or not is_database_unavailable(exc):
+            if started or not (is_database_unavailable(exc) or is_schema_missing(exc)):
                 raise
             log_unavailable(exc)
-            await unavailable_response()(scope, receive, send_out)
+            await unavailable_response(exc)(scope, receive, send_out)
         finally:
             stop_counting(count_token)
             unwatch_outage(outage_token)

@@ -24,7 +24,12 @@ class Refused(Exception):
         return json_error(self.status, self.code, self.message, self.headers)
 
 
-UNAUTHENTICATED_MESSAGE = (
+_HOW_TO_AUTHENTICATE = (
     "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'; "
     "create one with 'campaign-api api-key create --name NAME --scopes read,write'"
+)
+NO_KEY_MESSAGE = "no API key sent: " + _HOW_TO_AUTHENTICATE
+UNRECOGNISED_KEY_MESSAGE = (
+    "API key not recognised (wrong, revoked or expired); "
+    "send a valid key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 )

@@ -1,229 +1,149 @@
-"""Self-hosted GraphiQL page, because the server has no internet access to reach unpkg.com."""
+"""Self-hosted GraphiQL under a strict Content-Security-Policy.
+
+Every asset comes from the service itself (the server has no internet access to reach
+unpkg.com; see static/vendor/graphiql/README.md). The page carries no inline script or style:
+its code and styles are files (static/graphiql/), and the fonts and images the GraphiQL bundle's
+stylesheet inlines as ``data:`` URLs are served as files of their own, named by their content
+hash, from a copy of that stylesheet that points at them (the vendored file stays as published).
+"""
 
 from __future__ import annotations
 
+import base64
 import functools
-import html
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
 
-# Adapted from strawberry-graphql 0.341 (strawberry/static/graphiql.html): every asset is
-# loaded from our own static files (app/web/static/vendor/graphiql, see its README.md),
-# subscriptions are off, and the page explains how to send the API key.
-_PREFIX = "__GRAPHIQL_STATIC_PREFIX__"
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from app.web.errors import json_error
+
+VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor" / "graphiql"
+VENDOR = "/static/vendor/graphiql"
+PAGE = "/static/graphiql"
+ASSETS = "/graphiql-assets"
+"""Where the bundle's stylesheet and what it inlined are served (``asset_endpoint``)."""
+
+_DATA_URL = re.compile(
+    r"url\(\s*['\"]?data:([a-z]+/[a-z0-9.+-]+);base64,([A-Za-z0-9+/=]+)['\"]?\s*\)"
+)
+_EXTENSIONS = {"font/woff2": "woff2", "font/woff": "woff", "image/png": "png"}
+_NONCE = "__CSP_NONCE__"
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    content: bytes
+    media_type: str
+
+
+@functools.cache
+def bundle_assets() -> dict[str, Asset]:
+    """The bundle's stylesheet without ``data:`` URLs, and the files they held, by name."""
+    assets: dict[str, Asset] = {}
+
+    def to_file(match: re.Match[str]) -> str:
+        media_type, content = match[1], base64.b64decode(match[2])
+        name = f"{hashlib.sha256(content).hexdigest()[:20]}.{_EXTENSIONS[media_type]}"
+        assets[name] = Asset(content, media_type)
+        return f"url({ASSETS}/{name})"
+
+    css = _DATA_URL.sub(to_file, (VENDOR_DIR / "graphiql.min.css").read_text()).encode()
+    assets[f"graphiql-{hashlib.sha256(css).hexdigest()[:20]}.css"] = Asset(css, "text/css")
+    return assets
+
+
+def _stylesheet_name() -> str:
+    return next(name for name in bundle_assets() if name.endswith(".css"))
+
 
 _TEMPLATE = """<!doctype html>
-<html>
+<html lang="en">
   <head>
-    <title>Strawberry GraphiQL</title>
-    <link
-      rel="icon"
-      href="data:image/svg+xml,
-        <svg xmlns=%22http://www.w3.org/2000/svg%22 viewBox=%220 0 100 100%22>
-            <!-- Strawberry Emoji as a HTML Entity (hex)  -->
-            <text y=%22.9em%22 font-size=%2280%22>&#x1f353;</text>
-        </svg>"
-    />
-    <style>
-      body {
-        height: 100vh;
-        margin: 0;
-        width: 100%;
-        overflow: hidden;
-        display: flex;
-        flex-direction: column;
-      }
-
-      #auth-help {
-        flex: none;
-        padding: 6px 12px;
-        font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-        background: #fff8e1;
-        color: #3d3d3d;
-        border-bottom: 1px solid #e0c97a;
-      }
-
-      #auth-help code {
-        font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
-        background: #fdecb3;
-        padding: 1px 4px;
-        border-radius: 3px;
-      }
-
-      #graphiql {
-        flex: 1;
-        min-height: 0;
-        display: flex;
-      }
-
-      .docExplorerHide {
-        display: none;
-      }
-
-      .doc-explorer-contents {
-        overflow-y: hidden !important;
-      }
-
-      .docExplorerWrap {
-        width: unset !important;
-        min-width: unset !important;
-      }
-
-      .graphiql-explorer-actions select {
-        margin-left: 4px;
-      }
-    </style>
-
-    <script src="__GRAPHIQL_STATIC_PREFIX__/react.production.min.js"></script>
-    <script src="__GRAPHIQL_STATIC_PREFIX__/react-dom.production.min.js"></script>
-    <script src="__GRAPHIQL_STATIC_PREFIX__/js.cookie.min.js"></script>
-    <link rel="stylesheet" href="__GRAPHIQL_STATIC_PREFIX__/graphiql.min.css" />
-    <link rel="stylesheet" href="__GRAPHIQL_STATIC_PREFIX__/plugin-explorer.css" />
+    <meta charset="utf-8" />
+    <title>campaign-api GraphiQL</title>
+    <link rel="icon" href="{page}/favicon.svg" />
+    <link rel="stylesheet" href="{assets}/{stylesheet}" />
+    <link rel="stylesheet" href="{vendor}/plugin-explorer.css" />
+    <link rel="stylesheet" href="{page}/page.css" />
   </head>
 
   <body>
     <div id="auth-help">
       <strong>Authentication:</strong> every operation needs an API key. Open the
       <strong>Headers</strong> tab below the query editor and enter
-      <code>{"Authorization": "Bearer cak_..."}</code>, with your whole key (it starts with
+      <code>{{"Authorization": "Bearer cak_..."}}</code>, with your whole key (it starts with
       <code>cak_</code>; create one with <code>campaign-api api-key create</code>) in place of
-      <code>cak_...</code>. Then run the query with the &#9654; button or Ctrl-Enter.
+      <code>cak_...</code>. Then run the query with the &#9654; button or Ctrl-Enter. The key is
+      kept for this tab only, unless you tick
+      <label><input type="checkbox" id="remember-key" /> remember it in this browser</label>.
     </div>
     <div id="graphiql" class="graphiql-container">Loading...</div>
-    <script src="__GRAPHIQL_STATIC_PREFIX__/graphiql.min.js"></script>
-    <script src="__GRAPHIQL_STATIC_PREFIX__/plugin-explorer.umd.js"></script>
-    <script>
-      const EXAMPLE_QUERY = `# Welcome to GraphiQL 🍓
-#
-# GraphiQL is an in-browser tool for writing, validating, and
-# testing GraphQL queries.
-#
-# Authentication: put your API key in the Headers tab (below) as
-#
-#     {"Authorization": "Bearer <your key>"}
-#
-# Type queries into this side of the screen, and you will see intelligent
-# typeaheads aware of the current GraphQL type schema and live syntax and
-# validation errors highlighted within the text.
-#
-# GraphQL queries typically start with a "{" character. Lines that starts
-# with a # are ignored.
-#
-# An example GraphQL query might look like:
-#
-#     {
-#       field(arg: "value") {
-#         subField
-#       }
-#     }
-#
-# Keyboard shortcuts:
-#
-#       Run Query:  Ctrl-Enter (or press the play button above)
-#
-#   Auto Complete:  Ctrl-Space (or just start typing)
-#
-`;
-
-      // Pre-filled content of the Headers editor (until the user saves their own).
-      const DEFAULT_HEADERS = JSON.stringify({ Authorization: "Bearer " }, null, 2);
-
-      // Parse URL parameters for sharing queries
-      const parameters = {};
-
-      for (const entry of window.location.search.slice(1).split("&")) {
-        const eq = entry.indexOf("=");
-        if (eq >= 0) {
-          parameters[decodeURIComponent(entry.slice(0, eq))] =
-            decodeURIComponent(entry.slice(eq + 1));
-        }
-      }
-
-      function updateURL(data) {
-        Object.assign(parameters, data);
-
-        const newSearch =
-          "?" +
-          Object.keys(parameters)
-            .filter(function (key) {
-              return Boolean(parameters[key]);
-            })
-            .map(function (key) {
-              return (
-                encodeURIComponent(key) +
-                "=" +
-                encodeURIComponent(parameters[key])
-              );
-            })
-            .join("&");
-        history.replaceState(null, null, newSearch);
-      }
-
-      const fetchURL = window.location.href.split("?")[0];
-
-      const defaultHeaders = {};
-      const csrfToken = Cookies.get("csrftoken");
-
-      if (csrfToken) {
-        defaultHeaders["x-csrftoken"] = csrfToken;
-      }
-
-      // Subscriptions are disabled: plain HTTP fetcher, no websocket URL.
-      const fetcher = GraphiQL.createFetcher({
-        url: fetchURL,
-        headers: defaultHeaders,
-      });
-
-      function GraphiQLWithExplorer() {
-        const [query, setQuery] = React.useState(
-          parameters.q || EXAMPLE_QUERY,
-        );
-        const [variables, setVariables] = React.useState(
-          parameters.variables,
-        );
-        const [headers, setHeaders] = React.useState(parameters.headers);
-
-        function onEditQuery(newQuery) {
-          setQuery(newQuery);
-          updateURL({ q: newQuery });
-        }
-
-        function onEditVariables(newVariables) {
-          setVariables(newVariables);
-          updateURL({ variables: newVariables });
-        }
-
-        function onEditHeaders(newHeaders) {
-          setHeaders(newHeaders);
-        }
-
-        const explorerPlugin = GraphiQLPluginExplorer.explorerPlugin();
-
-        return React.createElement(GraphiQL, {
-          fetcher: fetcher,
-          defaultEditorToolsVisibility: "headers",
-          plugins: [explorerPlugin],
-          query: query,
-          variables: variables,
-          headers: headers,
-          defaultHeaders: DEFAULT_HEADERS,
-          onEditQuery: onEditQuery,
-          onEditVariables: onEditVariables,
-          onEditHeaders: onEditHeaders,
-          inputValueDeprecation: true,
-          isHeadersEditorEnabled: true,
-          shouldPersistHeaders: true,
-        });
-      }
-
-      const root = ReactDOM.createRoot(document.getElementById("graphiql"));
-      root.render(React.createElement(GraphiQLWithExplorer));
-    </script>
+    <script src="{vendor}/react.production.min.js"></script>
+    <script src="{vendor}/react-dom.production.min.js"></script>
+    <script src="{vendor}/graphiql.min.js"></script>
+    <script src="{vendor}/plugin-explorer.umd.js"></script>
+    <script src="{page}/page.js" nonce="{nonce}"></script>
   </body>
 </html>
 """
 
 
 @functools.cache
-def render_graphiql_page(static_prefix: str = "/static/vendor/graphiql") -> str:
-    """Return the GraphiQL HTML loading its assets from ``static_prefix`` (no CDN needed)."""
-    prefix = html.escape(static_prefix.rstrip("/"), quote=True)
-    return _TEMPLATE.replace(_PREFIX, prefix)
+def _page() -> str:
+    return _TEMPLATE.format(
+        page=PAGE, vendor=VENDOR, assets=ASSETS, stylesheet=_stylesheet_name(), nonce=_NONCE
+    )
+
+
+def content_security_policy(nonce: str) -> str:
+    """Only this service's scripts, styles, fonts and endpoint; never framed. The style nonce
+    is for the <style> elements GraphiQL's dialogs create at run time (see page.js); ``data:``
+    images are for CodeMirror's drag image, the one data: URL left in the bundle."""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            f"style-src 'self' 'nonce-{nonce}'",
+            "font-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def graphiql_page() -> HTMLResponse:
+    """The page, with a fresh style nonce and its Content-Security-Policy."""
+    nonce = secrets.token_urlsafe(18)
+    return HTMLResponse(
+        _page().replace(_NONCE, nonce),
+        headers={
+            "Content-Security-Policy": content_security_policy(nonce),
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def asset_endpoint(request: Request) -> Response:
+    """``/graphiql-assets/NAME``: named by content hash, so cached for good."""
+    asset = bundle_assets().get(request.path_params["name"])
+    if asset is None:
+        return json_error(404, "NOT_FOUND", "no such GraphiQL asset")
+    return Response(
+        asset.content,
+        media_type=asset.media_type,
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -6,25 +6,21 @@ from typing import Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.schema.base import BaseSchema
 
+from app.domain import enums
 from app.domain.text import encodable
 from app.security.api_keys import Principal
 from app.services.validation import unencodable_message
-from app.web.auth import principal_for
+from app.web.auth import require_principal
 from app.web.body import parse_json, read_body
-from app.web.errors import UNAUTHENTICATED_MESSAGE, Refused, json_error
-from app.web.graphiql import render_graphiql_page
-from app.web.limits import (
-    limiter,
-    record_failed_authentication,
-    refuse_blocked_address,
-    spend,
-)
+from app.web.errors import Refused, json_error
+from app.web.graphiql import graphiql_page
+from app.web.limits import limiter, spend
 from resolvers.context import Context
 from resolvers.loaders import RequestDatabase
 
@@ -60,7 +56,7 @@ class GraphQLEndpoint:
         response: Response
         if request.method == "GET":
             if "text/html" in request.headers.get("accept", ""):
-                response = HTMLResponse(render_graphiql_page())
+                response = graphiql_page()
             else:
                 response = json_error(
                     405, "METHOD_NOT_ALLOWED", "send GraphQL operations with POST"
@@ -81,18 +77,10 @@ class GraphQLEndpoint:
 
     async def _admit(self, request: Request) -> tuple[Principal, bytes]:
         """Rate limits, authentication and the body's limits, cheapest first; raises Refused."""
-        refuse_blocked_address(request)
-        principal = await principal_for(request)
-        if principal is None:
-            record_failed_authentication(request)
-            raise Refused(
-                401,
-                "UNAUTHENTICATED",
-                UNAUTHENTICATED_MESSAGE,
-                {"WWW-Authenticate": 'Bearer realm="campaign-api"'},
-            )
+        principal = await require_principal(request)
         spend(limiter(request).requests, principal.key_id)
-        body = await read_body(request, request.app.state.settings.graphql_max_bytes)
+        limit = request.app.state.settings.graphql_body_limit(principal.allows(enums.Scope.WRITE))
+        body = await read_body(request, limit)
         _check_operation(parse_json(body))
         return principal, body
 

@@ -2,7 +2,7 @@
 
 Authenticated requests count against their credential (an API key, a provider's webhook
 secret); failed authentications count against the client address, and an address over that
-limit is refused before its credentials are even looked up.
+limit gets 429 for its failures, never for a credential that verifies.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from app.web.errors import Refused
 
 
 def client_address(request: Request) -> str:
-    """The peer address (behind a proxy, uvicorn's --forwarded-allow-ips makes it the client's)."""
+    """The peer's address; the client's behind a proxy that ``serve --forwarded-allow-ips``
+    trusts (uvicorn then puts the X-Forwarded-For address there), and never otherwise."""
     return request.client.host if request.client else "unknown"
 
 
@@ -32,15 +33,15 @@ def _too_many(decision: Decision, what: str) -> Refused:
     )
 
 
-def refuse_blocked_address(request: Request) -> None:
-    """429 for an address that failed to authenticate too often lately."""
-    decision = limiter(request).auth_failures.check(client_address(request))
+def failed_authentication(request: Request, refusal: Refused) -> Refused:
+    """What a request that failed to authenticate gets: its own ``refusal`` (a 401), counted
+    against the client address, or 429 once the address is over its limit. Only failures are
+    throttled: a valid credential from the same address is still served, so a guessing client
+    cannot lock out the clients and providers that share its address."""
+    decision = limiter(request).auth_failures.take(client_address(request))
     if not decision.allowed:
-        raise _too_many(decision, "failed authentications from this address")
-
-
-def record_failed_authentication(request: Request) -> None:
-    limiter(request).auth_failures.take(client_address(request))
+        return _too_many(decision, "failed authentications from this address")
+    return refusal
 
 
 def spend(buckets: TokenBuckets, identity: Hashable) -> None:

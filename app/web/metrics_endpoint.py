@@ -7,20 +7,17 @@ from starlette.responses import Response
 
 from app.domain.enums import Scope
 from app.observability import metrics
-from app.web.auth import principal_for
-from app.web.errors import UNAUTHENTICATED_MESSAGE, json_error
+from app.web.auth import require_principal
+from app.web.errors import Refused, json_error
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """The Prometheus text format; 401 without a valid key, 403 without the admin scope."""
-    principal = await principal_for(request)
-    if principal is None:
-        return json_error(
-            401,
-            "UNAUTHENTICATED",
-            UNAUTHENTICATED_MESSAGE,
-            headers={"WWW-Authenticate": 'Bearer realm="campaign-api"'},
-        )
+    """The Prometheus text format; 401 without a valid key (counted as a failed
+    authentication, like everywhere), 403 without the admin scope."""
+    try:
+        principal = await require_principal(request)
+    except Refused as refusal:
+        return refusal.response()
     request.state.principal = principal
     if not principal.allows(Scope.ADMIN):
         return json_error(403, "FORBIDDEN", "reading metrics needs an API key with 'admin' scope")

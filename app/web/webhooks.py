@@ -31,15 +31,10 @@ from app.providers.common import PayloadError, Translation
 from app.services.ingestion.events import check_event
 from app.services.validation import Problems, describe_path, unencodable, unencodable_message
 from app.settings import Settings
-from app.web.auth import principal_for
+from app.web.auth import principal_for, unauthenticated
 from app.web.body import SURROGATE_ESCAPE, parse_json, read_body
-from app.web.errors import UNAUTHENTICATED_MESSAGE, Refused
-from app.web.limits import (
-    limiter,
-    record_failed_authentication,
-    refuse_blocked_address,
-    spend,
-)
+from app.web.errors import Refused
+from app.web.limits import failed_authentication, limiter, spend
 from app.web.webhooks_openapi import OPENAPI
 
 log = get_logger("webhooks")
@@ -68,7 +63,7 @@ def _configured(secret: SecretStr | str | None, provider: str, variables: str) -
 async def _authenticate_key(request: Request) -> Hashable:
     principal = await principal_for(request)
     if principal is None:
-        raise Refused(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
+        raise unauthenticated(request)
     request.state.principal = principal  # for the access log: the key's name, never the key
     if not principal.allows(Scope.WEBHOOKS):
         raise Refused(403, "FORBIDDEN", "this API key lacks the 'webhooks' scope")
@@ -152,13 +147,12 @@ def _refuse_unencodable(payload: Any) -> None:
 
 async def _admit(request: Request, authenticate: Authenticator) -> None:
     """Failed authentications count against the address, the rest against the credential."""
-    refuse_blocked_address(request)
     try:
         identity = await authenticate(request)
     except Refused as refusal:
         # An endpoint we did not configure is no client's failure: it locks nobody out.
         if refusal.status == 401 and refusal.code != NOT_CONFIGURED:
-            record_failed_authentication(request)
+            raise failed_authentication(request, refusal) from None
         raise
     spend(limiter(request).webhooks, identity)
 

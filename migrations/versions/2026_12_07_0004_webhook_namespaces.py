@@ -2,7 +2,7 @@
 provider's own, so a key holder cannot make a real delivery a duplicate (issue 24)
 
 Revision ID: 20261207_0004_webhooks
-Revises: 20261207_0003
+Revises: 20261207_0004_api_keys
 Create Date: 2026-12-07 14:30:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207_0004_webhooks"
-down_revision: str | None = "20261207_0003"
+down_revision: str | None = "20261207_0004_api_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

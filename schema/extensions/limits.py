@@ -4,7 +4,8 @@ Tokens are counted while parsing (the parser stops at the limit), depth and alia
 validation rules (their verdict depends on the document only, so the validation cache keeps
 it), and the node cost, which depends on the variables, is checked just before execution.
 Every refusal is a GraphQL error naming the limit and the figure, with
-``extensions.code = "QUERY_TOO_COMPLEX"``.
+``extensions.code = "QUERY_TOO_COMPLEX"``. The contacts a request enrolls are counted before
+execution too, and refused with ``LIMIT_EXCEEDED``, the code bulkEnroll gives one list too long.
 """
 
 from __future__ import annotations
@@ -25,24 +26,34 @@ from graphql import (
     Lexer,
     Node,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     Source,
     TokenKind,
     ValidationRule,
+    get_operation_ast,
 )
 from graphql.language.parser import Parser
 from strawberry.extensions import ParserCache, SchemaExtension
 
-from schema.extensions.cost import operation_cost
+from app.domain.enums import ErrorCode
+from app.domain.limits import BULK_ENROLL_MAX
+from schema.extensions.cost import operation_cost, root_list_lengths
+from schema.extensions.error_codes import PARSE_FAILED, coded
 
 CODE = "QUERY_TOO_COMPLEX"
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 
 
 def limit_error(
-    limit: str, message: str, maximum: int, value: int | None, nodes: Node | None = None
+    limit: str,
+    message: str,
+    maximum: int,
+    value: int | None,
+    nodes: Node | None = None,
+    code: str = CODE,
 ) -> GraphQLError:
-    extensions: dict[str, Any] = {"code": CODE, "limit": limit, "maximum": maximum}
+    extensions: dict[str, Any] = {"code": code, "limit": limit, "maximum": maximum}
     if value is not None:
         extensions["value"] = value
     return GraphQLError(message, nodes, extensions=extensions)
@@ -202,9 +213,9 @@ class TokenLimitedParserCache(ParserCache):
             context.graphql_document = self.cached_parse_document(
                 context.query, **context.parse_options
             )
-        except GraphQLSyntaxError:
+        except GraphQLSyntaxError as error:
             if not exceeds_token_limit(context.query, self.max_tokens):
-                raise
+                raise coded(error, PARSE_FAILED) from None
             raise limit_error(
                 "tokens",
                 f"token count exceeds {self.max_tokens}: the document has more than"
@@ -242,11 +253,46 @@ class QueryCostLimit(SchemaExtension):
                         limit_error(
                             "cost",
                             f"cost {cost} exceeds {self.max_cost}: each connection counts its"
-                            " 'first' (its default when omitted) times the 'first' of the"
-                            " connections around it; ask for smaller pages",
+                            " 'first' (its default when omitted) and each totalCount a page,"
+                            " times the bounds of the lists around them; ask for smaller pages",
                             self.max_cost,
                             cost,
                         )
                     ],
                 )
+        yield
+
+
+class RequestContactLimit(SchemaExtension):
+    """Refuse, before execution, an operation whose bulkEnroll fields together carry more
+    contacts than one bulkEnroll may: the limit bounds a request's work, and ten aliases of one
+    field would otherwise do ten times as much. A single field over the limit is left to
+    bulkEnroll, whose payload error names its ``contacts`` argument."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.result is None:
+            operation = get_operation_ast(document, context.operation_name)
+            if operation is not None and operation.operation is OperationType.MUTATION:
+                lengths = root_list_lengths(
+                    document, operation, "bulkEnroll", "contacts", context.variables
+                )
+                total = sum(lengths.values())
+                if len(lengths) > 1 and total > BULK_ENROLL_MAX:
+                    context.result = ExecutionResult(
+                        data=None,
+                        errors=[
+                            limit_error(
+                                "contacts",
+                                f"contacts {total} exceed {BULK_ENROLL_MAX}: the bulkEnroll"
+                                f" fields of one request enroll at most {BULK_ENROLL_MAX}"
+                                " contacts together; send the rest in another request",
+                                BULK_ENROLL_MAX,
+                                total,
+                                operation,
+                                code=ErrorCode.LIMIT_EXCEEDED.value,
+                            )
+                        ],
+                    )
         yield

@@ -284,8 +284,8 @@ async def test_enrollment_events(app: Starlette, client: httpx.AsyncClient, read
 NESTED_SHAPE = Shape(
     templates=4, instances_per_template=3, enrollments_per_instance=8, events_per_enrollment=1
 )
-NESTED = f"""query($first: Int, $after: String) {{ templates(first: 100) {{ nodes {{ id
-  instances(first: 100) {{ nodes {{ id
+NESTED = f"""query($first: Int, $after: String) {{ templates(first: 10) {{ nodes {{ id
+  instances(first: 10) {{ nodes {{ id
     enrollments(first: $first, after: $after) {{ {CONNECTION} }} }} }} }} }} }}"""
 
 

@@ -54,12 +54,3 @@ async def purge_orphans(session: AsyncSession, older_than: timedelta) -> int:
         {"seconds": older_than.total_seconds()},
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def parse_age(value: str) -> timedelta:
-    """``30d``, ``12h``, ``2w`` or ``45m``."""
-    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    number, unit = value[:-1], value[-1:].lower()
-    if unit not in units or not number.isdigit():
-        raise ValueError(f"{value!r} is not an age like 30d, 12h, 2w or 45m")
-    return timedelta(**{units[unit]: int(number)})
