@@ -24,11 +24,10 @@ ERROR_MESSAGE_MAX = 2_000
 ERROR_CODE_MAX = 100
 DAILY_LIMIT_MAX = 1_000_000
 JSON_NESTING_MAX = 64
-"""Deepest nesting of arrays and objects in JSON read from a request (a body, or JSON text
-inside one): far more than any format here nests (a generic webhook batch with metadata at
-its limit: 8; a bulkEnroll body: 10), so a value too deep for its own field still gets that
-field's error, and far below Python's recursion limit, so nothing that walks a parsed value
-can overflow the stack. A safety bound, not a tunable."""
+"""Deepest nesting of arrays and objects in a webhook body, or in JSON text inside one (a
+PhantomBuster resultObject): far more than any provider's format nests (a generic batch with
+metadata at its limit: 8), and far below Python's recursion limit, so nothing that walks a
+parsed payload can overflow the stack. A safety bound, not a tunable."""
 TIMESTAMP_MIN = datetime(1, 1, 1, tzinfo=UTC)
 TIMESTAMP_MAX = datetime.max.replace(tzinfo=UTC) - timedelta(hours=DELAY_HOURS_MAX)
 """The instants a timestamp input may name, once its UTC offset is applied. PostgreSQL's

@@ -54,19 +54,24 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
-    """The body's JSON: UTF-8 (as RFC 8259 requires; so a lone surrogate can only come from
-    a ``\\uD800``-style escape), nested at most JSON_NESTING_MAX deep (what walks it later,
-    and Python's own recursion, then cannot run out of stack)."""
+    """The body's JSON, in UTF-8 as RFC 8259 requires (so a lone surrogate can only come from
+    a ``\\uD800``-style escape)."""
     try:
-        value = json.loads(body.decode("utf-8-sig"))
+        return json.loads(body.decode("utf-8-sig"))
     except RecursionError:
         raise _too_deep() from None
     except ValueError:
         raise Refused(400, "MALFORMED_JSON", "the body is not valid UTF-8 JSON") from None
+
+
+def refuse_deep_nesting(body: bytes, value: Any) -> None:
+    """Refuse a body nesting arrays and objects deeper than JSON_NESTING_MAX, so nothing that
+    walks it later (nor Python's own recursion) can run out of stack. For the webhooks, whose
+    providers' fields may hold anything: GraphQL inputs are typed, and its JSON inputs held to
+    their own depth limit; a walk of a 100 MB ``bulkEnroll`` would cost seconds."""
     # Brackets outnumbering the limit is necessary for nesting past it: most bodies skip the walk.
     if body.count(b"[") + body.count(b"{") > JSON_NESTING_MAX and nesting_exceeds(value):
         raise _too_deep()
-    return value
 
 
 def _too_deep() -> Refused:

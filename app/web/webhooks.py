@@ -32,7 +32,7 @@ from app.services.ingestion.events import check_event
 from app.services.validation import Problems, describe_path, unencodable, unencodable_message
 from app.settings import Settings
 from app.web.auth import principal_for, unauthenticated
-from app.web.body import SURROGATE_ESCAPE, parse_json, read_body
+from app.web.body import SURROGATE_ESCAPE, parse_json, read_body, refuse_deep_nesting
 from app.web.errors import Refused
 from app.web.limits import failed_authentication, limiter, spend
 from app.web.webhooks_openapi import OPENAPI
@@ -171,6 +171,7 @@ class WebhookEndpoint:
             await _admit(request, self._authenticate)
             body = await read_body(request, request.app.state.settings.webhook_max_bytes)
             payload = parse_json(body)
+            refuse_deep_nesting(body, payload)
             if SURROGATE_ESCAPE.search(body):
                 _refuse_unencodable(payload)
             try:
