@@ -47,8 +47,10 @@ Authenticator = Callable[[Request], Awaitable[Hashable]]
 
 
 def _secret_matches(given: str | None, expected: str) -> bool:
-    """Constant-time comparison."""
-    return bool(given) and hmac.compare_digest((given or "").encode(), expected.encode())
+    """Constant-time comparison; nothing given matches nothing."""
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _configured(secret: SecretStr | str | None, provider: str, variables: str) -> str:
