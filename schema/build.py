@@ -23,6 +23,7 @@ from schema.extensions.limits import (
 from schema.extensions.masking import MaskUnexpectedErrors
 from schema.extensions.operation_facts import OperationFacts
 from schema.extensions.payload_reads import PayloadReadScope
+from schema.extensions.unicode_variables import RefuseUnencodableVariables
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -49,6 +50,7 @@ def _extensions(
         lambda: TokenLimitedParserCache(settings.max_tokens, maxsize=CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
+        RefuseUnencodableVariables,
         lambda: PayloadReadScope(executable()),
         RequestContactLimit,
         lambda: QueryCostLimit(settings.max_query_cost, executable()),

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cli import dev_secrets
 from app.cli.common import (
     CommandError,
     Commands,
@@ -27,7 +28,7 @@ from app.cli.database import cmd_migrate, cmd_seed
 from app.domain.enums import Scope
 from app.observability.logs import configure_logging
 from app.security.api_keys import create_api_key, hash_key
-from app.settings import Settings, parse_forwarded_allow_ips
+from app.settings import Settings, get_settings, parse_forwarded_allow_ips
 
 APP_FACTORY = "app.web.asgi:create_served_app"
 
@@ -122,11 +123,15 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
         cmd_seed(settings, args)
     key = _development_key(settings)
     host, port = args.host or settings.host, args.port or settings.port
+    webhook_secrets = dev_secrets.development_webhook_secrets(settings)
+    dev_secrets.export(webhook_secrets)
+    get_settings.cache_clear()  # the server this process starts reads them from the environment
     print(
         f"\nGraphiQL: http://{host}:{port}/graphql\n"
         f"Development API key (all scopes; kept in {settings.data_dir / 'dev-api-key'}):\n"
         f"  {key}\n"
-        f'In GraphiQL\'s Headers tab: {{"Authorization": "Bearer {key}"}}\n',
+        f'In GraphiQL\'s Headers tab: {{"Authorization": "Bearer {key}"}}\n'
+        + dev_secrets.describe(webhook_secrets, f"http://{host}:{port}"),
         flush=True,
     )
     with _sender_beside():

@@ -13,6 +13,7 @@ import hashlib
 import re
 
 from app.domain.enums import Channel
+from app.domain.text import storable
 
 ADDRESS_MAX = 320
 METADATA_KEY: dict[Channel, str] = {Channel.EMAIL: "email", Channel.LINKEDIN: "linkedin_url"}
@@ -49,6 +50,8 @@ def problem(channel: Channel, raw: object) -> str | None:
         return "missing"
     if len(raw) > ADDRESS_MAX:
         return f"longer than {ADDRESS_MAX} characters"
+    if not storable(raw):
+        return "not valid Unicode text (a NUL or a lone surrogate)"
     value = normalize(channel, raw)
     if channel is Channel.EMAIL:
         return None if _EMAIL.fullmatch(value) else "not an e-mail address"

@@ -6,7 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import (
@@ -54,6 +63,10 @@ class CampaignEvent(IdMixin, TimestampMixin, Base):
     sentiment_by: Mapped[str | None] = mapped_column(Text)
     sentiment_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     return_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    via_api: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    """Reported through the API (the generic webhook, recordEvent) rather than by the
+    provider's own webhook or our sender: part of the dedupe key, so an event posted with a
+    key never makes a provider's real delivery of the same id a duplicate."""
 
     __table_args__ = (
         CheckConstraint("step_number IS NULL OR step_number >= 1", name="step_number_positive"),
@@ -84,9 +97,10 @@ class CampaignEvent(IdMixin, TimestampMixin, Base):
             "return_date IS NULL OR sentiment = 'out_of_office'", name="return_date_out_of_office"
         ),
         Index(
-            "uq_campaign_events_provider_provider_event_id",
+            "uq_campaign_events_provider_provider_event_id_via_api",
             "provider",
             "provider_event_id",
+            "via_api",
             unique=True,
             postgresql_where=text("provider_event_id IS NOT NULL"),
         ),

@@ -1,4 +1,8 @@
-"""The generic, normalized form: one event, or ``{"events": [...]}`` with up to 1,000."""
+"""The generic, normalized form: one event, or ``{"events": [...]}`` with up to 1,000.
+
+Anyone holding a ``webhooks`` key can post here, so an event may not claim a provider that
+has an adapter: its events come only through that provider's own endpoint, and one posted
+here under its name could otherwise take the dedupe key of a real delivery (issue 24)."""
 
 from __future__ import annotations
 
@@ -35,6 +39,11 @@ def _event(item: Any, index: int | None, received_at: datetime) -> NewEvent | No
             parsed_provider = Provider(provider.lower())
         except ValueError as exc:
             raise PayloadError(f"unknown value: {exc}") from None
+        if parsed_provider is not Provider.API:
+            raise PayloadError(
+                f"field 'provider' may only be 'api' here: {parsed_provider.value} events"
+                f" come in through /webhooks/{parsed_provider.value}"
+            )
         metadata = item.get("metadata") or {}
         return NewEvent(
             enrollment_ref=enrollment_id,
@@ -45,6 +54,7 @@ def _event(item: Any, index: int | None, received_at: datetime) -> NewEvent | No
             step_number=parse_step(item.get("step_number"), "step_number"),
             occurred_at=parse_time(item.get("occurred_at"), "occurred_at", received_at),
             metadata=metadata,
+            via_api=True,
         )
     except PayloadError as exc:
         raise PayloadError(f"{where}{exc}") from None

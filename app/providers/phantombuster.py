@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from app.domain.enums import Channel, EventType, Provider
-from app.providers.common import PayloadError, Translation, parse_time, require
+from app.providers.common import PayloadError, Translation, json_in_text, parse_time, require
 from app.services.ingestion.events import NewEvent
 
 SCRIPTS: tuple[tuple[tuple[str, ...], EventType], ...] = (
@@ -29,10 +28,7 @@ def _rows(result_object: Any) -> list[Any]:
     if result_object is None or result_object == "":
         return []
     if isinstance(result_object, str):
-        try:
-            result_object = json.loads(result_object)
-        except ValueError:
-            raise PayloadError("field 'resultObject' holds no valid JSON") from None
+        result_object = json_in_text(result_object, "resultObject")
     if isinstance(result_object, dict):
         return [result_object]
     if isinstance(result_object, list):

@@ -6,11 +6,21 @@ import json
 import math
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from app.domain.enums import ErrorCode
 from app.domain.errors import DomainError, DomainErrors
-from app.domain.limits import JSON_MAX_BYTES, JSON_MAX_DEPTH
+from app.domain.limits import (
+    JSON_MAX_BYTES,
+    JSON_MAX_DEPTH,
+    JSON_NESTING_MAX,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
+)
+from app.domain.text import encodable, storable
+
+JsonPath = tuple[str | int, ...]
 
 
 class Problems:
@@ -122,15 +132,95 @@ def _json_problem(value: Any) -> str | None:
     return None
 
 
-def storable(text: str) -> bool:
-    """What PostgreSQL can store as text: UTF-8 encodable (no lone surrogates), no NUL."""
-    if "\x00" in text:
-        return False
+def unencodable(value: Any) -> tuple[JsonPath, str] | None:
+    """The first string (or object key) in a parsed JSON value that is not valid Unicode,
+    with where it sits, or None: the one guard a request's text passes before it can reach
+    PostgreSQL. Iterative, so depth cannot exhaust the stack; paths are built for arrays
+    and objects only, so a large body of plain strings costs little more than a glance."""
+    if isinstance(value, str):
+        return None if encodable(value) else ((), value)
+    containers: list[tuple[Any, JsonPath]] = [(value, ())]
+    while containers:
+        item, path = containers.pop()
+        if isinstance(item, dict):
+            pairs: Iterable[tuple[str | int, Any]] = item.items()
+        elif isinstance(item, list):
+            pairs = enumerate(item)
+        else:
+            continue
+        for key, child in pairs:
+            if isinstance(key, str) and not encodable(key):
+                return (*path, key), key
+            if isinstance(child, str):
+                if not encodable(child):
+                    return (*path, key), child
+            elif isinstance(child, dict | list):
+                containers.append((child, (*path, key)))
+    return None
+
+
+def unencodable_message(text: str) -> str:
+    """What is wrong with ``text``, which ``encodable`` refused (the code point, never the
+    text: it is the client's)."""
+    bad = next(c for c in text if not encodable(c))
+    return (
+        f"is not valid Unicode: it holds a lone surrogate (U+{ord(bad):04X}); send text as"
+        " UTF-8, where a surrogate escape only stands as half of a pair"
+    )
+
+
+def nesting_exceeds(value: Any, limit: int = JSON_NESTING_MAX) -> bool:
+    """Whether arrays and objects in ``value`` nest deeper than ``limit``: one level at a
+    time, iteratively, so depth cannot exhaust the stack."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        deeper = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, dict | list):
+                    deeper.append(child)
+        level = deeper
+    return False
+
+
+def describe_path(path: JsonPath) -> str:
+    """``events[0].metadata.note``: a JSON path as a client reads it (a key that is not
+    valid Unicode written as its escape, so the message itself can be sent)."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = part.encode("utf-8", "backslashreplace").decode()
+            text += f".{name}" if text else name
+    return text
+
+
+def instant_problem(value: datetime) -> str | None:
+    """Why ``value`` cannot be stored as a timestamptz and read back, or None.
+
+    Both PostgreSQL and Python must hold the instant once its UTC offset is applied:
+    ``9999-12-31T23:59:59-12:00`` parses, but its UTC instant is in year 10000."""
+    if value.utcoffset() is None:
+        return "must carry a time zone"
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or not TIMESTAMP_MIN <= instant <= TIMESTAMP_MAX:
+        return (
+            f"must lie between {_iso(TIMESTAMP_MIN)} and {_iso(TIMESTAMP_MAX)} once its UTC"
+            f" offset is applied (got {value.isoformat()})"
+        )
+    return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def require_id(field: str, value: str) -> uuid.UUID:

@@ -13,7 +13,9 @@ from strawberry.asgi import GraphQL
 from strawberry.schema.base import BaseSchema
 
 from app.domain import enums
+from app.domain.text import encodable
 from app.security.api_keys import Principal
+from app.services.validation import unencodable_message
 from app.web.auth import require_principal
 from app.web.body import parse_json, read_body
 from app.web.errors import Refused, json_error
@@ -93,6 +95,10 @@ def _check_operation(payload: Any) -> None:
         raise Refused(400, "INVALID_REQUEST", "'variables' must be an object or null")
     if not isinstance(payload.get("operationName"), str | None):
         raise Refused(400, "INVALID_REQUEST", "'operationName' must be a string or null")
+    if payload.get("operationName") is not None and not encodable(payload["operationName"]):
+        # Echoed back when no operation has that name: it must be text a response can carry.
+        message = unencodable_message(payload["operationName"])
+        raise Refused(400, "INVALID_REQUEST", f"'operationName' {message}")
     if not isinstance(payload.get("extensions"), dict | None):
         raise Refused(400, "INVALID_REQUEST", "'extensions' must be an object or null")
 

@@ -31,26 +31,37 @@ from app.providers import generic, lemlist, phantombuster, postmark
 from app.providers.common import PayloadError, Translation
 from app.services.ingestion.events import check_event
 from app.services.replies import record_provider_classifications
-from app.services.validation import Problems
+from app.services.validation import Problems, describe_path, unencodable, unencodable_message
 from app.settings import Settings
 from app.web.auth import principal_for, unauthenticated
-from app.web.body import read_json
+from app.web.body import SURROGATE_ESCAPE, parse_json, read_body, refuse_deep_nesting
 from app.web.errors import Refused
 from app.web.limits import failed_authentication, limiter, spend
 from app.web.webhooks_openapi import OPENAPI
 
 log = get_logger("webhooks")
 
+NOT_CONFIGURED = "NOT_CONFIGURED"
+
 Translator = Callable[[Any, datetime], Translation]
 Authenticator = Callable[[Request], Awaitable[Hashable]]
 """Checks a request's credentials (Refused 401/403) and says whose they are, for rate limits."""
 
 
-def _secret_matches(given: str | None, expected: SecretStr | None) -> bool:
-    """Constant-time comparison; an unconfigured secret matches nothing."""
-    if not given or expected is None or not expected.get_secret_value():
+def _secret_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison; nothing given matches nothing."""
+    if not given:
         return False
-    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _configured(secret: SecretStr | str | None, provider: str, variables: str) -> str:
+    """The configured secret; refused, saying so, while there is none: no request could
+    pass, and "wrong secret" would send whoever set up the provider looking at its side."""
+    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    if not value:
+        raise Refused(401, NOT_CONFIGURED, f"no secret configured for {provider}: set {variables}")
+    return value
 
 
 async def _authenticate_key(request: Request) -> Hashable:
@@ -63,10 +74,11 @@ async def _authenticate_key(request: Request) -> Hashable:
     return ("api-key", principal.key_id)
 
 
-def _query_secret(setting: str) -> Authenticator:
+def _query_secret(provider: str, setting: str) -> Authenticator:
     async def check(request: Request) -> Hashable:
         settings: Settings = request.app.state.settings
-        if not _secret_matches(request.query_params.get("secret"), getattr(settings, setting)):
+        expected = _configured(getattr(settings, setting), provider, f"CAMPAIGN_{setting.upper()}")
+        if not _secret_matches(request.query_params.get("secret"), expected):
             raise Refused(401, "UNAUTHENTICATED", "missing or wrong 'secret' query parameter")
         return ("secret", setting)
 
@@ -75,15 +87,18 @@ def _query_secret(setting: str) -> Authenticator:
 
 async def _postmark_basic(request: Request) -> Hashable:
     settings: Settings = request.app.state.settings
+    variables = "CAMPAIGN_POSTMARK_WEBHOOK_USER and CAMPAIGN_POSTMARK_WEBHOOK_PASSWORD"
+    user = _configured(settings.postmark_webhook_user, "postmark", variables)
+    password = _configured(settings.postmark_webhook_password, "postmark", variables)
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    user = password = ""
+    given_user = given_password = ""
     if scheme.lower() == "basic":
         with contextlib.suppress(binascii.Error, UnicodeDecodeError):
-            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    user_ok = hmac.compare_digest(user.encode(), (settings.postmark_webhook_user or "").encode())
-    if not (settings.postmark_webhook_user and user_ok) or not _secret_matches(
-        password, settings.postmark_webhook_password
-    ):
+            given_user, _, given_password = (
+                base64.b64decode(encoded, validate=True).decode().partition(":")
+            )
+    user_ok = hmac.compare_digest(given_user.encode(), user.encode())
+    if not user_ok or not _secret_matches(given_password, password):
         raise Refused(401, "UNAUTHENTICATED", "missing or wrong HTTP Basic credentials")
     return ("secret", "postmark_webhook_password")
 
@@ -132,12 +147,23 @@ def _count_events(provider: str, counts: dict[str, int]) -> None:
             metrics.labelled(metrics.webhook_events_total, provider, outcome).inc(number)
 
 
+def _refuse_unencodable(payload: Any) -> None:
+    """A lone surrogate anywhere in the body is refused before any part of it is used:
+    PostgreSQL cannot store one, and a provider never sends one on purpose."""
+    found = unencodable(payload)
+    if found is not None:
+        path, text = found
+        where = f"field '{describe_path(path)}'" if path else "the body"
+        raise Refused(400, "INVALID_PAYLOAD", f"{where} {unencodable_message(text)}")
+
+
 async def _admit(request: Request, authenticate: Authenticator) -> None:
     """Failed authentications count against the address, the rest against the credential."""
     try:
         identity = await authenticate(request)
     except Refused as refusal:
-        if refusal.status == 401:
+        # An endpoint we did not configure is no client's failure: it locks nobody out.
+        if refusal.status == 401 and refusal.code != NOT_CONFIGURED:
             raise failed_authentication(request, refusal) from None
         raise
     spend(limiter(request).webhooks, identity)
@@ -155,7 +181,11 @@ class WebhookEndpoint:
         request = Request(scope, receive)
         try:
             await _admit(request, self._authenticate)
-            payload = await read_json(request, request.app.state.settings.webhook_max_bytes)
+            body = await read_body(request, request.app.state.settings.webhook_max_bytes)
+            payload = parse_json(body)
+            refuse_deep_nesting(body, payload)
+            if SURROGATE_ESCAPE.search(body):
+                _refuse_unencodable(payload)
             try:
                 translation = self._translate(payload, datetime.now(UTC))
             except PayloadError as exc:
@@ -199,7 +229,9 @@ routes = [
     ),
     Route(
         "/webhooks/lemlist",
-        WebhookEndpoint("lemlist", _query_secret("lemlist_webhook_secret"), lemlist.translate),
+        WebhookEndpoint(
+            "lemlist", _query_secret("lemlist", "lemlist_webhook_secret"), lemlist.translate
+        ),
         methods=["POST"],
     ),
     Route(
@@ -211,7 +243,7 @@ routes = [
         "/webhooks/phantombuster",
         WebhookEndpoint(
             "phantombuster",
-            _query_secret("phantombuster_webhook_secret"),
+            _query_secret("phantombuster", "phantombuster_webhook_secret"),
             phantombuster.translate,
         ),
         methods=["POST"],

@@ -34,7 +34,11 @@ _GENERIC_EVENT = {
         },
         "occurred_at": {"type": "string", "format": "date-time"},
         "channel": {"type": "string", "enum": [c.value for c in Channel]},
-        "provider": {"type": "string", "enum": [p.value for p in Provider]},
+        "provider": {
+            "type": "string",
+            "enum": [Provider.API.value],
+            "description": "a provider with an adapter posts to its own endpoint",
+        },
         "provider_event_id": {"type": "string", "maxLength": 255},
         "step_number": {"type": "integer", "minimum": 1},
         "metadata": {"type": "object"},
@@ -90,6 +94,15 @@ _POSTMARK = {
         },
     },
 }
+_PHANTOMBUSTER_ROW = {
+    "type": "object",
+    "properties": {
+        "enrollmentId": {"type": "string"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "error": {"type": "string"},
+        "profileUrl": {"type": "string"},
+    },
+}
 _PHANTOMBUSTER = {
     "type": "object",
     "required": ["agentId", "containerId"],
@@ -102,7 +115,7 @@ _PHANTOMBUSTER = {
         "exitMessage": {"type": "string"},
         "resultObject": {
             "description": "a JSON array of rows, or a string holding one",
-            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
+            "oneOf": [{"type": "string"}, {"type": "array", "items": _PHANTOMBUSTER_ROW}],
         },
     },
 }
@@ -116,8 +129,12 @@ def _operation(summary: str, schema: dict[str, Any], security: str) -> dict[str,
         }
     }
     for status, meaning in (
-        ("400", "malformed JSON or a missing or invalid field; nothing stored"),
-        ("401", "missing or wrong credentials"),
+        (
+            "400",
+            "malformed JSON, JSON nested too deep, text that is not valid Unicode, a time"
+            " out of range, or a missing or invalid field; nothing stored",
+        ),
+        ("401", "missing or wrong credentials, or none configured for this provider"),
         ("403", "the API key lacks the webhooks scope"),
         ("413", "the body is too large"),
         ("415", "the body is not application/json"),

@@ -2,7 +2,7 @@
 removed, and the template setting's known values
 
 Revision ID: 20261207_0006_cross_campaign
-Revises: 20261207_0004_api_keys
+Revises: 20261207_0005_webhooks
 Create Date: 2026-12-07 15:00:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207_0006_cross_campaign"
-down_revision: str | None = "20261207_0004_api_keys"
+down_revision: str | None = "20261207_0005_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 from them, and an out-of-office reply allowed to put its enrollment back to active
 
 Revision ID: 20261207_0007_reply_sentiment
-Revises: 20261207_0004_api_keys
+Revises: 20261207_0006_cross_campaign
 Create Date: 2026-12-07 15:00:00.000000
 """
 

@@ -2,7 +2,7 @@
 keeps an erased address out of the suppression list in clear
 
 Revision ID: 20261207_0008_erasure
-Revises: 20261207_0004_api_keys
+Revises: 20261207_0007_reply_sentiment
 Create Date: 2026-12-07 15:00:00.000000
 """
 

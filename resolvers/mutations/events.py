@@ -6,7 +6,7 @@ from typing import Any
 
 from strawberry import UNSET
 
-from app.domain.enums import LINKEDIN_ONLY_EVENTS, Channel
+from app.domain.enums import LINKEDIN_ONLY_EVENTS, Channel, Provider
 from app.services.ingestion.events import NewEvent, Recorded, record_event
 from resolvers.context import Context
 from resolvers.mutations.common import Outcome, run_mutation
@@ -25,12 +25,15 @@ def _event(data: Any) -> NewEvent:
     return NewEvent(
         enrollment_ref=data.enrollment_id,
         event_type=data.event_type,
-        provider=data.provider,
+        # An explicit null is "not given", as for channel: the contract's default.
+        provider=Provider.API if data.provider is None else data.provider,
         channel=channel,
         provider_event_id=given(data.provider_event_id),
         step_number=given(data.step_number),
         occurred_at=given(data.occurred_at),
         metadata={} if given(data.metadata) is None else data.metadata,
+        # Whoever holds a write key: deduplicated apart from what providers themselves report.
+        via_api=True,
     )
 
 

@@ -89,11 +89,25 @@ async def test_a_provider_event_is_stored_once(session: AsyncSession) -> None:
         " occurred_at) VALUES ('opened', 'email', 'postmark', 'evt-1', now())",
     )
     assert error.sqlstate == UNIQUE_VIOLATION
-    assert error.constraint_name == "uq_campaign_events_provider_provider_event_id"
+    assert error.constraint_name == "uq_campaign_events_provider_provider_event_id_via_api"
 
     assert await insert_event(session, provider="lemlist", provider_event_id="evt-1")
     assert await insert_event(session, provider="api", provider_event_id=None)
     assert await insert_event(session, provider="api", provider_event_id=None)
+
+
+async def test_an_id_reported_through_the_api_is_its_own_namespace(session: AsyncSession) -> None:
+    """The same id claimed by a key holder (via_api) does not collide with the provider's."""
+    await insert_event(session, provider="lemlist", provider_event_id="act-123")
+    assert await insert_event(
+        session, provider="lemlist", provider_event_id="act-123", via_api=True
+    )
+    error = await refused(
+        session,
+        "INSERT INTO campaign_events (event_type, channel, provider, provider_event_id,"
+        " occurred_at, via_api) VALUES ('opened', 'email', 'lemlist', 'act-123', now(), true)",
+    )
+    assert error.sqlstate == UNIQUE_VIOLATION
 
 
 # --- foreign keys -------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Its rate limits are the shared test settings' (raised: the fuzz sends hundreds of requests
 from one address and key) and every webhook secret is configured, so the generated requests
-get past authentication and reach the parsers and the database.
+get past authentication and reach the parsers and the database. The demo data is seeded, so
+generated requests can name rows that exist and get past "not found" to the deeper checks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from app.cli.seed import seed
 from app.db.engine import create_engine, create_sessionmaker
 from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
@@ -35,6 +37,9 @@ POSTMARK_USER, POSTMARK_PASSWORD = "fuzz-postmark", "fuzz-postmark-password"
 class LiveServer:
     url: str
     api_key: str
+    ids: tuple[str, ...] = ()
+    """Ids of the seeded rows (templates, steps, instances, enrollments, events)."""
+    enrollment_ids: tuple[str, ...] = ()
 
     def credentials(self, path: str) -> tuple[dict[str, str], dict[str, str]]:
         """The headers and query parameters that authenticate a request to ``path``."""
@@ -59,11 +64,27 @@ def _fuzz_settings(settings: Settings) -> Settings:
     )
 
 
-async def _admin_key(settings: Settings) -> str:
+SEEDED_IDS = """
+SELECT id::text FROM campaign_templates UNION ALL SELECT id::text FROM email_steps
+UNION ALL SELECT id::text FROM linkedin_steps UNION ALL SELECT id::text FROM campaign_instances
+UNION ALL SELECT id::text FROM enrollments UNION ALL SELECT id::text FROM campaign_events
+"""
+
+
+async def _admin_key_and_seed(settings: Settings) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """An admin key, and the ids of the seeded rows (all, then the enrollments')."""
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine).begin() as session:
-            return await create_api_key(session, "fuzz", frozenset({Scope.ADMIN}))
+            key = await create_api_key(session, "fuzz", frozenset({Scope.ADMIN}))
+            await seed(session)
+            ids = (await session.execute(text(SEEDED_IDS))).scalars().all()
+            enrollments = (
+                (await session.execute(text("SELECT id::text FROM enrollments ORDER BY id")))
+                .scalars()
+                .all()
+            )
+            return key, tuple(sorted(ids)), tuple(enrollments)
     finally:
         await engine.dispose()
 
@@ -80,7 +101,7 @@ async def _truncate(settings: Settings) -> None:
 @pytest.fixture(scope="module")
 def live_server(settings: Settings) -> Iterator[LiveServer]:
     fuzz_settings = _fuzz_settings(settings)
-    api_key = asyncio.run(_admin_key(fuzz_settings))
+    api_key, ids, enrollment_ids = asyncio.run(_admin_key_and_seed(fuzz_settings))
     config = uvicorn.Config(
         create_app(fuzz_settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
     )
@@ -94,7 +115,7 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", api_key)
+        yield LiveServer(f"http://127.0.0.1:{port}", api_key, ids, enrollment_ids)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -386,6 +386,7 @@ def test_generic_single_event() -> None:
         step_number=2,
         occurred_at=parse_iso("2025-11-09T13:00:00Z"),
         metadata={"client": "Gmail"},
+        via_api=True,
     )
 
 

@@ -29,9 +29,10 @@ from app.domain.enums import (
 )
 from app.domain.errors import DomainError
 from app.domain.limits import JSON_MAX_BYTES, PROVIDER_EVENT_ID_MAX, STEP_NUMBER_MAX
+from app.domain.text import storable
 from app.models.outcomes import SHARDS
 from app.services.ingestion.effects import with_effects
-from app.services.validation import Problems, storable
+from app.services.validation import Problems, instant_problem
 
 
 def default_channel(event_type: EventType) -> Channel:
@@ -52,6 +53,10 @@ class NewEvent:
     metadata: dict[str, Any] = field(default_factory=dict)
     metadata_json: str | None = None
     """``metadata`` as ``check_event`` serialized it to measure it, stored as is by ``ingest``."""
+    via_api: bool = False
+    """Reported through the API (the generic webhook, recordEvent: whoever holds a key), not
+    by the provider's own webhook or our sender. Its ``provider_event_id`` is deduplicated
+    apart from the provider's own, so a key can never make a real delivery a duplicate."""
 
 
 @dataclass(slots=True)
@@ -82,8 +87,9 @@ def check_event(p: Problems, event: NewEvent, prefix: tuple[str, ...] = ()) -> N
     peid = event.provider_event_id
     if peid is not None and (not 1 <= len(peid) <= PROVIDER_EVENT_ID_MAX or not storable(peid)):
         add("provider_event_id", f"must have 1 to {PROVIDER_EVENT_ID_MAX} characters")
-    if event.occurred_at is not None and event.occurred_at.tzinfo is None:
-        add("occurred_at", "must carry a time zone")
+    when = None if event.occurred_at is None else instant_problem(event.occurred_at)
+    if when is not None:
+        add("occurred_at", when)
     if event.enrollment_ref is not None and (
         not storable(event.enrollment_ref) or len(event.enrollment_ref) > 255
     ):
@@ -101,6 +107,7 @@ def check_event(p: Problems, event: NewEvent, prefix: tuple[str, ...] = ()) -> N
         occurred_at=event.occurred_at,
         metadata=event.metadata if metadata_json is not None else {},
         metadata_json=metadata_json,
+        via_api=event.via_api,
     )
 
 
@@ -115,7 +122,7 @@ def _parse_uuid(value: str | None) -> uuid.UUID | None:
 
 _INSERT_EVENTS = f"""
     INSERT INTO campaign_events (enrollment_id, instance_id, event_type, channel, provider,
-                                 provider_event_id, step_number, occurred_at, metadata)
+                                 provider_event_id, step_number, occurred_at, metadata, via_api)
     SELECT n.id, n.instance_id, u.event_type::event_type, u.channel::channel,
            u.provider::provider, u.provider_event_id, u.step_number,
            coalesce(u.occurred_at, now()),
@@ -127,19 +134,21 @@ _INSERT_EVENTS = f"""
                                                    'metadata_dropped', true) END
                FROM (SELECT u.metadata::jsonb || jsonb_build_object(
                          'unresolved_enrollment_ref', u.ref)) AS o(metadata)
-           ) END
+           ) END,
+           u.via_api
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::int[], $8::timestamptz[], $9::text[])
+                $7::int[], $8::timestamptz[], $9::text[], $10::bool[])
          WITH ORDINALITY AS u(enrollment_id, ref, event_type, channel, provider,
-                              provider_event_id, step_number, occurred_at, metadata, ord)
+                              provider_event_id, step_number, occurred_at, metadata, via_api, ord)
     LEFT JOIN (SELECT id, instance_id, erased_at FROM enrollments
                WHERE id = ANY($1::uuid[]) ORDER BY id FOR KEY SHARE) n
       ON n.id = u.enrollment_id
     ORDER BY u.ord
-    ON CONFLICT (provider, provider_event_id) WHERE provider_event_id IS NOT NULL DO NOTHING
+    ON CONFLICT (provider, provider_event_id, via_api) WHERE provider_event_id IS NOT NULL
+    DO NOTHING
     RETURNING id, enrollment_id, instance_id, event_type::text AS event_type,
               channel::text AS channel, provider::text AS provider, provider_event_id,
-              step_number, occurred_at, metadata ->> 'Type' AS bounce_type
+              step_number, occurred_at, metadata ->> 'Type' AS bounce_type, via_api
 """
 """The events, each with its enrollment when it exists; an orphan's metadata keeps the
 reference that could not be resolved, and if that would push metadata already at the size
@@ -152,8 +161,8 @@ commit and then reads ``erased_at`` as committed, never the version before the e
 
 _STORE_EVENTS = with_effects(
     _INSERT_EVENTS,
-    shard_parameter=10,
-    returning="s.id, s.enrollment_id IS NULL AS orphan, s.provider, s.provider_event_id",
+    shard_parameter=11,
+    returning="s.id, s.enrollment_id IS NULL AS orphan, s.provider, s.provider_event_id, s.via_api",
 )
 
 
@@ -164,10 +173,7 @@ async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResu
     if not events:
         return result
     # Sorted by dedupe key so that concurrent batches take unique-index locks in one order.
-    order = sorted(
-        range(len(events)),
-        key=lambda i: (events[i].provider.value, events[i].provider_event_id or "", i),
-    )
+    order = sorted(range(len(events)), key=lambda i: (*_dedupe_key(events[i]), i))
     rows: list[tuple[Any, ...]] = []
     for i in order:
         event = events[i]
@@ -182,6 +188,7 @@ async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResu
                 event.step_number,
                 event.occurred_at,
                 event.metadata_json or json.dumps(event.metadata, ensure_ascii=False),
+                event.via_api,
             )
         )
     inserted = await db.fetch(_STORE_EVENTS, *zip(*rows, strict=True), random.randrange(SHARDS))
@@ -189,14 +196,24 @@ async def ingest(db: DriverConnection, events: Sequence[NewEvent]) -> IngestResu
     result.duplicates = len(events) - len(inserted)
     result.orphans = {row["id"] for row in inserted if row["orphan"]}
     result.orphaned = len(result.orphans)
-    by_key = {(row["provider"], row["provider_event_id"]): row["id"] for row in inserted}
+    by_key = {
+        (row["provider"], row["provider_event_id"] or "", row["via_api"]): row["id"]
+        for row in inserted
+    }
     keyless = iter(row["id"] for row in inserted if row["provider_event_id"] is None)
     ids: list[uuid.UUID | None] = [None] * len(events)
     for i in order:
-        key = events[i].provider_event_id
-        ids[i] = next(keyless) if key is None else by_key.pop((events[i].provider.value, key), None)
+        if events[i].provider_event_id is None:
+            ids[i] = next(keyless)
+        else:
+            ids[i] = by_key.pop(_dedupe_key(events[i]), None)
     result.event_ids = ids
     return result
+
+
+def _dedupe_key(event: NewEvent) -> tuple[str, str, bool]:
+    """What the unique index on events compares (the namespace last, as in the index)."""
+    return (event.provider.value, event.provider_event_id or "", event.via_api)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +236,10 @@ async def record_event(session: AsyncSession, event: NewEvent) -> Recorded:
     if stored is not None:
         return Recorded(stored, duplicate=False)
     existing = await db.fetch(
-        "SELECT id FROM campaign_events WHERE provider = $1::provider AND provider_event_id = $2",
+        "SELECT id FROM campaign_events"
+        " WHERE provider = $1::provider AND provider_event_id = $2 AND via_api = $3",
         checked.provider.value,
         checked.provider_event_id,
+        checked.via_api,
     )
     return Recorded(existing[0]["id"], duplicate=True)
