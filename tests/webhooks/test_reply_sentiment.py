@@ -752,3 +752,39 @@ async def test_a_person_and_lemlist_the_later_judgement_wins_whatever_arrives_la
         "lemlist",
         later,
     )
+
+
+async def _refreshes_while_storing(engine: AsyncEngine, enrollment: str, key: str) -> int:
+    """How often storing one reply ran the sentiment refresh, read from the transaction's own
+    function statistics (``track_functions``) before it commits."""
+    reply_event = NewEvent(
+        enrollment_ref=enrollment,
+        event_type=EventType.REPLIED,
+        provider=Provider.API,
+        provider_event_id=key,
+        step_number=1,
+        occurred_at=T0,
+    )
+    async with create_sessionmaker(engine).begin() as session:
+        await session.execute(text("SET LOCAL track_functions = 'all'"))
+        checked = check_event(Problems(), reply_event)
+        await ingest(await in_session_transaction(session), [checked])
+        calls = await session.scalar(
+            text(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions"
+                " WHERE funcname = 'refresh_reply_sentiments'"
+            )
+        )
+    return int(calls or 0)
+
+
+async def test_a_reply_refreshes_sentiments_only_where_something_was_classified(
+    client: httpx.AsyncClient, engine: AsyncEngine, app: Starlette
+) -> None:
+    """The refresh on every stored reply halved batched ingestion; an enrollment nobody
+    classified has nothing to refresh, so its replies must not run it."""
+    campaign = await make_campaign(engine, STEPS, enrollments=2, current_step=1)
+    plain, judged = campaign.enrollment_ids
+    await lemlist_says(client, "emailsInterested", judged, T0 + timedelta(minutes=10))
+    assert await _refreshes_while_storing(engine, plain, f"plain-{uuid.uuid4()}") == 0
+    assert await _refreshes_while_storing(engine, judged, f"judged-{uuid.uuid4()}") == 1
