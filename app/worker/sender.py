@@ -35,10 +35,9 @@ from app.domain.enums import Provider
 from app.observability import metrics
 from app.observability.logs import get_logger
 from app.providers.clients import CREDENTIAL_SETTING, Clients
-from app.providers.outbound import CannotAsk, Client, Kind, Outcome, Sender, Touch
+from app.providers.outbound import CannotAsk, Client, Kind, Outcome, Touch
 from app.services.sending import claims
 from app.services.sending.claims import Claimed
-from app.services.sending.config import SendingConfig
 from app.services.sending.record import Recorded, Result, Timing, Verdict, record
 from app.services.sending.schedule import Plan, outlook, plan
 from app.services.sending.wake import CHANNEL
@@ -549,15 +548,3 @@ class SenderLoop:
                 )
         for instance_id, problem in current.misconfigured.items():
             log.warning("instance_config_invalid", instance_id=str(instance_id), problem=problem)
-
-
-def _sender(cfg: SendingConfig | None) -> Sender:
-    if cfg is None:
-        return Sender()
-    return Sender(
-        from_email=cfg.from_email,
-        from_name=cfg.from_name,
-        message_stream=cfg.message_stream,
-        agents=cfg.agents,
-        lemlist_campaign_id=cfg.lemlist_campaign_id,
-    )
