@@ -20,27 +20,17 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from app.db.driver import DriverConnection, in_session_transaction
 from app.db.engine import create_sessionmaker
-from app.domain.enums import EventType, Provider, ReplySentiment
-from app.providers import lemlist
 from app.services.ingestion.counters import check_counters
-from app.services.ingestion.events import NewEvent, check_event, ingest
 from app.services.replies import (
     check_sentiments,
-    classify_reply,
-    record_provider_classifications,
 )
-from app.services.sending.claims import cancel_stopped
-from app.services.validation import Problems
 from tests.graphql_client import gql
-from tests.locks import backend_pid, wait_for_lock_wait
 from tests.webhooks.helpers import (
     T0,
-    Step,
     count_rows,
     counters,
     enrollment_state,
@@ -54,105 +44,17 @@ from tests.webhooks.helpers import (
     snapshot,
     with_enrollment,
 )
-
-STEPS = (Step("email", 1, 0), Step("email", 2, 48), Step("linkedin", 2, 24), Step("email", 3, 48))
-
-CLASSIFY = """
-mutation Classify($id: ID!, $sentiment: ReplySentiment!, $returnDate: DateTime) {
-  classifyReply(eventId: $id, sentiment: $sentiment, returnDate: $returnDate) {
-    event { id eventType sentiment sentimentBy sentimentAt returnDate }
-    enrollment { id status nextActionAt sentiment }
-    errors { field code message }
-  }
-}
-"""
-FIGURES = "metrics { replied } replySentiment { positive negative positiveRate negativeRate }"
-PERFORMANCE = f"""
-query Performance($id: ID!) {{
-  instance(id: $id) {{
-    performance {{
-      metrics {{ replied }}
-      replySentiment {{ positive negative positiveRate negativeRate }}
-      byStep {{ channel stepNumber {FIGURES} }}
-      byChannel {{ channel {FIGURES} }}
-    }}
-  }}
-}}
-"""
-
-
-async def reply(
-    client: httpx.AsyncClient,
-    engine: AsyncEngine,
-    key: str,
-    enrollment_id: str,
-    *,
-    step: int = 1,
-    at: datetime = T0,
-    channel: str = "email",
-) -> str:
-    """Post a reply through the generic webhook; return its stored id."""
-    provider_key = f"reply-{uuid.uuid4().hex}"
-    body = event(enrollment_id, "replied", step, at, key=provider_key, channel=channel)
-    assert (await ok_events(client, key, [body]))["accepted"] == 1
-    return await event_id(engine, provider_key)
-
-
-async def event_id(engine: AsyncEngine, provider_key: str) -> str:
-    return str(
-        await scalar(
-            engine, "SELECT id FROM campaign_events WHERE provider_event_id = :k", k=provider_key
-        )
-    )
-
-
-async def classify(
-    client: httpx.AsyncClient,
-    key: str,
-    event: str,
-    sentiment: str,
-    return_date: datetime | None = None,
-) -> dict[str, Any]:
-    variables = {"id": event, "sentiment": sentiment}
-    if return_date is not None:
-        variables["returnDate"] = iso(return_date)
-    body = await gql(client, key, CLASSIFY, variables)
-    assert "errors" not in body, body
-    payload: dict[str, Any] = body["data"]["classifyReply"]
-    return payload
-
-
-async def lemlist_says(
-    client: httpx.AsyncClient, kind: str, enrollment_id: str, at: datetime
-) -> dict[str, int]:
-    payload = with_enrollment(load("lemlist", kind), "lemlist", enrollment_id)
-    payload |= {"_id": f"act_{uuid.uuid4().hex[:12]}", "createdAt": iso(at)}
-    response = await post_lemlist(client, payload)
-    assert response.status_code == 200, response.text
-    counts: dict[str, int] = response.json()
-    return counts
-
-
-async def sentiment_of(engine: AsyncEngine, event: str) -> dict[str, Any]:
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT e.sentiment, e.sentiment_by, e.sentiment_at, e.return_date,"
-                    " n.sentiment AS enrollment_sentiment, n.status::text AS status"
-                    " FROM campaign_events e JOIN enrollments n ON n.id = e.enrollment_id"
-                    " WHERE e.id = CAST(:id AS uuid)"
-                ),
-                {"id": event},
-            )
-        ).one()
-    return dict(row._mapping)
-
-
-async def db_now(engine: AsyncEngine) -> datetime:
-    value: datetime = await scalar(engine, "SELECT now()")
-    return value
-
+from tests.webhooks.sentiment import (
+    CLASSIFY,
+    PERFORMANCE,
+    STEPS,
+    classify,
+    db_now,
+    event_id,
+    lemlist_says,
+    reply,
+    sentiment_of,
+)
 
 # ----------------------------------------------------------------------------- lemlist
 
@@ -544,132 +446,6 @@ async def test_positive_and_negative_replies_per_instance_step_and_channel(
         assert by_channel[channel]["replySentiment"] == _expected(recount[channel])
 
 
-# ----------------------------------------------------------------------------- concurrency
-
-
-@pytest.mark.parametrize("first", ["INTERESTED", "NOT_INTERESTED"])
-async def test_two_classifications_of_one_reply_at_once_the_last_committed_wins(
-    client: httpx.AsyncClient,
-    engine: AsyncEngine,
-    webhook_key: str,
-    write_key: str,
-    app: Starlette,
-    first: str,
-) -> None:
-    """A holds the enrollment's lock with its classification uncommitted; B (through GraphQL,
-    on the application's own pool) must wait for it, then wins: the later classification."""
-    second = "NOT_INTERESTED" if first == "INTERESTED" else "INTERESTED"
-    campaign = await make_campaign(engine, STEPS, enrollments=1, current_step=1)
-    replied = await reply(client, engine, webhook_key, campaign.enrollment_id)
-    sessions: async_sessionmaker[Any] = create_sessionmaker(engine)
-    async with sessions.begin() as holder:
-        await classify_reply(
-            holder,
-            replied,
-            ReplySentiment(first.lower()),
-            None,
-            "holder",
-            out_of_office_days=3,
-            return_max_days=90,
-        )
-        holder_pid = await backend_pid(holder)
-        racing = asyncio.create_task(classify(client, write_key, replied, second))
-        await wait_for_lock_wait(engine, blocked_by=holder_pid)
-        assert not racing.done()
-    result = await racing
-    assert result["errors"] == []
-    assert (result["event"]["sentiment"], result["event"]["sentimentBy"]) == (
-        second,
-        "test-writer",
-    )
-    stored = await sentiment_of(engine, replied)
-    assert (stored["sentiment"], stored["sentiment_by"]) == (second.lower(), "test-writer")
-    assert stored["enrollment_sentiment"] == second.lower()
-    assert await count_rows(engine, "reply_classifications") == 2
-
-
-async def test_out_of_office_queues_again_the_touch_the_reply_cancelled(
-    client: httpx.AsyncClient,
-    engine: AsyncEngine,
-    webhook_key: str,
-    write_key: str,
-    app: Starlette,
-) -> None:
-    """The reply stopped the enrollment while its step-2 touch waited for a retry; the sender
-    cancelled that touch. Out of office: the touch waits for the return date instead."""
-    campaign = await make_campaign(engine, STEPS, enrollments=1, current_step=1)
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO dispatches (enrollment_id, instance_id, channel, step_number,"
-                " provider, status, attempts, due_at, next_attempt_at, last_error)"
-                " VALUES (CAST(:e AS uuid), CAST(:i AS uuid), 'email', 2, 'postmark',"
-                " 'queued', 1, now(), now() + interval '1 hour', 'HTTP 500')"
-            ),
-            {"e": campaign.enrollment_id, "i": campaign.instance_id},
-        )
-    replied = await reply(client, engine, webhook_key, campaign.enrollment_id)
-    async with engine.connect() as conn:
-        await cancel_stopped(await DriverConnection.under(conn))
-        await conn.commit()
-    assert await scalar(engine, "SELECT status::text FROM dispatches") == "cancelled"
-    back = await db_now(engine) + timedelta(days=5)
-    assert (await classify(client, write_key, replied, "OUT_OF_OFFICE", back))["errors"] == []
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(text("SELECT status::text, next_attempt_at FROM dispatches"))
-        ).one()
-    assert tuple(row) == ("queued", back)
-
-
-@pytest.mark.parametrize("held", ["classification", "reply"])
-async def test_a_reply_and_a_classification_stored_at_once_still_meet(
-    client: httpx.AsyncClient,
-    engine: AsyncEngine,
-    webhook_key: str,
-    app: Starlette,
-    held: str,
-) -> None:
-    """One of them is stored in a transaction left open; the other arrives through its webhook
-    on the application's own connections, waits for the enrollment's lock, and still ends
-    with the reply classified."""
-    campaign = await make_campaign(engine, STEPS, enrollments=1, current_step=1)
-    enrollment = campaign.enrollment_id
-    judged_at = T0 + timedelta(minutes=5)
-    reply_key = f"reply-{uuid.uuid4().hex}"
-    lemlist_payload = with_enrollment(load("lemlist", "emailsInterested"), "lemlist", enrollment)
-    lemlist_payload["createdAt"] = iso(judged_at)
-    async with create_sessionmaker(engine).begin() as holder:
-        if held == "classification":
-            classification = lemlist.translate(lemlist_payload, T0).classifications
-            await record_provider_classifications(holder, classification)
-            racing = asyncio.create_task(
-                ok_events(client, webhook_key, [event(enrollment, "replied", 1, key=reply_key)])
-            )
-        else:
-            reply_event = NewEvent(
-                enrollment_ref=enrollment,
-                event_type=EventType.REPLIED,
-                provider=Provider.API,
-                provider_event_id=reply_key,
-                step_number=1,
-                occurred_at=T0,
-            )
-            checked = check_event(Problems(), reply_event)
-            await ingest(await in_session_transaction(holder), [checked])
-            racing = asyncio.create_task(post_lemlist(client, lemlist_payload))
-        await wait_for_lock_wait(engine, blocked_by=await backend_pid(holder))
-        assert not racing.done()
-    await racing
-    stored = await sentiment_of(engine, await event_id(engine, reply_key))
-    assert (stored["sentiment"], stored["sentiment_by"], stored["sentiment_at"]) == (
-        "interested",
-        "lemlist",
-        judged_at,
-    )
-    assert stored["enrollment_sentiment"] == "interested"
-
-
 # ----------------------------------------------------------------------------- counters check
 
 
@@ -752,39 +528,3 @@ async def test_a_person_and_lemlist_the_later_judgement_wins_whatever_arrives_la
         "lemlist",
         later,
     )
-
-
-async def _refreshes_while_storing(engine: AsyncEngine, enrollment: str, key: str) -> int:
-    """How often storing one reply ran the sentiment refresh, read from the transaction's own
-    function statistics (``track_functions``) before it commits."""
-    reply_event = NewEvent(
-        enrollment_ref=enrollment,
-        event_type=EventType.REPLIED,
-        provider=Provider.API,
-        provider_event_id=key,
-        step_number=1,
-        occurred_at=T0,
-    )
-    async with create_sessionmaker(engine).begin() as session:
-        await session.execute(text("SET LOCAL track_functions = 'all'"))
-        checked = check_event(Problems(), reply_event)
-        await ingest(await in_session_transaction(session), [checked])
-        calls = await session.scalar(
-            text(
-                "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions"
-                " WHERE funcname = 'refresh_reply_sentiments'"
-            )
-        )
-    return int(calls or 0)
-
-
-async def test_a_reply_refreshes_sentiments_only_where_something_was_classified(
-    client: httpx.AsyncClient, engine: AsyncEngine, app: Starlette
-) -> None:
-    """The refresh on every stored reply halved batched ingestion; an enrollment nobody
-    classified has nothing to refresh, so its replies must not run it."""
-    campaign = await make_campaign(engine, STEPS, enrollments=2, current_step=1)
-    plain, judged = campaign.enrollment_ids
-    await lemlist_says(client, "emailsInterested", judged, T0 + timedelta(minutes=10))
-    assert await _refreshes_while_storing(engine, plain, f"plain-{uuid.uuid4()}") == 0
-    assert await _refreshes_while_storing(engine, judged, f"judged-{uuid.uuid4()}") == 1
