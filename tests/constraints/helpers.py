@@ -79,6 +79,24 @@ async def refused(session: AsyncSession, sql: str, **params: Any) -> Any:
     return caught.value.orig.__cause__
 
 
+async def assert_row_rule(
+    session: AsyncSession,
+    parents: dict[str, uuid.UUID],
+    table: str,
+    overrides: dict[str, Any],
+    refused_by: str | None,
+) -> None:
+    """A valid row of ``table`` with ``overrides`` is stored, or refused by the CHECK named."""
+    row = {**valid_row(table, parents), **overrides}
+    if refused_by is None:
+        assert await insert(session, table, **row)
+        return
+    columns = ", ".join(row)
+    params = ", ".join(f":{column}" for column in row)
+    error = await refused(session, f"INSERT INTO {table} ({columns}) VALUES ({params})", **row)
+    assert (error.sqlstate, error.constraint_name) == (CHECK_VIOLATION, refused_by)
+
+
 async def insert_template(session: AsyncSession, **values: Any) -> uuid.UUID:
     return await insert(session, "campaign_templates", **{"name": "T", "type": "email", **values})
 

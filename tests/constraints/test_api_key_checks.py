@@ -12,12 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.constraints.helpers import (
     AT,
-    CHECK_VIOLATION,
     UNIQUE_VIOLATION,
+    assert_row_rule,
     case,
     insert,
     refused,
-    valid_row,
 )
 
 SECOND = timedelta(seconds=1)
@@ -98,14 +97,7 @@ async def test_check_constraint(
     overrides: dict[str, Any],
     refused_by: str | None,
 ) -> None:
-    row = {**valid_row(table, parents), **overrides}
-    if refused_by is None:
-        assert await insert(session, table, **row)
-        return
-    columns = ", ".join(row)
-    params = ", ".join(f":{column}" for column in row)
-    error = await refused(session, f"INSERT INTO {table} ({columns}) VALUES ({params})", **row)
-    assert (error.sqlstate, error.constraint_name) == (CHECK_VIOLATION, refused_by)
+    await assert_row_rule(session, parents, table, overrides, refused_by)
 
 
 async def test_a_previous_secret_belongs_to_one_key(session: AsyncSession) -> None:

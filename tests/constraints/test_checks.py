@@ -16,12 +16,12 @@ from tests.constraints.helpers import (
     COUNTERS,
     EMAIL_EVENTS,
     LINKEDIN_EVENTS,
+    assert_row_rule,
     case,
     execute,
     insert,
     json_of_size,
     refused,
-    valid_row,
 )
 
 # --- CHECK constraints, both sides of each boundary -------------------------------------------
@@ -311,14 +311,7 @@ async def test_check_constraint(
     overrides: dict[str, Any],
     refused_by: str | None,
 ) -> None:
-    row = {**valid_row(table, parents), **overrides}
-    if refused_by is None:
-        assert await insert(session, table, **row)
-        return
-    columns = ", ".join(row)
-    params = ", ".join(f":{column}" for column in row)
-    error = await refused(session, f"INSERT INTO {table} ({columns}) VALUES ({params})", **row)
-    assert (error.sqlstate, error.constraint_name) == (CHECK_VIOLATION, refused_by)
+    await assert_row_rule(session, parents, table, overrides, refused_by)
 
 
 @pytest.mark.parametrize("counter", COUNTERS)
