@@ -55,6 +55,35 @@ async def _settled(dsn: str, instance_id: str) -> bool:
     return bool(busy == 0)
 
 
+async def _stuck(dsn: str, instance_id: str, sender: asyncio.subprocess.Process) -> str:
+    """What was left open when the second sender did not finish, and what it said."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        open_rows = await connection.fetch(
+            "SELECT channel::text, status::text, attempts, uncertain, last_error_code,"
+            " claimed_until < now() AS lapsed, next_attempt_at - now() AS next_in, count(*)"
+            " FROM dispatches WHERE instance_id = $1::uuid AND status IN ('queued', 'sending')"
+            " GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 8 DESC LIMIT 8",
+            instance_id,
+        )
+        due = await connection.fetch(
+            "SELECT current_step, next_action_at - now() AS in, count(*) FROM enrollments"
+            " WHERE instance_id = $1::uuid AND status = 'active' AND next_action_at IS NOT NULL"
+            " GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5",
+            instance_id,
+        )
+    finally:
+        await connection.close()
+    if sender.returncode is None:
+        sender.kill()
+    _, stderr = await sender.communicate()
+    return (
+        f"the second sender did not finish (exit {sender.returncode}); open touches"
+        f" {[dict(r) for r in open_rows]}; due enrollments {[dict(r) for r in due]};"
+        f" its stderr: {stderr.decode(errors='replace')[-3000:]}"
+    )
+
+
 async def trial(url: str, fake: FakeProviders, contacts: int, seed: int) -> str:
     settings = Settings(database_url=url, pool_size=4)
     engine = create_engine(settings)
@@ -76,8 +105,8 @@ async def trial(url: str, fake: FakeProviders, contacts: int, seed: int) -> str:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
         deadline = time.monotonic() + 300
         while not await _settled(dsn, campaign.instance_id):
-            if time.monotonic() > deadline:
-                raise AssertionError("the second sender did not finish")
+            if second.returncode is not None or time.monotonic() > deadline:
+                raise AssertionError(await _stuck(dsn, campaign.instance_id, second))
             await asyncio.sleep(0.1)
         code, stderr = await stop_worker(second)
         assert code == 0, stderr[-2000:]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.driver import DriverConnection
 from app.domain.enums import Provider
-from app.services.sending.claims import Claimed, claim_due
+from app.services.sending.claims import Claimed, claim_due, renew_leases
 from app.services.sending.schedule import Plan, plan
 from testkit.campaigns import SENDING_CONFIG, build_campaign
 from tests.locks import wait_for_lock_wait
@@ -321,3 +321,31 @@ async def test_the_candidates_are_found_through_the_partial_due_index(
     assert not any(n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "enrollments"
                    for n in nodes(candidates))  # fmt: skip
     assert current.eligible[0].email_provider is Provider.POSTMARK
+
+
+async def test_a_lease_renewal_skips_the_rows_a_recording_holds_instead_of_waiting(
+    engine: AsyncEngine, app_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A renewal that waited for a recording's rows, holding the rest, deadlocked with it
+    (the recording locks its batch in another order): the sender died under load."""
+    campaign = await build_campaign(
+        app_sessionmaker, 6, template_type="email", email_steps=ONE_EMAIL_STEP
+    )
+    taken = await claim(engine, await current_plan(engine), 100, "renewer")
+    assert len(taken) == 6
+    held, *others = sorted(str(c.dispatch_id) for c in taken)
+
+    async with transaction(engine) as recording:
+        await recording.execute("SELECT 1 FROM dispatches WHERE id = $1::uuid FOR UPDATE", held)
+        async with transaction(engine) as beat:  # lock_timeout: it fails if it waits
+            await renew_leases(beat, "renewer", 3_600)
+
+    leases = dict(
+        await rows(
+            engine,
+            "SELECT id::text, claimed_until > now() + interval '30 minutes' FROM dispatches"
+            " WHERE instance_id = CAST(:i AS uuid)",
+            i=campaign.instance_id,
+        )
+    )
+    assert leases == {held: False} | {other: True for other in others}

@@ -63,6 +63,9 @@ async def test_a_killed_sender_loses_nothing_and_duplicates_nothing(
     second = await start_worker(env)
 
     async def all_settled() -> bool:
+        if second.returncode is not None:
+            _, stderr = await second.communicate()
+            raise AssertionError(f"the second sender died: {stderr.decode()[-2000:]}")
         open_touches = await scalar(
             engine,
             "SELECT count(*) FROM dispatches WHERE instance_id = CAST(:i AS uuid)"

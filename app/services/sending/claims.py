@@ -421,14 +421,20 @@ async def standing(
     return {row["id"]: (row["verdict"], row["why"]) for row in rows}
 
 
+_RENEW = """
+    UPDATE dispatches SET claimed_until = now() + make_interval(secs => $2)
+    WHERE id IN (SELECT id FROM dispatches WHERE status = 'sending' AND claimed_by = $1
+                 FOR UPDATE SKIP LOCKED)
+"""
+
+
 async def renew_leases(db: DriverConnection, sender_id: str, lease_s: float) -> None:
-    """Keep this sender's claims while it works on them."""
-    await db.execute(
-        "UPDATE dispatches SET claimed_until = now() + make_interval(secs => $2)"
-        " WHERE status = 'sending' AND claimed_by = $1",
-        sender_id,
-        lease_s,
-    )
+    """Keep this sender's claims while it works on them. Rows its own recorders or
+    ``mark_leaving`` hold locked are skipped, not waited for: a renewal that waited for them,
+    holding the rest, deadlocked with a recording that locks the same rows in another order
+    (three times in a row under load, which stopped the sender). A skipped row is being
+    recorded (its claim ends) or is renewed on the next beat, a third of a lease later."""
+    await db.execute(_RENEW, sender_id, lease_s)
 
 
 _CANCEL_STOPPED = """
