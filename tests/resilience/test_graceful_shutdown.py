@@ -12,13 +12,8 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,72 +23,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
+from testkit import servers
+from testkit.servers import Served
 from tests.locks import backend_pid, wait_for_lock_wait
 from tests.webhooks.helpers import Campaign, Step, count_rows, event, make_campaign, post_events
 
-CLI = Path(sys.executable).parent / "campaign-api"
 EXIT_MARGIN_S = 15  # a bound against a hang, not a speed measurement
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_db")]
-
-
-@dataclass(slots=True)
-class Served:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
 def serving(database_url: str, directory: Path, grace_s: int, workers: int = 1) -> Iterator[Served]:
     """``campaign-api serve`` on the test database, as an operator starts it."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "PYTHONWARNINGS") and not key.startswith("CAMPAIGN_")
-    }
-    env |= {
-        "DATABASE_URL": database_url,
-        "CAMPAIGN_SHUTDOWN_GRACE_S": str(grace_s),
-        "CAMPAIGN_LOG_LEVEL": "info",
-    }
-    port = _free_port()
-    log = directory / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(CLI), "serve", "--port", str(port), "--workers", str(workers)],
-            env=env,
-            cwd=directory,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    served = Served(process, port, log)
-    try:
-        for _ in range(300):
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{served.base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail("the server never became ready:\n" + log.read_text())
+    with servers.serving(
+        database_url, directory, workers=workers, CAMPAIGN_SHUTDOWN_GRACE_S=str(grace_s)
+    ) as served:
         yield served
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 async def _refuses_connections(port: int) -> bool:
