@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.driver import DriverConnection
 from app.db.engine import RETRYABLE_SQLSTATES
 from app.db.errors import is_database_unavailable
+from app.db.notifications import Notifications
 from app.domain.enums import Provider
 from app.observability import metrics
 from app.observability.logs import get_logger
@@ -41,7 +42,6 @@ from app.services.sending.claims import Claimed
 from app.services.sending.record import Recorded, Result, Timing, Verdict, record
 from app.services.sending.schedule import Plan, outlook, plan
 from app.services.sending.wake import CHANNEL
-from app.worker.listener import Listener
 from app.worker.touches import prepare
 
 log = get_logger("sender")
@@ -115,7 +115,10 @@ class SenderLoop:
     # -- the loop ------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = Listener(self._dsn, CHANNEL, self._wake.set)
+        listener = Notifications(self._dsn, "sender")
+        listener.on(CHANNEL, lambda _: self._wake.set())
+        # Anything announced while it was not listening: the sender re-reads what is due.
+        listener.on_connected(self._wake.set)
         listener.start()
         recorders = [
             asyncio.create_task(self._record_forever(), name=f"sender-recorder-{n}")
