@@ -1,5 +1,6 @@
 """The key cache: a verified key is looked up once per CAMPAIGN_AUTH_CACHE_S, and a revoked key
-stops working once that time has passed (at once with the cache off); a key that expires (or a
+stops working once that time has passed when its revocation was not heard (at once with the
+cache off; heard, at once: tests/test_key_revocation.py); a key that expires (or a
 rotated-out secret whose grace ends) is forgotten then, however long the TTL. It also queues
 each key's use for a write at most once a minute. Time is a fake clock the tests step forward:
 nothing here waits out a TTL (tests/test_key_expiry_rotation.py does, on the database's
@@ -166,6 +167,9 @@ async def test_a_revoked_key_is_refused_once_the_cache_time_has_passed(
     async with _served(settings, ttl_s=ttl_s) as (app, client):
         key = await _make_key(app, "leaving", frozenset({Scope.READ}))
         assert await _status(client, key) == 200
+        # The fallback is for a revocation the process did not hear (its LISTEN connection was
+        # down): stop listening, so the notification cannot drop the key first.
+        await app.state.notifications.close()
         async with app.state.sessionmaker.begin() as session:
             await revoke_api_key(session, "leaving")
         verified_at = clock.now

@@ -151,6 +151,7 @@ async def test_every_table_keeps_updated_at_and_enrollments_guard_status(
         ("campaign_events", "trg_campaign_events_reply_sentiment", "reply_takes_sentiment")
     )
     expected.add(("suppressions", "trg_suppressions_skip_erased", "suppressions_skip_erased"))
+    expected.add(("api_keys", "trg_api_keys_announce", "api_keys_announce"))
     assert triggers == expected
 
 

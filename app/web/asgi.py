@@ -20,11 +20,12 @@ from starlette.staticfiles import StaticFiles
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.errors import is_database_unavailable
 from app.db.migrate import head_revision
+from app.db.notifications import Notifications
 from app.observability import metrics
 from app.observability.listener import metrics_listener
 from app.observability.logs import configure_logging
 from app.observability.sql_observer import instrument_engine
-from app.security.key_cache import KeyCache
+from app.security.key_cache import KeyCache, follow_key_changes
 from app.security.key_use import KeyUseRecorder
 from app.security.rate_limit import RateLimiter
 from app.services.ingestion.batcher import IngestBatcher
@@ -130,10 +131,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.key_cache = KeyCache(settings.auth_cache_s)
         app.state.key_use = KeyUseRecorder(settings, app.state.key_cache)
         app.state.key_use.start()
+        # The process's one LISTEN connection: every subscriber registers before it starts.
+        app.state.notifications = Notifications(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False), "api"
+        )
+        follow_key_changes(app.state.key_cache, app.state.notifications)
+        app.state.notifications.start()
         try:
             with metrics_listener(settings.metrics_bind):
                 yield
         finally:
+            await app.state.notifications.close()
             await app.state.key_use.close()
             metrics.unwatch_pool(engine)
             await app.state.ingest_batcher.close()

@@ -32,10 +32,11 @@ async def principal_for(request: HTTPConnection) -> Principal | None:
     principal = cache.get(key_hash)
     if principal is not None:
         return principal
+    epoch = cache.epoch
     async with request.app.state.engine.begin() as connection:
         principal = await authenticate(connection, key)
     if principal is not None:
-        cache.remember(key_hash, principal)
+        cache.remember(key_hash, principal, as_of=epoch)
     return principal
 
 
