@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -31,6 +34,51 @@ from app.security.api_keys import create_api_key, hash_key
 from app.settings import Settings, get_settings, parse_forwarded_allow_ips
 
 APP_FACTORY = "app.web.asgi:create_served_app"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def cores_available() -> int:
+    """The cores this process may run on (its affinity: a container's or taskset's limit),
+    not the machine's count."""
+    return len(os.sched_getaffinity(0))
+
+
+def worker_count(requested: str | None, settings: Settings) -> int:
+    """``--workers``: a number, or ``auto`` for one per available core; unset, ``auto`` in
+    production and 1 elsewhere (``make run`` stays one process)."""
+    if requested is None:
+        requested = "auto" if settings.is_production else "1"
+    if requested.strip().lower() == "auto":
+        return cores_available()
+    try:
+        count = int(requested)
+    except ValueError:
+        raise CommandError(f"--workers: {requested!r} is neither a number nor 'auto'") from None
+    if not 1 <= count <= 256:
+        raise CommandError(f"--workers: {count} is out of range (1 to 256, or 'auto')")
+    return count
+
+
+@contextlib.contextmanager
+def metrics_directory() -> Iterator[Path]:
+    """The multiprocess metrics directory of one ``serve --workers N``, set in the environment
+    the workers inherit, emptied first (files of an earlier run would be counted again): the
+    operator's PROMETHEUS_MULTIPROC_DIR if set, else a temporary directory removed at the end."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield directory
+        return
+    directory = Path(tempfile.mkdtemp(prefix="campaign-api-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(directory)
+    try:
+        yield directory
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _exit_zero_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -66,12 +114,14 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
         "forwarded_allow_ips": settings.forwarded_allow_ips,
     }
     if workers > 1 and not reload:
-        run_workers(APP_FACTORY, workers, **options)
+        with metrics_directory():
+            run_workers(APP_FACTORY, workers, **options)
         return
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, reload=reload, **options)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    workers = worker_count(args.workers, settings)
     if args.forwarded_allow_ips is not None:
         try:
             trusted = ",".join(parse_forwarded_allow_ips(args.forwarded_allow_ips))
@@ -80,7 +130,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         settings = settings.model_copy(update={"forwarded_allow_ips": trusted})
     check_database(settings)
     host, port = args.host or settings.host, args.port or settings.port
-    _serve(settings, host, port, args.workers, args.reload)
+    _serve(settings, host, port, workers, args.reload)
 
 
 def _development_key(settings: Settings) -> str:
@@ -164,7 +214,12 @@ def register(commands: Commands) -> None:
         sub.add_argument("--port", type=int, help="port (default: CAMPAIGN_PORT)")
         sub.add_argument("--reload", action="store_true", help="restart on code changes")
         if name == "serve":
-            sub.add_argument("--workers", type=int, default=1, help="worker processes")
+            sub.add_argument(
+                "--workers",
+                metavar="N|auto",
+                help="worker processes, or 'auto' for one per available core (default: auto"
+                " in production, 1 otherwise)",
+            )
             sub.add_argument(
                 "--forwarded-allow-ips",
                 metavar="IPS",

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from prometheus_client import start_http_server
 
 from app.observability.logs import get_logger
+from app.observability.metrics import scrape_registry
 from app.settings import parse_bind
 
 log = get_logger("metrics")
@@ -18,15 +19,15 @@ log = get_logger("metrics")
 def metrics_listener(bind: str | None) -> Iterator[None]:
     """Serve the metrics without authentication on ``bind`` while the block runs.
 
-    A second worker process cannot bind the same address: it logs that and carries on, since
-    its metrics stay readable through ``/metrics``.
+    Under several workers only the first binds the address; the others log that and carry on:
+    whichever serves, it serves the whole group's metrics (and ``/metrics`` does too).
     """
     if not bind:
         yield
         return
     host, port = parse_bind(bind)
     try:
-        server, thread = start_http_server(port, addr=host)
+        server, thread = start_http_server(port, addr=host, registry=scrape_registry)
     except OSError as exc:
         log.warning("metrics_bind_failed", bind=bind, reason=str(exc))
         yield

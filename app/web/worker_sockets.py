@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 from typing import Any
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.supervisors import Multiprocess
 
 logger = logging.getLogger("uvicorn.error")
@@ -52,8 +54,39 @@ class BalancedConfig(uvicorn.Config):
         return holder
 
 
+class MetricsAwareMultiprocess(Multiprocess):
+    """uvicorn's supervisor, telling prometheus_client which workers have gone (died and
+    replaced, stopped by a signal, retired by a restart), so that their live gauges (the pool's
+    connections) leave the group's sum; their counters stay in it, as a counter must."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        self._known: set[int] = set()
+
+    def _mark_departed(self) -> None:
+        current = {p.pid for p in self.processes if p.pid is not None and p.process.is_alive()}
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        for pid in self._known - current:
+            if directory:
+                mark_process_dead(pid, directory)
+        self._known = current
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        self._mark_departed()
+
+    def handle_signals(self) -> None:
+        super().handle_signals()
+        self._mark_departed()
+
+    def join_all(self) -> None:
+        super().join_all()
+        self._mark_departed()
+
+
 def run_workers(app: str, workers: int, **options: Any) -> None:
     """uvicorn.run(app, workers=workers, factory=True, ...), each worker on its own socket."""
     config = BalancedConfig(app, factory=True, workers=workers, **options)
+    supervisor = MetricsAwareMultiprocess(config, sockets=[config.bind_socket()])
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the workers have been stopped
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        supervisor.run()
