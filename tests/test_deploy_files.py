@@ -119,6 +119,56 @@ def test_compose_runs_a_sender_beside_the_api_on_the_same_database(
     assert float(worker["stop_grace_period"].rstrip("s")) > Settings().send_http_timeout_s
 
 
+def _api_replicas(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that serve the API (built here, running ``campaign-api serve``)."""
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if "campaign-api serve" in _command(service)
+    }
+
+
+def _host_port_for(service: dict[str, Any], container_port: str) -> str:
+    (published,) = [
+        str(port).rsplit(":", 1)[0]
+        for port in service["ports"]
+        if str(port).endswith(container_port)
+    ]
+    return published
+
+
+def test_compose_runs_two_api_replicas_on_one_database(compose: dict[str, Any]) -> None:
+    replicas = _api_replicas(compose)
+    assert len(replicas) == 2, sorted(replicas)
+    api_env = _environment(compose["services"]["api"])
+    for service in replicas.values():
+        assert service["build"] == "."
+        assert _environment(service) == api_env
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Published on two host ports, nothing in front (each a whole API).
+    assert len({_host_port_for(s, ":8000") for s in replicas.values()}) == 2
+
+
+def test_compose_api_replicas_never_migrate_at_the_same_time(compose: dict[str, Any]) -> None:
+    """Every replica but the first waits until the first is healthy (migrated and serving)."""
+    replicas = _api_replicas(compose)
+    first = [name for name, s in replicas.items() if set(s["depends_on"]) == {"postgres"}]
+    assert first == ["api"]
+    for name, service in replicas.items():
+        if name != "api":
+            assert service["depends_on"]["api"]["condition"] == "service_healthy"
+    assert any("HEALTHCHECK" in line for line in (ROOT / "Dockerfile").read_text().splitlines())
+
+
+def test_compose_runs_two_senders(compose: dict[str, Any]) -> None:
+    senders = [
+        service
+        for service in compose["services"].values()
+        if _command(service) == "campaign-api worker"
+    ]
+    assert sum(service.get("deploy", {}).get("replicas", 1) for service in senders) == 2
+
+
 # --- Dockerfile ---------------------------------------------------------------------------
 
 
