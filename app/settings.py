@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     slow_sql_ms: int = Field(default=1_000, ge=0)
     metrics_bind: str | None = None
     shutdown_grace_s: int = Field(default=20, ge=1, le=3600)
+    # How long serve's supervisor waits for a worker to answer its health ping before killing
+    # it as hung: a worker still importing on a loaded machine must not be taken for one.
+    worker_healthcheck_s: int = Field(default=30, ge=1, le=600)
     # Abuse limits (issue 6): GraphQL documents, request bodies, request rates, introspection.
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=0)

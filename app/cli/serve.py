@@ -115,7 +115,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int, reload: bool)
     }
     if workers > 1 and not reload:
         with metrics_directory():
-            run_workers(APP_FACTORY, workers, **options)
+            run_workers(
+                APP_FACTORY,
+                workers,
+                timeout_worker_healthcheck=settings.worker_healthcheck_s,
+                **options,
+            )
         return
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, reload=reload, **options)
 
