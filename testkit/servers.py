@@ -18,6 +18,7 @@ import httpx
 
 CLI = Path(sys.executable).parent / "campaign-api"
 READY_WITHIN_S = 30.0
+STOP_WITHIN_S = 30.0
 
 
 @dataclass(slots=True)
@@ -61,7 +62,7 @@ def serving(
     name: str = "server",
     **extra_env: str,
 ) -> Iterator[Served]:
-    """One ``campaign-api serve`` until the block ends (then killed); fails with its log if
+    """One ``campaign-api serve`` until the block ends (then stopped); fails with its log if
     it exits or is not ready within ``READY_WITHIN_S``."""
     port = free_port()
     log = directory / f"{name}.log"
@@ -90,7 +91,13 @@ def serving(
         yield served
     finally:
         if process.poll() is None:
-            process.kill()
+            # SIGTERM: under --workers N the supervisor stops its workers (SIGKILL would leave
+            # them running, orphaned) and removes its metrics directory.
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_WITHIN_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.wait()
 
 
