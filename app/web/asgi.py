@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 yield
         finally:
             await app.state.key_use.close()
+            await app.state.rate_limiter.close()
             metrics.unwatch_pool(engine)
             await app.state.ingest_batcher.close()
             await engine.dispose()
