@@ -128,8 +128,7 @@ class PostgresStore:
                     timeout=STORE_TIMEOUT_S,
                 )
                 if time.monotonic() - self._pruned_at >= IDLE_S:
-                    self._pruned_at = time.monotonic()
-                    await driver.execute(PRUNE_SQL, timeout=STORE_TIMEOUT_S)
+                    await self._prune(driver)
             except BaseException:
                 await self._disconnect()
                 raise
@@ -137,6 +136,19 @@ class PostgresStore:
         if granted:
             return Draw(granted)
         return Draw(0, (1.0 - row["tokens"]) * 60.0 / per_minute)
+
+    async def prune(self) -> None:
+        """Delete the buckets idle for a minute (full again, the same as none)."""
+        async with self._lock:
+            try:
+                await self._prune(await self._connected())
+            except BaseException:
+                await self._disconnect()
+                raise
+
+    async def _prune(self, driver: asyncpg.Connection) -> None:
+        self._pruned_at = time.monotonic()
+        await driver.execute(PRUNE_SQL, timeout=STORE_TIMEOUT_S)
 
     async def _connected(self) -> asyncpg.Connection:
         if self._driver is None or self._driver.is_closed():
