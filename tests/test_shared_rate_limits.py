@@ -28,7 +28,7 @@ from app.domain.enums import Scope
 from app.observability import metrics
 from app.security.api_keys import create_api_key
 from app.security.rate_limit import RateLimiter
-from app.security.shared_limits import PostgresStore
+from app.security.shared_limits import PostgresStore, RedisStore
 from app.settings import RateLimitStore, Settings
 from testkit.servers import Served, free_port, several
 
@@ -48,6 +48,13 @@ def redis_reachable() -> bool:
             return connection.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> str:
+    if not redis_reachable():
+        pytest.skip("no Redis answers on 127.0.0.1:6379 (CI and the dev box run one)")
+    return REDIS_URL
 
 
 # --- the shared bucket's arithmetic, on the database's clock ----------------------------------
@@ -124,6 +131,14 @@ async def test_buckets_idle_for_a_minute_are_pruned(
         assert sorted(left) == ["test:prune2", "test:prune3", "test:prune4"]
 
 
+async def test_redis_draws_blocks_then_what_is_left_then_nothing(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    bucket = f"test:{uuid.uuid4().hex}"
+    draws = [await store.draw(bucket, 20, 7) for _ in range(4)]
+    assert [drawn.granted for drawn in draws] == [7, 7, 6, 0]
+    assert 0 < draws[-1].retry_after_s <= 60  # the oldest hit leaves the minute's window
+
+
 # --- a store that fails -----------------------------------------------------------------------
 
 
@@ -158,13 +173,6 @@ async def test_a_store_that_is_down_leaves_the_limit_to_this_process(
 
 
 # --- two server processes, one client going from one to the other -----------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    if not redis_reachable():
-        pytest.skip("no Redis answers on 127.0.0.1:6379 (CI and the dev box run one)")
-    return REDIS_URL
 
 
 LIMITS = {"requests": 60, "webhooks": 200, "auth": 20}

@@ -4,9 +4,10 @@ Every limit is one token bucket per caller in a store all processes share: a row
 UNLOGGED table ``rate_limit_buckets`` (the default: the database is already there), or a
 moving window in Redis (``CAMPAIGN_REDIS_URL``, through the ``limits`` library).
 
-A round trip per request would be the hot path's largest cost, so with PostgreSQL a process
-draws tokens in blocks of ``B`` = ``CAMPAIGN_RATE_LIMIT_BLOCK_PERCENT`` of the limit (at
-least 1) with one atomic upsert, and spends them locally. The accuracy argument:
+A round trip per request would be the hot path's largest cost (measured: it more than halves
+webhook ingestion, see the README), so a process draws tokens in blocks of ``B`` =
+``CAMPAIGN_RATE_LIMIT_BLOCK_PERCENT`` of the limit (at least 1), with one atomic upsert (or
+one ``limits`` hit of that cost), and spends them locally. The accuracy argument:
 
 - no request is admitted without a token drawn from the shared bucket, so over any stretch of
   time the service admits at most what the shared bucket yields (its capacity plus the
@@ -18,9 +19,10 @@ least 1) with one atomic upsert, and spends them locally. The accuracy argument:
 
 At 1% the error is at most ``N`` % of the limit (within ±10% up to 10 processes serving the
 same caller), and none for limits under 200 a minute (``B`` is 1). A refusal is remembered
-until the shared bucket has a token again, which is exact: only time adds tokens.
+until the shared bucket has a token again, which is exact: only time adds tokens. A busy
+bucket costs a process at most about 2 draws a second (it admits at most ``L / 60`` a
+second, ``L / 100`` tokens a draw), whatever the request rate.
 
-Redis is asked once per request (``limits`` draws one hit at a time): exact, one round trip.
 When the store fails (database or Redis down, a timeout), this process's own buckets decide
 for the next second: the limits degrade to per-process ones, never open, never closed; the
 failure is logged and counted (``campaign_rate_limit_store_errors_total``).
@@ -88,8 +90,6 @@ class Draw:
 
 class Store(Protocol):
     name: str
-    max_block: int | None
-    """The most tokens one draw may take (None: any)."""
 
     async def draw(self, bucket: str, per_minute: int, want: int) -> Draw: ...
 
@@ -102,7 +102,6 @@ class PostgresStore:
     failure. Rows idle for a minute are full, and are deleted once a minute."""
 
     name = "postgres"
-    max_block = None
 
     def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
         self._engine = engine or create_engine(
@@ -174,10 +173,10 @@ class PostgresStore:
 
 
 class RedisStore:
-    """A moving window per bucket in Redis, through ``limits`` (one hit per request)."""
+    """A moving window per bucket in Redis, through ``limits``: a draw of ``want`` tokens is
+    one hit of that cost, and when the window has less room, one hit of what is left."""
 
     name = "redis"
-    max_block = 1
 
     def __init__(self, url: str) -> None:
         from limits import RateLimitItemPerMinute
@@ -196,9 +195,12 @@ class RedisStore:
 
     async def draw(self, bucket: str, per_minute: int, want: int) -> Draw:
         item = self._item(per_minute)
-        if await self._limiter.hit(item, bucket):
-            return Draw(1)
+        if await self._limiter.hit(item, bucket, cost=want):
+            return Draw(want)
         stats = await self._limiter.get_window_stats(item, bucket)
+        left = min(want, stats.remaining)
+        if left >= 1 and await self._limiter.hit(item, bucket, cost=left):
+            return Draw(left)
         return Draw(0, max(0.0, stats.reset_time - time.time()))
 
     async def close(self) -> None:
@@ -257,8 +259,7 @@ class SharedBuckets:
         self.kind = kind
         self.per_minute = per_minute
         self.health = health
-        block = max(1, math.floor(per_minute * block_percent / 100))
-        self.block = min(block, health.store.max_block or block)
+        self.block = max(1, math.floor(per_minute * block_percent / 100))
         self.fallback = TokenBuckets(per_minute, clock=clock, max_buckets=max_buckets)
         self.clock = clock
         self.max_buckets = max_buckets

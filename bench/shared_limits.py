@@ -1,0 +1,89 @@
+"""The hot-path cost of rate limits that every process shares: webhook ingestion (single
+events, the per-request worst case) with each store, A/B in one run.
+
+One server per configuration, all over one bench database, started once; then rounds in
+which wrk loads each in turn (the order rotating), so the shared machine's noise falls on all
+of them alike. Printed: requests per second per round, their median and spread, and each
+configuration against the in-process buckets. The limits are set high enough never to
+refuse: what is measured is the cost of asking, not of refusing.
+
+    .venv/bin/python -m bench.shared_limits [--workers 2] [--connections 32] [--seconds 10]
+                                            [--rounds 4] [--warmup 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+from contextlib import ExitStack
+
+from bench.common import bench_database_url, server_process
+from bench.ingest import prepare, wrk_events
+
+UNREFUSED = "100000000"
+CONFIGURATIONS = {
+    "in-process (before)": {"CAMPAIGN_RATE_LIMIT_STORE": "memory"},
+    "postgres, blocks of 1% (default)": {"CAMPAIGN_RATE_LIMIT_STORE": "postgres"},
+    # A block of 1 token: one upsert per request, the design the blocks are measured against.
+    # A limit of 100 a minute or less draws this way at any block size.
+    "postgres, one draw per request": {
+        "CAMPAIGN_RATE_LIMIT_STORE": "postgres",
+        "CAMPAIGN_RATE_LIMIT_BLOCK_PERCENT": "0",
+    },
+    "redis (limits, one hit per request)": {
+        "CAMPAIGN_RATE_LIMIT_STORE": "redis",
+        "CAMPAIGN_REDIS_URL": "redis://127.0.0.1:6379/0",
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--port", type=int, default=8110)
+    args = parser.parse_args()
+
+    url = bench_database_url("campaign_bench_limits", fresh=True)
+    key, ids = asyncio.run(prepare(url))
+    print(
+        f"workers={args.workers} connections={args.connections} seconds={args.seconds}"
+        f" rounds={args.rounds}, single events per request"
+    )
+    names = list(CONFIGURATIONS)
+    figures: dict[str, list[float]] = {name: [] for name in names}
+    with ExitStack() as stack:
+        bases = {}
+        for n, name in enumerate(names):
+            env = CONFIGURATIONS[name] | {"CAMPAIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE": UNREFUSED}
+            base, _ = stack.enter_context(server_process(url, args.port + n, args.workers, env))
+            bases[name] = base
+            if args.warmup:
+                wrk_events(base, key, ids, 1, args.connections, args.warmup)
+        for round_ in range(args.rounds):
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for name in order:
+                result = wrk_events(bases[name], key, ids, 1, args.connections, args.seconds)
+                if result is None:
+                    print("skipped: wrk is not installed (apt-get install wrk)")
+                    return
+                if result.non_2xx:
+                    print(f"  {name}: {result.non_2xx} non-2xx answers")
+                figures[name].append(result.requests_per_s)
+                print(f"round {round_ + 1} {name}: {result.requests_per_s:,.0f} req/s")
+    reference = statistics.median(figures[names[0]])
+    for name in names:
+        values = figures[name]
+        median = statistics.median(values)
+        print(
+            f"{name}: median {median:,.0f} req/s (min {min(values):,.0f}, max {max(values):,.0f})"
+            f", {median / reference - 1:+.1%} against in-process"
+        )
+
+
+if __name__ == "__main__":
+    main()
