@@ -134,7 +134,10 @@ async def test_buckets_idle_for_a_minute_are_pruned(
 async def test_redis_draws_blocks_then_what_is_left_then_nothing(redis_url: str) -> None:
     store = RedisStore(redis_url)
     bucket = f"test:{uuid.uuid4().hex}"
-    draws = [await store.draw(bucket, 20, 7) for _ in range(4)]
+    try:
+        draws = [await store.draw(bucket, 20, 7) for _ in range(4)]
+    finally:
+        await store.close()
     assert [drawn.granted for drawn in draws] == [7, 7, 6, 0]
     assert 0 < draws[-1].retry_after_s <= 60  # the oldest hit leaves the minute's window
 

@@ -179,19 +179,23 @@ class RedisStore:
     name = "redis"
 
     def __init__(self, url: str) -> None:
+        import coredis
         from limits import RateLimitItemPerMinute
         from limits.aio.storage import RedisStorage
         from limits.aio.strategies import MovingWindowRateLimiter
 
         self._item = RateLimitItemPerMinute
-        self._storage = RedisStorage(
+        # The pool is ours, so that closing the store closes its connections.
+        self._pool = coredis.ConnectionPool.from_url(
+            url, connect_timeout=STORE_TIMEOUT_S, stream_timeout=STORE_TIMEOUT_S
+        )
+        storage = RedisStorage(
             "async+" + url,
+            connection_pool=self._pool,
             key_prefix="campaign-api",
             wrap_exceptions=True,
-            connect_timeout=STORE_TIMEOUT_S,
-            stream_timeout=STORE_TIMEOUT_S,
         )
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._limiter = MovingWindowRateLimiter(storage)
 
     async def draw(self, bucket: str, per_minute: int, want: int) -> Draw:
         item = self._item(per_minute)
@@ -204,7 +208,7 @@ class RedisStore:
         return Draw(0, max(0.0, stats.reset_time - time.time()))
 
     async def close(self) -> None:
-        return None
+        self._pool.disconnect()
 
 
 class StoreHealth:
