@@ -19,13 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_sessionmaker
 from app.domain.enums import Scope
-from app.observability import metrics
 from app.security.api_keys import create_api_key
 from app.security.rate_limit import RateLimiter
 from app.security.shared_limits import PostgresStore, RedisStore
@@ -146,8 +146,8 @@ async def test_redis_draws_blocks_then_what_is_left_then_nothing(redis_url: str)
 
 
 def errors_counted(store: str) -> float:
-    value = metrics.rate_limit_store_errors_total.labels(store)._value.get()
-    return float(value)
+    value = REGISTRY.get_sample_value("campaign_rate_limit_store_errors_total", {"store": store})
+    return value or 0.0
 
 
 @pytest.mark.parametrize("backend", [RateLimitStore.POSTGRES, RateLimitStore.REDIS])

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.engine import create_engine
 from app.observability import metrics
@@ -57,6 +57,8 @@ STORE_DOWN_S = 1.0
 """After a failed draw, how long this process's own buckets decide before the store is tried
 again: a store that is down costs one failed round trip a second, not one a request."""
 STORE_TIMEOUT_S = 0.5
+"""The longest a request waits for a draw (its turn on the connection included), once the
+store is connected; past it, the store counts as failed."""
 
 # One atomic statement: refill the bucket to now, grant up to $4 whole tokens, keep the rest.
 # statement_timestamp() is one instant for the whole statement; a draw that waited for the
@@ -91,6 +93,10 @@ class Draw:
 class Store(Protocol):
     name: str
 
+    def timeout_s(self) -> float:
+        """How long the next draw may take, a connection to open included."""
+        ...
+
     async def draw(self, bucket: str, per_minute: int, want: int) -> Draw: ...
 
     async def close(self) -> None: ...
@@ -103,12 +109,11 @@ class PostgresStore:
 
     name = "postgres"
 
-    def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
-        self._engine = engine or create_engine(
-            settings.model_copy(
-                update={"pool_size": 1, "max_overflow": 0, "pool_timeout_s": STORE_TIMEOUT_S}
-            )
+    def __init__(self, settings: Settings) -> None:
+        self._engine = create_engine(
+            settings.model_copy(update={"pool_size": 1, "max_overflow": 0})
         )
+        self._connect_timeout_s = settings.pool_timeout_s
         self._lock = asyncio.Lock()
         self._connection: AsyncConnection | None = None
         self._driver: asyncpg.Connection | None = None
@@ -119,12 +124,7 @@ class PostgresStore:
             try:
                 driver = await self._connected()
                 row = await driver.fetchrow(
-                    DRAW_SQL,
-                    bucket,
-                    float(per_minute),
-                    per_minute / 60.0,
-                    float(want),
-                    timeout=STORE_TIMEOUT_S,
+                    DRAW_SQL, bucket, float(per_minute), per_minute / 60.0, float(want)
                 )
                 if time.monotonic() - self._pruned_at >= IDLE_S:
                     await self._prune(driver)
@@ -135,6 +135,10 @@ class PostgresStore:
         if granted:
             return Draw(granted)
         return Draw(0, (1.0 - row["tokens"]) * 60.0 / per_minute)
+
+    def timeout_s(self) -> float:
+        connected = self._driver is not None and not self._driver.is_closed()
+        return STORE_TIMEOUT_S if connected else self._connect_timeout_s + STORE_TIMEOUT_S
 
     async def prune(self) -> None:
         """Delete the buckets idle for a minute (full again, the same as none)."""
@@ -147,7 +151,7 @@ class PostgresStore:
 
     async def _prune(self, driver: asyncpg.Connection) -> None:
         self._pruned_at = time.monotonic()
-        await driver.execute(PRUNE_SQL, timeout=STORE_TIMEOUT_S)
+        await driver.execute(PRUNE_SQL)
 
     async def _connected(self) -> asyncpg.Connection:
         if self._driver is None or self._driver.is_closed():
@@ -196,6 +200,9 @@ class RedisStore:
             wrap_exceptions=True,
         )
         self._limiter = MovingWindowRateLimiter(storage)
+
+    def timeout_s(self) -> float:
+        return STORE_TIMEOUT_S
 
     async def draw(self, bucket: str, per_minute: int, want: int) -> Draw:
         item = self._item(per_minute)
@@ -293,8 +300,10 @@ class SharedBuckets:
 
     async def _draw(self, bucket: str, key: Hashable, lease: _Lease) -> Decision:
         lease.drawing = asyncio.get_running_loop().create_future()
+        store = self.health.store
         try:
-            drawn = await self.health.store.draw(bucket, self.per_minute, self.block)
+            async with asyncio.timeout(store.timeout_s()):
+                drawn = await store.draw(bucket, self.per_minute, self.block)
         except Exception as exc:
             self.health.failed(exc)
             return self.fallback.take(key)
