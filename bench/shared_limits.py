@@ -4,7 +4,8 @@ events, the per-request worst case) with each store, A/B in one run.
 One server per configuration, all over one bench database, started once; then rounds in
 which wrk loads each in turn (the order rotating), so the shared machine's noise falls on all
 of them alike. Printed: requests per second per round, their median and spread, and each
-configuration against the in-process buckets. The limits are set high enough never to
+configuration against the in-process buckets; then the limiter alone, in this process: its
+microseconds per request for one busy bucket. The limits are set high enough never to
 refuse (600,000 a minute: 10,000 a second, blocks of 6,000 tokens): what is measured is the
 cost of asking, not of refusing. Far higher limits would make Redis's moving window (one entry
 per token) push millions of entries per draw.
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import time
+import uuid
 from contextlib import ExitStack
 
 from bench.common import bench_database_url, server_process
@@ -40,6 +43,36 @@ CONFIGURATIONS = {
 }
 
 
+async def limiter_alone(url: str, rounds: int) -> dict[str, list[float]]:
+    """Microseconds per ``take`` of one busy bucket, in this process, for each configuration:
+    the limiter's own cost per request, free of the HTTP load's noise."""
+    from app.security.rate_limit import RateLimiter
+    from app.settings import Settings
+
+    micro: dict[str, list[float]] = {name: [] for name in CONFIGURATIONS}
+    for _ in range(rounds):
+        for name, env in CONFIGURATIONS.items():
+            settings = Settings(
+                database_url=url,
+                webhook_rate_limit_per_minute=int(UNREFUSED),
+                rate_limit_store=env["CAMPAIGN_RATE_LIMIT_STORE"],
+                rate_limit_block_percent=float(env.get("CAMPAIGN_RATE_LIMIT_BLOCK_PERCENT", 1)),
+                redis_url=env.get("CAMPAIGN_REDIS_URL"),
+            )
+            limiter = RateLimiter(settings)
+            identity = ("api-key", uuid.uuid4().hex)
+            takes = 2_000 if name.endswith("per request") else 100_000
+            try:
+                await limiter.webhooks.take(identity)  # connected before timing
+                started = time.perf_counter()
+                for _ in range(takes):
+                    await limiter.webhooks.take(identity)
+                micro[name].append((time.perf_counter() - started) * 1e6 / takes)
+            finally:
+                await limiter.close()
+    return micro
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -49,6 +82,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--port", type=int, default=8110)
     parser.add_argument("--pool-size", type=int, default=4, help="per worker, every server")
+    parser.add_argument("--micro-only", action="store_true", help="the limiter alone")
     args = parser.parse_args()
 
     url = bench_database_url("campaign_bench_limits", fresh=True)
@@ -60,6 +94,8 @@ def main() -> None:
     names = list(CONFIGURATIONS)
     figures: dict[str, list[float]] = {name: [] for name in names}
     with ExitStack() as stack:
+        if args.micro_only:
+            names = []
         bases = {}
         for n, name in enumerate(names):
             env = CONFIGURATIONS[name] | {
@@ -72,7 +108,7 @@ def main() -> None:
             bases[name] = base
             if args.warmup:
                 wrk_events(base, key, ids, 1, args.connections, args.warmup)
-        for round_ in range(args.rounds):
+        for round_ in range(args.rounds if names else 0):
             order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for name in order:
                 result = wrk_events(bases[name], key, ids, 1, args.connections, args.seconds)
@@ -83,6 +119,15 @@ def main() -> None:
                     print(f"  {name}: {result.non_2xx} non-2xx answers")
                 figures[name].append(result.requests_per_s)
                 print(f"round {round_ + 1} {name}: {result.requests_per_s:,.0f} req/s")
+    micro = asyncio.run(limiter_alone(url, args.rounds))
+    for name in CONFIGURATIONS:
+        values = micro[name]
+        print(
+            f"limiter alone, {name}: median {statistics.median(values):.1f} us per take"
+            f" (min {min(values):.1f}, max {max(values):.1f})"
+        )
+    if not names:
+        return
     reference = statistics.median(figures[names[0]])
     for name in names:
         values = figures[name]
