@@ -142,6 +142,36 @@ async def test_redis_draws_blocks_then_what_is_left_then_nothing(redis_url: str)
     assert 0 < draws[-1].retry_after_s <= 60  # the oldest hit leaves the minute's window
 
 
+async def test_processes_taking_at_once_admit_the_limit_within_their_blocks(
+    settings: Settings, clean_db: None
+) -> None:
+    """Three limiters (three processes' worth) with blocks of 10%, 40 requests each at once
+    for one key limited to 30 a minute: the 30, give or take the tokens drawn and not spent
+    (at most 3 x (block - 1)), plus the refill."""
+    per_minute = 30
+    shared = settings.model_copy(
+        update={
+            "rate_limit_store": RateLimitStore.POSTGRES,
+            "rate_limit_per_minute": per_minute,
+            "rate_limit_block_percent": 10,
+        }
+    )
+    limiters = [RateLimiter(shared) for _ in range(3)]
+    started = time.monotonic()
+    try:
+        decisions = await asyncio.gather(
+            *(limiter.requests.take("busy") for limiter in limiters for _ in range(40))
+        )
+    finally:
+        for limiter in limiters:
+            await limiter.close()
+    elapsed = time.monotonic() - started
+    admitted = sum(decision.allowed for decision in decisions)
+    stranded = 3 * (3 - 1)
+    assert per_minute - stranded <= admitted <= per_minute + refill(per_minute, elapsed)
+    assert all(d.retry_after_s > 0 for d in decisions if not d.allowed)
+
+
 # --- a store that fails -----------------------------------------------------------------------
 
 

@@ -281,7 +281,8 @@ class SharedBuckets:
 
     async def take(self, key: Hashable) -> Decision:
         """Spend one token of ``key``'s shared bucket, or say how long until one is there."""
-        bucket = f"{self.kind}:{key}"
+        parts = key if isinstance(key, tuple) else (key,)
+        bucket = ":".join((self.kind, *map(str, parts)))  # requests:<key id>, auth:<address>
         while True:
             now = self.clock()
             lease = self._lease(bucket, now)
