@@ -28,7 +28,7 @@ from app.db.engine import create_sessionmaker
 from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
 from app.security.rate_limit import RateLimiter
-from app.security.shared_limits import PostgresStore, RedisStore
+from app.security.shared_limits import PostgresStore, RedisStore, SharedBuckets, StoreHealth
 from app.settings import RateLimitStore, Settings
 from testkit.servers import Served, free_port, several
 
@@ -172,6 +172,35 @@ async def test_processes_taking_at_once_admit_the_limit_within_their_blocks(
     assert all(d.retry_after_s > 0 for d in decisions if not d.allowed)
 
 
+class FakeClock:
+    """This process's clock, which only decides when a lease has been idle long enough."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_process_forgets_idle_buckets_and_keeps_at_most_its_bound(
+    settings: Settings, clean_db: None
+) -> None:
+    clock = FakeClock()
+    store = PostgresStore(settings)
+    try:
+        buckets = SharedBuckets(
+            "test", 600, StoreHealth(store, clock), block_percent=1, clock=clock, max_buckets=20
+        )
+        for n in range(50):
+            assert (await buckets.take(f"caller{n}")).allowed
+        assert len(buckets) == 20
+        clock.now += 60
+        assert (await buckets.take("fresh")).allowed
+        assert len(buckets) == 1
+    finally:
+        await store.close()
+
+
 # --- a store that fails -----------------------------------------------------------------------
 
 
@@ -214,7 +243,7 @@ LIMITS = {"requests": 60, "webhooks": 200, "auth": 20}
 @pytest.fixture(params=["postgres", "redis"])
 def two_servers(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path, clean_db: None
-) -> Iterator[list[Served]]:
+) -> Iterator[tuple[list[Served], str]]:
     """Two ``serve`` processes over one database, sharing the default store (PostgreSQL, with
     its default block of 1%: 2 tokens for the webhooks' 200 a minute) or Redis."""
     store = {}
@@ -231,11 +260,14 @@ def two_servers(
         CAMPAIGN_FORWARDED_ALLOW_IPS="127.0.0.1",
         **store,
     ) as servers:
-        yield servers
+        yield servers, request.param
 
 
-def alternating(servers: list[Served], count: int, **request: Any) -> tuple[list[int], float]:
-    """``count`` requests, one to each server in turn: their statuses, and the time taken."""
+def alternating(
+    servers: list[Served], count: int, wait_at_most: int, **request: Any
+) -> tuple[list[int], float]:
+    """``count`` requests, one to each server in turn: their statuses, and the time taken;
+    each 429 says to wait at least a second and at most ``wait_at_most``."""
     clients = [httpx.Client(base_url=server.base, timeout=10) for server in servers]
     started = time.monotonic()
     try:
@@ -244,7 +276,7 @@ def alternating(servers: list[Served], count: int, **request: Any) -> tuple[list
             response = clients[n % len(clients)].post(**request)
             if response.status_code == 429:
                 assert response.json()["error"] == "RATE_LIMITED"
-                assert int(response.headers["retry-after"]) >= 1
+                assert 1 <= int(response.headers["retry-after"]) <= wait_at_most
             statuses.append(response.status_code)
         return statuses, time.monotonic() - started
     finally:
@@ -268,13 +300,25 @@ async def new_key(engine: AsyncEngine, scopes: frozenset[Scope]) -> str:
         return await create_api_key(session, f"limits-{uuid.uuid4().hex[:8]}", scopes)
 
 
-def check_all_three_limits(servers: list[Served], key: str, webhook_key: str) -> None:
-    """Fresh keys and a fresh address: buckets of their own, in a store that outlives tests."""
+def check_all_three_limits(
+    servers: list[Served], key: str, webhook_key: str, moving_window: bool
+) -> None:
+    """Fresh keys and a fresh address: buckets of their own, in a store that outlives tests.
+    A token bucket's 429 waits for one token; a moving window's, for its oldest hit to leave."""
+
+    def wait_at_most(per_minute: int) -> int:
+        return 60 if moving_window else math.ceil(60 / per_minute)
+
     address = {"x-forwarded-for": f"2001:db8::{uuid.uuid4().hex[:4]}"}
     per_minute = LIMITS["requests"]
     headers = {"authorization": f"Bearer {key}"} | address
     statuses, elapsed = alternating(
-        servers, per_minute * 5 // 4, url="/graphql", json=QUERY, headers=headers
+        servers,
+        per_minute * 5 // 4,
+        wait_at_most(per_minute),
+        url="/graphql",
+        json=QUERY,
+        headers=headers,
     )
     assert_limited_as_one(statuses, 200, per_minute, elapsed)
 
@@ -282,6 +326,7 @@ def check_all_three_limits(servers: list[Served], key: str, webhook_key: str) ->
     statuses, elapsed = alternating(
         servers,
         per_minute * 5 // 4,
+        wait_at_most(per_minute),
         url="/webhooks/events",
         json={"enrollment_id": "unknown", "event_type": "sent"},
         headers={"x-api-key": webhook_key} | address,
@@ -291,17 +336,23 @@ def check_all_three_limits(servers: list[Served], key: str, webhook_key: str) ->
     per_minute = LIMITS["auth"]
     wrong = {"authorization": "Bearer cak_wrong"} | address
     statuses, elapsed = alternating(
-        servers, per_minute * 5 // 4, url="/graphql", json=QUERY, headers=wrong
+        servers,
+        per_minute * 5 // 4,
+        wait_at_most(per_minute),
+        url="/graphql",
+        json=QUERY,
+        headers=wrong,
     )
     assert_limited_as_one(statuses, 401, per_minute, elapsed)
 
 
 @pytest.mark.slow
 async def test_a_client_alternating_between_two_servers_is_limited_as_one(
-    two_servers: list[Served], engine: AsyncEngine
+    two_servers: tuple[list[Served], str], engine: AsyncEngine
 ) -> None:
     """Per API key, per webhook credential and per failing address: 1.25 times each limit,
     to one server then the other; each process on its own would admit them all."""
     key = await new_key(engine, frozenset({Scope.READ}))
     webhook_key = await new_key(engine, frozenset({Scope.WEBHOOKS}))
-    await asyncio.to_thread(check_all_three_limits, two_servers, key, webhook_key)
+    servers, store = two_servers
+    await asyncio.to_thread(check_all_three_limits, servers, key, webhook_key, store == "redis")
