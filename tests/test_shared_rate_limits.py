@@ -29,7 +29,7 @@ from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
 from app.security.rate_limit import RateLimiter
 from app.security.shared_limits import PostgresStore, RedisStore, SharedBuckets, StoreHealth
-from app.settings import RateLimitStore, Settings
+from app.settings import ConfigError, RateLimitStore, Settings, load_settings
 from testkit.servers import Served, free_port, several
 
 QUERY = {"query": "{ __typename }"}
@@ -356,3 +356,21 @@ async def test_a_client_alternating_between_two_servers_is_limited_as_one(
     webhook_key = await new_key(engine, frozenset({Scope.WEBHOOKS}))
     servers, store = two_servers
     await asyncio.to_thread(check_all_three_limits, servers, key, webhook_key, store == "redis")
+
+
+def test_the_store_is_redis_when_a_url_is_given_and_redis_needs_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CAMPAIGN_REDIS_URL", raising=False)
+    monkeypatch.delenv("CAMPAIGN_RATE_LIMIT_STORE", raising=False)
+    assert load_settings().rate_limit_backend is RateLimitStore.POSTGRES
+    monkeypatch.setenv("CAMPAIGN_REDIS_URL", REDIS_URL)
+    assert load_settings().rate_limit_backend is RateLimitStore.REDIS
+    monkeypatch.setenv("CAMPAIGN_RATE_LIMIT_STORE", "memory")
+    assert load_settings().rate_limit_backend is RateLimitStore.MEMORY
+    monkeypatch.delenv("CAMPAIGN_REDIS_URL")
+    monkeypatch.setenv("CAMPAIGN_RATE_LIMIT_STORE", "redis")
+    with pytest.raises(
+        ConfigError, match="CAMPAIGN_RATE_LIMIT_STORE=redis needs CAMPAIGN_REDIS_URL"
+    ):
+        load_settings()
