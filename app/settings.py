@@ -31,6 +31,15 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class RateLimitStore(StrEnum):
+    """Where the rate limits' buckets live (``memory``: each process its own, as before)."""
+
+    AUTO = "auto"
+    POSTGRES = "postgres"
+    REDIS = "redis"
+    MEMORY = "memory"
+
+
 def normalize_database_url(raw: str) -> str:
     """Accept ``postgresql://`` and ``postgresql+asyncpg://`` and return the asyncpg form."""
     try:
@@ -121,6 +130,10 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)
     auth_failures_per_minute: int = Field(default=20, ge=1)
     webhook_rate_limit_per_minute: int = Field(default=6_000, ge=1)
+    # Issue 26: the limits hold for the whole service, not per process (app.security.shared_limits).
+    rate_limit_store: RateLimitStore = RateLimitStore.AUTO
+    rate_limit_block_percent: float = Field(default=1.0, ge=0, le=10)
+    redis_url: SecretStr | None = None
     introspection: bool | None = None
     auth_cache_s: float = Field(default=5.0, ge=0, le=300)
     # The HTTP edge (issue 24): what the server itself bounds, before any route runs.
@@ -193,6 +206,20 @@ class Settings(BaseSettings):
             return None
         parse_bind(value)
         return value.strip()
+
+    @model_validator(mode="after")
+    def _redis_store_needs_redis(self) -> Settings:
+        if self.rate_limit_store is RateLimitStore.REDIS and self.redis_url is None:
+            raise ValueError("CAMPAIGN_RATE_LIMIT_STORE=redis needs CAMPAIGN_REDIS_URL")
+        return self
+
+    @property
+    def rate_limit_backend(self) -> RateLimitStore:
+        """Where the rate limits' buckets live: ``auto`` is Redis when a URL is given, else
+        the database every process already shares."""
+        if self.rate_limit_store is not RateLimitStore.AUTO:
+            return self.rate_limit_store
+        return RateLimitStore.REDIS if self.redis_url is not None else RateLimitStore.POSTGRES
 
     @model_validator(mode="after")
     def _production_needs_database(self) -> Settings:

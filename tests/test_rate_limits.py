@@ -23,7 +23,7 @@ from app.cli.common import CommandError
 from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
 from app.security.rate_limit import RateLimiter, TokenBuckets
-from app.settings import ConfigError, Settings, load_settings
+from app.settings import ConfigError, RateLimitStore, Settings, load_settings
 from app.web.asgi import create_app
 from tests.live_server import serving
 
@@ -111,7 +111,11 @@ def test_the_table_never_grows_past_its_bound() -> None:
 async def limited_app(
     settings: Settings, **limits: Any
 ) -> AsyncIterator[tuple[Starlette, FakeClock]]:
-    application = create_app(settings.model_copy(update=limits))
+    # This process's own buckets, whose clock a test moves: the store that every process
+    # shares runs on the database's clock, and has tests of its own (test_shared_rate_limits).
+    application = create_app(
+        settings.model_copy(update={"rate_limit_store": RateLimitStore.MEMORY, **limits})
+    )
     async with application.router.lifespan_context(application):
         clock = FakeClock()
         application.state.rate_limiter = RateLimiter(application.state.settings, clock=clock)

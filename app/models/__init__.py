@@ -6,6 +6,7 @@ from app.models.erasure import ContactErasure, HashedSuppression
 from app.models.events import CampaignEvent
 from app.models.instances import COUNTER_COLUMNS, CampaignInstance, InstanceTransition
 from app.models.outcomes import EventOutcome, InstanceCounterShard
+from app.models.rate_limits import RateLimitBucket
 from app.models.replies import ReplyClassification
 from app.models.sending import Dispatch, SendQuota, Suppression, SuppressionChange
 from app.models.templates import CampaignTemplate, EmailStep, LinkedInStep
@@ -26,6 +27,7 @@ __all__ = [
     "InstanceCounterShard",
     "InstanceTransition",
     "LinkedInStep",
+    "RateLimitBucket",
     "ReplyClassification",
     "SendQuota",
     "Suppression",

@@ -82,6 +82,12 @@ graphql_fastpath_fallbacks_total = Counter(
     "GraphQL requests the fast execution path handed back to the regular executor, by reason.",
     ["reason"],
 )
+rate_limit_store_errors_total = Counter(
+    "campaign_rate_limit_store_errors",
+    "Rate-limit draws the shared store (postgres or redis) failed; each process's own buckets"
+    " decided those requests, and the next second's.",
+    ["store"],
+)
 
 sends_total = Counter(
     "campaign_sends",

@@ -4,8 +4,9 @@ A bucket holds up to ``per_minute`` tokens and refills continuously at ``per_min
 tokens a second; a request takes one. A bucket left alone until it is full again is the same
 as no bucket, so idle buckets are dropped, and a table never holds more than ``max_buckets``
 (the least recently used goes first), which bounds memory whatever the number of callers.
-Each process has its own tables: with several workers the effective limit is multiplied by
-the number of workers.
+These are a process's own: ``CAMPAIGN_RATE_LIMIT_STORE=memory`` uses them alone (with several
+workers each limit is then multiplied by the number of processes); otherwise they decide only
+while the shared store fails (``app.security.shared_limits``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-from app.settings import Settings
+from app.settings import RateLimitStore, Settings
+
+if TYPE_CHECKING:
+    from app.security.shared_limits import Store
 
 Clock = Callable[[], float]
 MAX_BUCKETS = 100_000
@@ -100,10 +105,58 @@ class TokenBuckets:
             self._buckets.popitem(last=False)
 
 
+class ProcessLimit:
+    """This process's own buckets behind the face the shared limits have (``await take``)."""
+
+    def __init__(self, buckets: TokenBuckets) -> None:
+        self.buckets = buckets
+
+    async def take(self, key: Hashable) -> Decision:
+        return self.buckets.take(key)
+
+
+class Limit(Protocol):
+    async def take(self, key: Hashable) -> Decision: ...
+
+
 class RateLimiter:
-    """The service's three tables: API keys on /graphql, webhook senders, failed logins."""
+    """The service's three limits: API keys on /graphql, webhook senders, failed logins; in
+    the store the settings name (``app.security.shared_limits``), or in this process only."""
 
     def __init__(self, settings: Settings, clock: Clock = time.monotonic) -> None:
-        self.requests = TokenBuckets(settings.rate_limit_per_minute, clock=clock)
-        self.webhooks = TokenBuckets(settings.webhook_rate_limit_per_minute, clock=clock)
-        self.auth_failures = TokenBuckets(settings.auth_failures_per_minute, clock=clock)
+        figures = {
+            "requests": settings.rate_limit_per_minute,
+            "webhooks": settings.webhook_rate_limit_per_minute,
+            "auth": settings.auth_failures_per_minute,
+        }
+        self._store: Store | None = None
+        limits: dict[str, Limit]
+        if settings.rate_limit_backend is RateLimitStore.MEMORY:
+            limits = {
+                kind: ProcessLimit(TokenBuckets(per_minute, clock=clock))
+                for kind, per_minute in figures.items()
+            }
+        else:
+            # Imported here: the shared limits are built on this module's buckets.
+            from app.security.shared_limits import SharedBuckets, StoreHealth, open_store
+
+            self._store = open_store(settings)
+            health = StoreHealth(self._store, clock)
+            limits = {
+                kind: SharedBuckets(
+                    kind,
+                    per_minute,
+                    health,
+                    block_percent=settings.rate_limit_block_percent,
+                    clock=clock,
+                )
+                for kind, per_minute in figures.items()
+            }
+        self.requests = limits["requests"]
+        self.webhooks = limits["webhooks"]
+        self.auth_failures = limits["auth"]
+
+    async def close(self) -> None:
+        """Release the shared store's connection, if any."""
+        if self._store is not None:
+            await self._store.close()

@@ -143,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await app.state.notifications.close()
             await app.state.key_use.close()
+            await app.state.rate_limiter.close()
             metrics.unwatch_pool(engine)
             await app.state.ingest_batcher.close()
             await engine.dispose()

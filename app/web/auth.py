@@ -53,5 +53,5 @@ async def require_principal(request: Request) -> Principal:
     """The caller's principal, or Refused: 401, or 429 once the address has failed too often."""
     principal = await principal_for(request)
     if principal is None:
-        raise failed_authentication(request, unauthenticated(request))
+        raise await failed_authentication(request, unauthenticated(request))
     return principal

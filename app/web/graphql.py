@@ -78,7 +78,7 @@ class GraphQLEndpoint:
     async def _admit(self, request: Request) -> tuple[Principal, bytes]:
         """Rate limits, authentication and the body's limits, cheapest first; raises Refused."""
         principal = await require_principal(request)
-        spend(limiter(request).requests, principal.key_id)
+        await spend(limiter(request).requests, principal.key_id)
         limit = request.app.state.settings.graphql_body_limit(principal.allows(enums.Scope.WRITE))
         body = await read_body(request, limit)
         _check_operation(parse_json(body))

@@ -11,7 +11,7 @@ from collections.abc import Hashable
 
 from starlette.requests import Request
 
-from app.security.rate_limit import Decision, RateLimiter, TokenBuckets
+from app.security.rate_limit import Decision, Limit, RateLimiter
 from app.web.errors import Refused
 
 
@@ -33,19 +33,19 @@ def _too_many(decision: Decision, what: str) -> Refused:
     )
 
 
-def failed_authentication(request: Request, refusal: Refused) -> Refused:
+async def failed_authentication(request: Request, refusal: Refused) -> Refused:
     """What a request that failed to authenticate gets: its own ``refusal`` (a 401), counted
     against the client address, or 429 once the address is over its limit. Only failures are
     throttled: a valid credential from the same address is still served, so a guessing client
     cannot lock out the clients and providers that share its address."""
-    decision = limiter(request).auth_failures.take(client_address(request))
+    decision = await limiter(request).auth_failures.take(client_address(request))
     if not decision.allowed:
         return _too_many(decision, "failed authentications from this address")
     return refusal
 
 
-def spend(buckets: TokenBuckets, identity: Hashable) -> None:
+async def spend(limit: Limit, identity: Hashable) -> None:
     """Take a token of ``identity``'s bucket, or refuse with 429."""
-    decision = buckets.take(identity)
+    decision = await limit.take(identity)
     if not decision.allowed:
         raise _too_many(decision, "requests for this credential")

@@ -164,9 +164,9 @@ async def _admit(request: Request, authenticate: Authenticator) -> None:
     except Refused as refusal:
         # An endpoint we did not configure is no client's failure: it locks nobody out.
         if refusal.status == 401 and refusal.code != NOT_CONFIGURED:
-            raise failed_authentication(request, refusal) from None
+            raise await failed_authentication(request, refusal) from None
         raise
-    spend(limiter(request).webhooks, identity)
+    await spend(limiter(request).webhooks, identity)
 
 
 class WebhookEndpoint:
