@@ -5,6 +5,7 @@ while their subscriptions are open."""
 from __future__ import annotations
 
 import asyncpg
+import httpx
 import pytest
 import websockets
 from starlette.applications import Starlette
@@ -122,3 +123,17 @@ async def test_revoking_a_key_closes_its_open_subscriptions(
         finally:
             await admin.close()
         assert (await socket.closed_with())[0] == KEY_REVOKED
+
+
+async def test_a_subscription_sent_over_http_is_told_where_to_go(
+    base: str, read_key: str, campaign: Campaign
+) -> None:
+    async with httpx.AsyncClient(base_url=base) as http:
+        response = await http.post(
+            "/graphql",
+            json={"query": ACTIVITY, "variables": {"id": campaign.instance_id}},
+            headers={"authorization": f"Bearer {read_key}"},
+        )
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "INVALID_REQUEST"
+    assert "WebSocket at /graphql" in error["message"]
