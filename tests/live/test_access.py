@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from app.domain.enums import Scope
 from app.services.live.hub import KEY_REVOKED
-from tests.live.client import ACTIVITY, STATUS, connect
+from tests.live.client import ACTIVITY, STATUS, connect, registered
 from tests.live.conftest import PER_CONNECTION, PER_KEY, make_key
 from tests.live.test_subscriptions import post
 from tests.test_notifications import dsn_of
@@ -20,13 +20,14 @@ from tests.webhooks.helpers import Campaign, event
 
 
 async def test_a_key_in_connection_init_authenticates(
-    base: str, read_key: str, webhook_key: str, campaign: Campaign
+    app: Starlette, base: str, read_key: str, webhook_key: str, campaign: Campaign
 ) -> None:
     async with connect(base, init=False) as socket:
         assert (await socket.init({"Authorization": f"Bearer {read_key}"}))["type"] == (
             "connection_ack"
         )
         await socket.subscribe(ACTIVITY, id=campaign.instance_id)
+        await registered(app.state.live_hub, campaign.instance_id, 1)
         await post(base, webhook_key, event(campaign.enrollment_id, "opened", step=1))
         [item] = await socket.activity(1)
     assert item["event"]["eventType"] == "OPENED"

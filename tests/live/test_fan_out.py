@@ -8,7 +8,6 @@ import asyncio
 import json
 import socket
 import uuid
-from typing import Any
 
 import asyncpg
 from prometheus_client import REGISTRY
@@ -16,7 +15,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 
 from app.services.live.hub import SLOW_CONSUMER
-from tests.live.client import ACTIVITY, WAIT_S, connect
+from tests.live.client import ACTIVITY, connect, registered, until
 from tests.live.conftest import BATCH
 from tests.live.test_activity_log import INSERT_EVENT
 from tests.live.test_subscriptions import post
@@ -26,15 +25,6 @@ from tests.webhooks.helpers import Campaign, event
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-async def until(predicate: Any) -> None:
-    """Wait for ``predicate()`` (a bound against a hang, not a timing assertion)."""
-    for _ in range(int(WAIT_S / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never came to pass")
 
 
 async def test_one_load_per_change_whatever_the_number_of_subscribers(
@@ -118,6 +108,7 @@ async def test_a_killed_listen_connection_loses_nothing(
         await staying.subscribe(ACTIVITY, id=campaign.instance_id)
         async with connect(base, read_key) as leaving:
             await leaving.subscribe(ACTIVITY, id=campaign.instance_id)
+            await registered(app.state.live_hub, campaign.instance_id, 2)
             await post(base, webhook_key, event(a, "opened", step=1))
             [first] = await leaving.activity(1)
         assert await staying.activity(1) == [first]
