@@ -43,10 +43,5 @@ class InstanceActivity(Base):
             name="kind_fields",
         ),
         Index("ix_instance_activity_instance_position", "instance_id", "xid", "seq"),
-        Index(
-            "ix_instance_activity_event_id",
-            "event_id",
-            postgresql_where=text("event_id IS NOT NULL"),
-        ),
         Index("ix_instance_activity_at", "at", postgresql_using="brin"),
     )
