@@ -21,7 +21,7 @@ XID_DEFAULT = "(pg_current_xact_id()::text)::bigint"
 class InstanceActivity(Base):
     __tablename__ = "instance_activity"
 
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), nullable=False)
     xid: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text(XID_DEFAULT))
     instance_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     kind: Mapped[str] = mapped_column(Text, nullable=False)
@@ -32,6 +32,9 @@ class InstanceActivity(Base):
     event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     dispatch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     status: Mapped[str | None] = mapped_column(Text)
+
+    # No primary key in the database (one index fewer per appended row); the ORM needs one.
+    __mapper_args__ = {"primary_key": [seq]}
 
     __table_args__ = (
         CheckConstraint("kind IN ('event', 'enrollment_status', 'dispatch')", name="kind_known"),
