@@ -23,6 +23,10 @@ class Context:
     db: RequestDatabase
     request_state: dict[str, Any]
     """The ASGI ``scope["state"]``: what the access log reads after the response."""
+    live: Any = None
+    """A WebSocket connection's ``resolvers.subscriptions.LiveSession``; None over HTTP."""
+    connection_params: Any = None
+    """A WebSocket connection's ``connection_init`` payload (where browsers put the key)."""
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -23,9 +23,11 @@ from schema.extensions.limits import (
 from schema.extensions.masking import MaskUnexpectedErrors
 from schema.extensions.operation_facts import OperationFacts
 from schema.extensions.payload_reads import PayloadReadScope
+from schema.extensions.transport import SubscriptionsOverWebSocket
 from schema.extensions.unicode_variables import RefuseUnencodableVariables
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.subscription import Subscription
 
 CACHE_SIZE = 256
 """Distinct documents kept parsed and validated; bounded so unique queries cannot grow memory."""
@@ -54,6 +56,7 @@ def _extensions(
         lambda: PayloadReadScope(executable()),
         RequestContactLimit,
         lambda: QueryCostLimit(settings.max_query_cost, executable()),
+        SubscriptionsOverWebSocket,
         MaskUnexpectedErrors,
         # Inside the masking: an outage is seen (and made a 503) before errors are masked.
         OperationFacts,
@@ -86,6 +89,7 @@ def build_schema(
     schema = _Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=_extensions(settings or Settings.model_construct(), lambda: executable),
         execution_context_class=FastExecutor if fast_execution else None,
     )

@@ -33,6 +33,7 @@ from tests.differential import DifferentialApp
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = (
+    "instance_activity",
     "reply_classifications",
     "contact_erasures",
     "hashed_suppressions",

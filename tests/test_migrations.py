@@ -146,8 +146,9 @@ async def test_every_table_keeps_updated_at_and_enrollments_guard_status(
     expected = {
         (table, f"trg_{table}_updated_at", "set_updated_at")
         for table in Base.metadata.tables
-        # The rate limits' buckets keep their own clock, written by each draw (no trigger).
-        if table != "rate_limit_buckets"
+        # Not updated in place: the rate limits' buckets keep their own clock, written by each
+        # draw; the live activity log is append-only.
+        if table not in ("rate_limit_buckets", "instance_activity")
     }
     expected.add(("enrollments", "trg_enrollments_status_guard", "enrollment_status_guard"))
     expected.add(
@@ -155,6 +156,19 @@ async def test_every_table_keeps_updated_at_and_enrollments_guard_status(
     )
     expected.add(("suppressions", "trg_suppressions_skip_erased", "suppressions_skip_erased"))
     expected.add(("api_keys", "trg_api_keys_announce", "api_keys_announce"))
+    # Live updates (0009): every write of activity is appended and announced by the database.
+    expected |= {
+        ("campaign_events", "tr_campaign_events_live_insert", "live_events_inserted"),
+        ("campaign_events", "tr_campaign_events_live_update", "live_events_linked"),
+        ("enrollments", "tr_enrollments_live_update", "live_enrollments_changed"),
+        ("dispatches", "tr_dispatches_live_insert", "live_dispatches_inserted"),
+        ("dispatches", "tr_dispatches_live_update", "live_dispatches_changed"),
+        (
+            "instance_transitions",
+            "tr_instance_transitions_live_insert",
+            "live_instance_transitioned",
+        ),
+    }
     assert triggers == expected
 
 

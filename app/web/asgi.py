@@ -6,6 +6,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -14,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from app.db.engine import create_engine, create_sessionmaker
@@ -25,10 +26,13 @@ from app.observability import metrics
 from app.observability.listener import metrics_listener
 from app.observability.logs import configure_logging
 from app.observability.sql_observer import instrument_engine
-from app.security.key_cache import KeyCache, follow_key_changes
+from app.security.key_cache import KEY_CHANGES_CHANNEL, KeyCache, follow_key_changes
 from app.security.key_use import KeyUseRecorder
 from app.security.rate_limit import RateLimiter
 from app.services.ingestion.batcher import IngestBatcher
+from app.services.live.activity import CHANNEL as ACTIVITY_CHANNEL
+from app.services.live.activity import prune_periodically
+from app.services.live.hub import Hub
 from app.settings import Settings, get_settings
 from app.web.envelope import RequestEnvelope
 from app.web.graphiql import ASSETS as GRAPHIQL_ASSETS
@@ -113,10 +117,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_logging(settings)
     # The composition root: the one place in app/ that reaches up to the GraphQL layer.
     from app.web.graphql import GraphQLEndpoint
+    from app.web.live import GraphQLWebSocket
     from resolvers.fast_execution import on_fallback
+    from resolvers.live import hub_load, hub_tail
     from schema import build_schema
 
     on_fallback(metrics.fastpath_fell_back)
+    schema = build_schema(settings, fast_execution=settings.fast_execution)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -131,17 +138,32 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.key_cache = KeyCache(settings.auth_cache_s)
         app.state.key_use = KeyUseRecorder(settings, app.state.key_cache)
         app.state.key_use.start()
+        hub = app.state.live_hub = Hub(
+            hub_load(engine, settings.live_batch_limit),
+            hub_tail(engine),
+            queue_size=settings.live_queue_size,
+            per_key=settings.live_subscriptions_per_key,
+        )
         # The process's one LISTEN connection: every subscriber registers before it starts.
-        app.state.notifications = Notifications(
+        notifications = app.state.notifications = Notifications(
             engine.url.set(drivername="postgresql").render_as_string(hide_password=False), "api"
         )
-        follow_key_changes(app.state.key_cache, app.state.notifications)
-        app.state.notifications.start()
+        notifications.on(ACTIVITY_CHANNEL, hub.notified)
+        follow_key_changes(app.state.key_cache, notifications)
+        notifications.on(KEY_CHANGES_CHANNEL, hub.key_revoked)
+        notifications.on_connected(hub.reconnected)
+        hub.start()
+        notifications.start()
+        pruning = asyncio.create_task(
+            prune_periodically(engine, timedelta(hours=settings.live_activity_retention_h))
+        )
         try:
             with metrics_listener(settings.metrics_bind):
                 yield
         finally:
-            await app.state.notifications.close()
+            pruning.cancel()
+            await notifications.close()
+            await hub.close()
             await app.state.key_use.close()
             await app.state.rate_limiter.close()
             metrics.unwatch_pool(engine)
@@ -155,11 +177,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route(
-                "/graphql",
-                GraphQLEndpoint(build_schema(settings, fast_execution=settings.fast_execution)),
-                methods=["GET", "POST"],
-            ),
+            Route("/graphql", GraphQLEndpoint(schema), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", GraphQLWebSocket(schema, settings)),
             Route(f"{GRAPHIQL_ASSETS}/{{name}}", asset_endpoint, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],

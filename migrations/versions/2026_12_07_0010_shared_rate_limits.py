@@ -4,7 +4,7 @@ UNLOGGED: a bucket is worth nothing after a crash (an emptied table is every buc
 is what a restart gave each process before), and skipping the WAL keeps the draws cheap.
 
 Revision ID: 20261207_0010_shared_rate_limits
-Revises: 20261207_0008_erasure
+Revises: 20261207_0009_live_updates
 Create Date: 2026-12-07 17:45:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207_0010_shared_rate_limits"
-down_revision: str | None = "20261207_0008_erasure"
+down_revision: str | None = "20261207_0009_live_updates"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

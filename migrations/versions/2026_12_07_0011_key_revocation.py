@@ -2,7 +2,7 @@
 campaign_api_keys with the key's id, in the changing transaction
 
 Revision ID: 20261207_0011_key_revocation
-Revises: 20261207_0008_erasure
+Revises: 20261207_0010_shared_rate_limits
 Create Date: 2026-12-07 17:45:00.000000
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "20261207_0011_key_revocation"
-down_revision: str | None = "20261207_0008_erasure"
+down_revision: str | None = "20261207_0010_shared_rate_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
