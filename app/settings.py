@@ -120,6 +120,17 @@ class Settings(BaseSettings):
     webhook_rate_limit_per_minute: int = Field(default=6_000, ge=1)
     introspection: bool | None = None
     auth_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # Live updates (issue 26): GraphQL subscriptions over WebSocket.
+    live_subscriptions_per_key: int = Field(default=100, ge=1, le=100_000)
+    """Open subscriptions one API key may hold on one process."""
+    live_subscriptions_per_connection: int = Field(default=20, ge=1, le=1_000)
+    live_queue_size: int = Field(default=256, ge=1, le=100_000)
+    """Items waiting for one subscriber; one more closes it (close code 4499)."""
+    live_connection_init_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    live_batch_limit: int = Field(default=500, ge=1, le=10_000)
+    """Items read per instance and load; more are read by the next load."""
+    live_activity_retention_h: float = Field(default=168.0, gt=0)
+    """How long the activity log keeps an item for ``after`` (pruned hourly)."""
     # The HTTP edge (issue 24): what the server itself bounds, before any route runs.
     forwarded_allow_ips: str = ""
     max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)

@@ -23,6 +23,8 @@ class Context:
     db: RequestDatabase
     request_state: dict[str, Any]
     """The ASGI ``scope["state"]``: what the access log reads after the response."""
+    live: Any = None
+    """A WebSocket connection's ``resolvers.subscriptions.LiveSession``; None over HTTP."""
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from schema.extensions.payload_reads import PayloadReadScope
 from schema.extensions.unicode_variables import RefuseUnencodableVariables
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.subscription import Subscription
 
 CACHE_SIZE = 256
 """Distinct documents kept parsed and validated; bounded so unique queries cannot grow memory."""
@@ -86,6 +87,7 @@ def build_schema(
     schema = _Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=_extensions(settings or Settings.model_construct(), lambda: executable),
         execution_context_class=FastExecutor if fast_execution else None,
     )

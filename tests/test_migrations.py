@@ -144,13 +144,28 @@ async def test_every_table_keeps_updated_at_and_enrollments_guard_status(
 ) -> None:
     triggers = {tuple(row) for row in await _query(database_url, TRIGGERS)}
     expected = {
-        (table, f"trg_{table}_updated_at", "set_updated_at") for table in Base.metadata.tables
+        (table, f"trg_{table}_updated_at", "set_updated_at")
+        for table in Base.metadata.tables
+        if table != "instance_activity"  # append-only: its rows are never updated
     }
     expected.add(("enrollments", "trg_enrollments_status_guard", "enrollment_status_guard"))
     expected.add(
         ("campaign_events", "trg_campaign_events_reply_sentiment", "reply_takes_sentiment")
     )
     expected.add(("suppressions", "trg_suppressions_skip_erased", "suppressions_skip_erased"))
+    # Live updates (0009): every write of activity is appended and announced by the database.
+    expected |= {
+        ("campaign_events", "tr_campaign_events_live_insert", "live_events_inserted"),
+        ("campaign_events", "tr_campaign_events_live_update", "live_events_linked"),
+        ("enrollments", "tr_enrollments_live_update", "live_enrollments_changed"),
+        ("dispatches", "tr_dispatches_live_insert", "live_dispatches_inserted"),
+        ("dispatches", "tr_dispatches_live_update", "live_dispatches_changed"),
+        (
+            "instance_transitions",
+            "tr_instance_transitions_live_insert",
+            "live_instance_transitioned",
+        ),
+    }
     assert triggers == expected
 
 

@@ -141,6 +141,14 @@ class Scope(StrEnum):
     ADMIN = "admin"
 
 
+class ActivityKind(StrEnum):
+    """What an item of an instance's live activity stream reports."""
+
+    EVENT = "event"
+    ENROLLMENT_STATUS = "enrollment_status"
+    DISPATCH = "dispatch"
+
+
 class ErrorCode(StrEnum):
     INVALID = "INVALID"
     NOT_FOUND = "NOT_FOUND"

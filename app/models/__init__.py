@@ -5,6 +5,7 @@ from app.models.enrollments import Enrollment, EnrollmentAddress
 from app.models.erasure import ContactErasure, HashedSuppression
 from app.models.events import CampaignEvent
 from app.models.instances import COUNTER_COLUMNS, CampaignInstance, InstanceTransition
+from app.models.live import InstanceActivity
 from app.models.outcomes import EventOutcome, InstanceCounterShard
 from app.models.replies import ReplyClassification
 from app.models.sending import Dispatch, SendQuota, Suppression, SuppressionChange
@@ -23,6 +24,7 @@ __all__ = [
     "EnrollmentAddress",
     "EventOutcome",
     "HashedSuppression",
+    "InstanceActivity",
     "InstanceCounterShard",
     "InstanceTransition",
     "LinkedInStep",

@@ -62,6 +62,25 @@ instance_transitions_total = Counter(
     "Instance status changes committed, by target status (draft for a created instance).",
     ["to_status"],
 )
+live_subscriptions = Gauge(
+    "campaign_live_subscriptions",
+    "GraphQL subscriptions open on this process.",
+)
+live_closed = Counter(
+    "campaign_live_subscribers_closed",
+    "Subscribers the server closed: slow (fell a whole queue behind, close code 4499) or"
+    " revoked (their API key was revoked, close code 4403).",
+    ["reason"],
+)
+live_loads = Counter(
+    "campaign_live_loads",
+    "Loads of announced activity: one per batch of notified instances, whatever the number"
+    " of their subscribers.",
+)
+live_load_statements = Counter(
+    "campaign_live_load_statements",
+    "SQL statements the live-updates loads ran.",
+)
 graphql_fastpath_fallbacks_total = Counter(
     "campaign_graphql_fastpath_fallbacks",
     "GraphQL requests the fast execution path handed back to the regular executor, by reason.",

@@ -6,6 +6,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -14,12 +15,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.errors import is_database_unavailable
 from app.db.migrate import head_revision
+from app.db.notifications import Notifications
 from app.observability import metrics
 from app.observability.listener import metrics_listener
 from app.observability.logs import configure_logging
@@ -28,6 +30,9 @@ from app.security.key_cache import KeyCache
 from app.security.key_use import KeyUseRecorder
 from app.security.rate_limit import RateLimiter
 from app.services.ingestion.batcher import IngestBatcher
+from app.services.live.activity import CHANNEL as ACTIVITY_CHANNEL
+from app.services.live.activity import prune_periodically
+from app.services.live.hub import Hub
 from app.settings import Settings, get_settings
 from app.web.envelope import RequestEnvelope
 from app.web.graphiql import ASSETS as GRAPHIQL_ASSETS
@@ -37,6 +42,8 @@ from app.web.unavailable import RETRY_AFTER_S
 from app.web.webhooks import routes as webhook_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+KEYS_CHANNEL = "campaign_api_keys"
+"""What revoking a key NOTIFYs, with the key's id: its open subscriptions are closed."""
 
 
 INDEX = {
@@ -112,10 +119,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_logging(settings)
     # The composition root: the one place in app/ that reaches up to the GraphQL layer.
     from app.web.graphql import GraphQLEndpoint
+    from app.web.live import GraphQLWebSocket
     from resolvers.fast_execution import on_fallback
+    from resolvers.live import hub_load, hub_tail
     from schema import build_schema
 
     on_fallback(metrics.fastpath_fell_back)
+    schema = build_schema(settings, fast_execution=settings.fast_execution)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -130,10 +140,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.key_cache = KeyCache(settings.auth_cache_s)
         app.state.key_use = KeyUseRecorder(settings, app.state.key_cache)
         app.state.key_use.start()
+        hub = app.state.live_hub = Hub(
+            hub_load(engine, settings.live_batch_limit),
+            hub_tail(engine),
+            queue_size=settings.live_queue_size,
+            per_key=settings.live_subscriptions_per_key,
+        )
+        notifications = app.state.notifications = Notifications(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False), "api"
+        )
+        notifications.on(ACTIVITY_CHANNEL, hub.notified)
+        notifications.on(KEYS_CHANNEL, hub.key_revoked)
+        notifications.on_connected(hub.reconnected)
+        hub.start()
+        notifications.start()
+        pruning = asyncio.create_task(
+            prune_periodically(engine, timedelta(hours=settings.live_activity_retention_h))
+        )
         try:
             with metrics_listener(settings.metrics_bind):
                 yield
         finally:
+            pruning.cancel()
+            await notifications.close()
+            await hub.close()
             await app.state.key_use.close()
             metrics.unwatch_pool(engine)
             await app.state.ingest_batcher.close()
@@ -146,11 +176,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route(
-                "/graphql",
-                GraphQLEndpoint(build_schema(settings, fast_execution=settings.fast_execution)),
-                methods=["GET", "POST"],
-            ),
+            Route("/graphql", GraphQLEndpoint(schema), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", GraphQLWebSocket(schema, settings)),
             Route(f"{GRAPHIQL_ASSETS}/{{name}}", asset_endpoint, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],

@@ -27,6 +27,12 @@ async def principal_for(request: HTTPConnection) -> Principal | None:
     key = presented_key(request)
     if key is None or not looks_like_key(key):
         return None
+    return await principal_for_key(request, key)
+
+
+async def principal_for_key(request: HTTPConnection, key: str) -> Principal | None:
+    """``key``'s principal, from the cache or looked up (a WebSocket's ``connection_init``
+    carries its key in the payload, not in a header)."""
     cache: KeyCache = request.app.state.key_cache
     key_hash = hash_key(key)
     principal = cache.get(key_hash)
