@@ -68,6 +68,8 @@ SERVER_ENV = {
     # One key and one address make the whole load: the per-key limits would cap the benchmark.
     "CAMPAIGN_RATE_LIMIT_PER_MINUTE": "100000000",
     "CAMPAIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE": "100000000",
+    # The default (100 per key per process) is for one client; here one key holds them all.
+    "CAMPAIGN_LIVE_SUBSCRIPTIONS_PER_KEY": "100000",
 }
 DRAIN_QUIET_S = 5.0
 DRAIN_MAX_S = 60.0
@@ -201,6 +203,7 @@ class Subscriber:
     messages: list[tuple[float, str]] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
     close_code: int | None = None
+    closing: bool = False
     socket: ClientConnection | None = None
     task: asyncio.Task[None] | None = None
 
@@ -247,10 +250,11 @@ class Subscriber:
                         self.other.append(str(message))
         except ConnectionClosed:
             pass
-        if socket.close_rcvd is not None:
-            self.close_code = socket.close_rcvd.code
+        if not self.closing:  # the server closed it
+            self.close_code = socket.close_code
 
     async def close(self) -> None:
+        self.closing = True
         if self.socket is not None:
             await self.socket.close()
         if self.task is not None:
