@@ -127,8 +127,9 @@ class Settings(BaseSettings):
     live_queue_size: int = Field(default=256, ge=1, le=100_000)
     """Items waiting for one subscriber; one more closes it (close code 4499)."""
     live_connection_init_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    live_batch_limit: int = Field(default=500, ge=1, le=10_000)
-    """Items read per instance and load; more are read by the next load."""
+    live_batch_limit: int = Field(default=100, ge=1, le=10_000)
+    """Items read per instance and load; more are read by the next load (keep it below the
+    queue size, or one burst closes every subscriber of the instance)."""
     live_activity_retention_h: float = Field(default=168.0, gt=0)
     """How long the activity log keeps an item for ``after`` (pruned hourly)."""
     # The HTTP edge (issue 24): what the server itself bounds, before any route runs.

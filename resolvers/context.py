@@ -25,6 +25,8 @@ class Context:
     """The ASGI ``scope["state"]``: what the access log reads after the response."""
     live: Any = None
     """A WebSocket connection's ``resolvers.subscriptions.LiveSession``; None over HTTP."""
+    connection_params: Any = None
+    """A WebSocket connection's ``connection_init`` payload (where browsers put the key)."""
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

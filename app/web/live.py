@@ -142,7 +142,7 @@ class _View(GraphQL[Context, None]):
         if context.principal is not None:
             return
         connection = context.request_state["connection"]
-        params = getattr(context, "connection_params", None) or {}
+        params = context.connection_params or {}
         header = params.get("Authorization") if isinstance(params, dict) else None
         scheme, _, token = header.partition(" ") if isinstance(header, str) else ("", "", "")
         key = token.strip() if scheme.lower() == "bearer" else ""

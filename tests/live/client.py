@@ -68,6 +68,20 @@ class Socket:
         data: dict[str, Any] = message["payload"]["data"]
         return data
 
+    async def errors_of(self, operation_id: str) -> list[dict[str, Any]]:
+        """The errors the server answered operation ``operation_id`` with (an ``error``
+        message, or a ``next`` carrying errors); other operations' completions are skipped."""
+        while True:
+            message = await self.receive()
+            if message.get("id") != operation_id or message["type"] == "complete":
+                continue
+            if message["type"] == "error":
+                errors: list[dict[str, Any]] = message["payload"]
+                return errors
+            assert message["type"] == "next", message
+            assert message["payload"].get("errors"), message
+            return list(message["payload"]["errors"])
+
     async def activity(self, count: int) -> list[dict[str, Any]]:
         return [(await self.next_data())["instanceActivity"] for _ in range(count)]
 

@@ -41,3 +41,33 @@ async def test_a_posted_webhook_reaches_the_subscriber(
     assert activity["enrollment"]["id"] == campaign.enrollment_id
     assert activity["metrics"]["opened"] == 1
     assert status["metrics"] == {"opened": 1, "replied": 0}
+
+
+async def test_after_replays_exactly_then_goes_live(
+    base: str, read_key: str, webhook_key: str, campaign: Campaign
+) -> None:
+    a, b, c = campaign.enrollment_ids
+    async with connect(base, read_key) as watching:
+        await watching.subscribe(ACTIVITY, id=campaign.instance_id)
+        await post(base, webhook_key, event(a, "opened", step=1))
+        await post(base, webhook_key, event(b, "opened", step=1), event(c, "clicked", step=1))
+        seen = await watching.activity(3)
+        assert [item["kind"] for item in seen] == ["EVENT"] * 3
+
+        # After an event's id: the items after it, then live, each once.
+        async with connect(base, read_key) as resuming:
+            await resuming.subscribe(
+                ACTIVITY, id=campaign.instance_id, after=seen[0]["event"]["id"]
+            )
+            assert await resuming.activity(2) == seen[1:]
+            await post(base, webhook_key, event(a, "clicked", step=1))
+            [live] = await resuming.activity(1)
+            assert live["event"]["eventType"] == "CLICKED"
+            assert live["enrollment"]["id"] == a
+            assert await watching.activity(1) == [live]
+
+        # After a cursor, on another connection: the same items, in the same order.
+        async with connect(base, read_key) as again:
+            await again.subscribe(ACTIVITY, id=campaign.instance_id, after=seen[1]["cursor"])
+            resumed = await again.activity(2)
+        assert [item["cursor"] for item in resumed] == [seen[2]["cursor"], live["cursor"]]
