@@ -36,8 +36,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +69,10 @@ SERVER_ENV = {
     "CAMPAIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE": "100000000",
     # The default (100 per key per process) is for one client; here one key holds them all.
     "CAMPAIGN_LIVE_SUBSCRIPTIONS_PER_KEY": "100000",
+    # PostgreSQL's 100 connections are shared with whatever else runs here: 10 per process
+    # at most (2 cores keep no more than that busy).
+    "CAMPAIGN_POOL_SIZE": "5",
+    "CAMPAIGN_MAX_OVERFLOW": "5",
 }
 DRAIN_QUIET_S = 5.0
 DRAIN_MAX_S = 60.0
@@ -565,54 +568,62 @@ end
 """
 
 
-@contextmanager
-def wrk_scripts(key: str, ids: list[str], count: int) -> Iterator[list[Path]]:
-    """One wrk script per server, each with provider_event_ids of its own."""
-    with tempfile.TemporaryDirectory() as folder:
-        paths = []
-        for n in range(count):
-            path = Path(folder) / f"live{n}.lua"
-            ids_text = ", ".join(f'"{i}"' for i in ids)
-            # wrk's random numbers repeat from run to run: the ids must not.
-            path.write_text(WRK_SCRIPT % {"ids": ids_text, "key": key, "run": uuid.uuid4().hex})
-            paths.append(path)
-        yield paths
+async def stored_events(url: str) -> int:
+    engine = create_engine(Settings(database_url=url, statement_timeout_ms=0))
+    try:
+        async with engine.connect() as connection:
+            return int(await connection.scalar(text("SELECT count(*) FROM campaign_events")))
+    finally:
+        await engine.dispose()
 
 
 async def wrk_round(
-    wrk: str, servers: Sequence[Served], scripts: list[Path], connections: int, seconds: int
+    wrk: str, servers: Sequence[Served], key: str, ids: list[str], connections: int, seconds: int
 ) -> tuple[float, int]:
     """One wrk per server at once (a keep-alive connection stays on its server): the sum of
     their requests/s, and of their non-2xx answers."""
-    runs = [
-        await asyncio.create_subprocess_exec(
-            wrk,
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "-s",
-            str(script),
-            f"{server.base}/webhooks/events",
-            stdout=asyncio.subprocess.PIPE,
-        )
-        for server, script in zip(servers, scripts, strict=True)
-    ]
-    rate, non_2xx = 0.0, 0
-    for run in runs:
-        output, _ = await run.communicate()
-        if run.returncode:
-            raise RuntimeError(f"wrk failed: {output.decode()}")
-        for line in output.decode().splitlines():
-            words = line.split()
-            if words[:1] == ["Requests/sec:"]:
-                rate += float(words[1])
-            if words[:1] == ["Non-2xx"]:
-                non_2xx += int(words[-1])
+    with tempfile.TemporaryDirectory() as folder:
+        runs = []
+        for n, server in enumerate(servers):
+            script = Path(folder) / f"live{n}.lua"
+            # wrk's counter and random numbers start over every run: the run id keeps the
+            # provider_event_ids new (a repeat would be a cheap duplicate, not an event).
+            script.write_text(
+                WRK_SCRIPT
+                % {"ids": ", ".join(f'"{i}"' for i in ids), "key": key, "run": uuid.uuid4().hex}
+            )
+            runs.append(
+                await asyncio.create_subprocess_exec(
+                    wrk,
+                    "-t1",
+                    f"-c{connections}",
+                    f"-d{seconds}s",
+                    "-s",
+                    str(script),
+                    f"{server.base}/webhooks/events",
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            )
+        rate, non_2xx = 0.0, 0
+        for run in runs:
+            output, _ = await run.communicate()
+            if run.returncode:
+                raise RuntimeError(f"wrk failed: {output.decode()}")
+            for line in output.decode().splitlines():
+                words = line.split()
+                if words[:1] == ["Requests/sec:"]:
+                    rate += float(words[1])
+                if words[:1] == ["Non-2xx"]:
+                    non_2xx += int(words[-1])
     return rate, non_2xx
 
 
 async def throughput_phase(
-    servers: Sequence[Served], key: str, enrollments: dict[str, list[str]], args: argparse.Namespace
+    servers: Sequence[Served],
+    url: str,
+    key: str,
+    enrollments: dict[str, list[str]],
+    args: argparse.Namespace,
 ) -> None:
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -620,36 +631,47 @@ async def throughput_phase(
         return
     ids = [e for es in enrollments.values() for e in es]
     pools = [HttpPool(s.port, key) for s in servers]
+    per_instance = args.subscribers // args.instances
     rounds = 2 * args.rounds + 1
     rates: list[float] = []
     print(
         f"throughput: wrk, {args.connections} connections to each server, {args.round_seconds} s"
         f" per round, {rounds} rounds alternating without and with the subscribers"
     )
-    with wrk_scripts(key, ids, len(servers)) as scripts:
-        await wrk_round(wrk, servers, scripts, args.connections, 5)  # warm-up, not counted
-        for n in range(rounds):
-            subscribers = None
-            if n % 2:
-                subscribers = Subscribers(servers, sorted(enrollments), args.subscribers)
-                await subscribers.open(key, pools, enrollments)
-                before = subscribers.received
-            cpu_before = Cpu.now(servers)
-            rate, non_2xx = await wrk_round(
-                wrk, servers, scripts, args.connections, args.round_seconds
+    await wrk_round(wrk, servers, key, ids, args.connections, 5)  # warm-up, not counted
+    for n in range(rounds):
+        subscribers = None
+        if n % 2:
+            subscribers = Subscribers(servers, sorted(enrollments), args.subscribers)
+            await subscribers.open(key, pools, enrollments)
+            before = subscribers.received
+        stored_before = await stored_events(url)
+        cpu_before = Cpu.now(servers)
+        rate, non_2xx = await wrk_round(
+            wrk, servers, key, ids, args.connections, args.round_seconds
+        )
+        cpu = Cpu.now(servers).since(cpu_before)
+        stored = await stored_events(url) - stored_before
+        rates.append(rate)
+        label = "with   " if subscribers else "without"
+        print(
+            f"  round {n + 1} {label} {rate:9,.1f} req/s  events stored {stored:,}"
+            f"  non-2xx={non_2xx}  CPU: {cpu}",
+            flush=True,
+        )
+        if subscribers is not None:
+            during = subscribers.received - before
+            ended = time.perf_counter()
+            await drain(subscribers, before + stored * per_instance)
+            closed = subscribers.closed_by_server()
+            print(
+                f"    messages received: {during:,} during the round,"
+                f" {subscribers.received - before:,} of {stored * per_instance:,} expected"
+                f" {time.perf_counter() - ended:.1f} s after it"
+                + (f"; closed by the servers (code: count): {dict(closed)}" if closed else ""),
+                flush=True,
             )
-            cpu = Cpu.now(servers).since(cpu_before)
-            rates.append(rate)
-            label = "with   " if subscribers else "without"
-            line = f"  round {n + 1} {label} {rate:9,.1f} req/s  non-2xx={non_2xx}  CPU: {cpu}"
-            if subscribers is not None:
-                during = subscribers.received - before
-                closed = subscribers.closed_by_server()
-                line += f"  messages received during the round: {during:,}"
-                if closed:
-                    line += f"  closed by the servers (code: count): {dict(closed)}"
-                await subscribers.close()
-            print(line, flush=True)
+            await subscribers.close()
     for pool in pools:
         await pool.close()
     ratios = [rates[n] / statistics.mean(rates[n - 1 : n + 2 : 2]) for n in range(1, rounds, 2)]
@@ -696,7 +718,7 @@ def main() -> None:
 
         async def phases() -> None:
             await latency_phase(servers, url, key, enrollments, args)
-            await throughput_phase(servers, key, enrollments, args)
+            await throughput_phase(servers, url, key, enrollments, args)
 
         asyncio.run(phases())
     print(f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
