@@ -173,12 +173,21 @@ class HttpPool:
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
         """Status and body of one POST of ``body``."""
-        if self._idle:
+        while self._idle:
             reader, writer = self._idle.pop()
+            writer.write(self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            try:
+                status_line = await reader.readline()
+            except ConnectionError:
+                status_line = b""
+            if status_line:
+                break
+            writer.close()  # the server closed it while idle (its keep-alive timeout)
         else:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        writer.write(self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        status = int((await reader.readline()).split()[1])
+            writer.write(self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            status_line = await reader.readline()
+        status = int(status_line.split()[1])
         length = 0
         while (line := await reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
@@ -364,7 +373,7 @@ async def paced_load(
         payload = bodies[0] if batch == 1 else {"events": bodies}
         try:
             status, answer = await pools[server].post(json.dumps(payload).encode())
-        except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as error:
             failures.append(f"request {n}: {error!r}")
             return
         answered = time.perf_counter()
@@ -476,6 +485,8 @@ async def latency_phase(
         f" {time.perf_counter() - opened:.1f} s"
     )
     subscribers.keep()
+    for pool in pools:  # the warm-up's connections may have passed the keep-alive timeout
+        await pool.close()
     run = f"live-{uuid.uuid4().hex[:12]}"
     cpu_before = Cpu.now(servers)
     posted, failures, late = await paced_load(
