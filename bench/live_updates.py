@@ -163,8 +163,11 @@ class HttpPool:
     """Keep-alive HTTP/1.1 POSTs to one server over asyncio streams: an HTTP library would
     spend more of the shared cores per request than the server spends answering it."""
 
-    def __init__(self, port: int, key: str):
+    def __init__(self, port: int, key: str, connections: int = 128):
         self.port = port
+        # An overloaded server must not be answered by an ever-growing number of connections
+        # (its accept backlog would reset them): beyond this many, requests wait their turn.
+        self.slots = asyncio.Semaphore(connections)
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._head = (
             "POST /webhooks/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -173,6 +176,11 @@ class HttpPool:
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
         """Status and body of one POST of ``body``."""
+        async with self.slots:
+            return await self.post_holding_slot(body)
+
+    async def post_holding_slot(self, body: bytes) -> tuple[int, bytes]:
+        """``post`` for a caller that holds one of ``slots`` already."""
         while self._idle:
             reader, writer = self._idle.pop()
             writer.write(self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -298,7 +306,7 @@ class Subscribers:
         for attempt in range(5):
             waiting = {s.instance for s in self.all if not s.received}
             if not waiting:
-                return
+                break
             await asyncio.gather(
                 *(
                     pools[n % len(pools)].post(
@@ -320,6 +328,7 @@ class Subscribers:
                 f"{silent} subscribers received nothing; their other messages:"
                 f" {[s.other[:2] for s in self.all if not s.received][:3]}"
             )
+        await asyncio.sleep(1)  # the last warm-up deliveries arrive before anyone counts
 
     def keep(self) -> None:
         for subscriber in self.all:
@@ -364,7 +373,6 @@ async def paced_load(
 
     async def send(n: int, scheduled: float) -> None:
         nonlocal late
-        late = max(late, time.perf_counter() - scheduled)
         server = n % len(pools)
         instance = instances[n // len(pools) % len(instances)]
         bodies = [
@@ -372,7 +380,9 @@ async def paced_load(
         ]
         payload = bodies[0] if batch == 1 else {"events": bodies}
         try:
-            status, answer = await pools[server].post(json.dumps(payload).encode())
+            async with pools[server].slots:
+                late = max(late, time.perf_counter() - scheduled)
+                status, answer = await pools[server].post_holding_slot(json.dumps(payload).encode())
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as error:
             failures.append(f"request {n}: {error!r}")
             return
@@ -492,7 +502,9 @@ async def latency_phase(
     posted, failures, late = await paced_load(
         pools, enrollments, args.rate, args.seconds, args.batch, run
     )
-    cpu = Cpu.now(servers).since(cpu_before)
+    cpu_after = Cpu.now(servers)
+    per_event = cpu_after.servers_since(cpu_before) * 1000 / max(len(posted), 1)
+    cpu = f"{cpu_after.since(cpu_before)}; servers' CPU per event {per_event:.2f} ms"
     per_instance = Counter(p.instance for p in posted.values())
     by_instance = Counter(s.instance for s in subscribers.all)
     expected = sum(by_instance[i] * n for i, n in per_instance.items())
@@ -528,15 +540,23 @@ async def latency_phase(
     print(f"  CPU during the load: {cpu}")
 
 
+def _machine_busy_s() -> float:
+    """CPU seconds every core of this machine spent busy so far, whoever spent them."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Cpu:
     """CPU seconds so far: this client (and the wrk runs it reaped), each server process
-    tree, PostgreSQL (when it runs here)."""
+    tree, PostgreSQL (every database's, when it runs here), the whole machine."""
 
     wall: float
     client: float
     servers: tuple[float, ...]
     database: float | None
+    machine: float
 
     @classmethod
     def now(cls, servers: Sequence[Served]) -> Cpu:
@@ -546,7 +566,11 @@ class Cpu:
             client=times.user + times.system + times.children_user + times.children_system,
             servers=tuple(tree_cpu_s(s.process.pid) for s in servers),
             database=postgres_cpu_s(),
+            machine=_machine_busy_s(),
         )
+
+    def servers_since(self, earlier: Cpu) -> float:
+        return sum(self.servers) - sum(earlier.servers)
 
     def since(self, earlier: Cpu) -> str:
         """Cores used on average in between, by each."""
@@ -557,8 +581,9 @@ class Cpu:
         )
         line = f"client {(self.client - earlier.client) / wall:.2f}, servers {servers}"
         if self.database is not None and earlier.database is not None:
-            line += f", PostgreSQL {(self.database - earlier.database) / wall:.2f}"
-        return line + " cores"
+            line += f", PostgreSQL (all databases) {(self.database - earlier.database) / wall:.2f}"
+        busy = (self.machine - earlier.machine) / wall
+        return line + f" cores; machine busy {busy:.2f} of {os.cpu_count()}"
 
 
 WRK_SCRIPT = """
@@ -661,13 +686,15 @@ async def throughput_phase(
         rate, non_2xx = await wrk_round(
             wrk, servers, key, ids, args.connections, args.round_seconds
         )
-        cpu = Cpu.now(servers).since(cpu_before)
+        cpu_after = Cpu.now(servers)
         stored = await stored_events(url) - stored_before
         rates.append(rate)
         label = "with   " if subscribers else "without"
+        per_event = cpu_after.servers_since(cpu_before) * 1000 / max(stored, 1)
         print(
             f"  round {n + 1} {label} {rate:9,.1f} req/s  events stored {stored:,}"
-            f"  non-2xx={non_2xx}  CPU: {cpu}",
+            f"  non-2xx={non_2xx}  servers' CPU per stored event {per_event:.2f} ms\n"
+            f"    CPU: {cpu_after.since(cpu_before)}",
             flush=True,
         )
         if subscribers is not None:
