@@ -758,7 +758,14 @@ def main() -> None:
             await latency_phase(servers, url, key, enrollments, args)
             await throughput_phase(servers, url, key, enrollments, args)
 
-        asyncio.run(phases())
+        try:
+            asyncio.run(phases())
+        except BaseException:
+            for served in servers:  # what the servers said, before their logs go
+                exited = served.process.poll()
+                print(f"--- {served.log.name} (exit code {exited}), last lines:")
+                print("\n".join(served.log.read_text().splitlines()[-15:]))
+            raise
     print(f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
