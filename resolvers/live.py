@@ -62,12 +62,20 @@ def _stored(instance: Any) -> Metrics:
 
 
 def hub_load(engine: AsyncEngine, limit: int) -> Load:
-    async def load(positions: dict[str, Position]) -> dict[str, Loaded[Any]]:
+    async def load(positions: dict[str, Position], snapshots: set[str]) -> dict[str, Loaded[Any]]:
         async with engine.connect() as connection:
             batches = await items_after(connection, positions, limit)
+        # A look that found nothing new (items held behind a running transaction) costs
+        # this one statement; the rows are loaded only for news.
+        wanted = {i: b for i, b in batches.items() if b.items or i in snapshots}
+        loaded: dict[str, Loaded[Any]] = {
+            i: Loaded([], None, b.more) for i, b in batches.items() if i not in wanted
+        }
+        if not wanted:
+            return loaded
         db = RequestDatabase(engine)
         try:
-            return await _resolve(Loaders(db), batches)
+            return loaded | await _resolve(Loaders(db), wanted)
         finally:
             await db.close()
 

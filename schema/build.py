@@ -23,6 +23,7 @@ from schema.extensions.limits import (
 from schema.extensions.masking import MaskUnexpectedErrors
 from schema.extensions.operation_facts import OperationFacts
 from schema.extensions.payload_reads import PayloadReadScope
+from schema.extensions.transport import SubscriptionsOverWebSocket
 from schema.extensions.unicode_variables import RefuseUnencodableVariables
 from schema.mutation import Mutation
 from schema.query import Query
@@ -55,6 +56,7 @@ def _extensions(
         lambda: PayloadReadScope(executable()),
         RequestContactLimit,
         lambda: QueryCostLimit(settings.max_query_cost, executable()),
+        SubscriptionsOverWebSocket,
         MaskUnexpectedErrors,
         # Inside the masking: an outage is seen (and made a 503) before errors are masked.
         OperationFacts,

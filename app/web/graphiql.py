@@ -87,6 +87,7 @@ _TEMPLATE = """<!doctype html>
     <script src="{vendor}/react-dom.production.min.js"></script>
     <script src="{vendor}/graphiql.min.js"></script>
     <script src="{vendor}/plugin-explorer.umd.js"></script>
+    <script src="{vendor}/graphql-ws.min.js"></script>
     <script src="{page}/page.js" nonce="{nonce}"></script>
   </body>
 </html>
@@ -111,6 +112,7 @@ def content_security_policy(nonce: str) -> str:
             f"style-src 'self' 'nonce-{nonce}'",
             "font-src 'self'",
             "img-src 'self' data:",
+            # 'self' covers ws: and wss: to the same host (CSP Level 3): subscriptions.
             "connect-src 'self'",
             "base-uri 'none'",
             "form-action 'none'",

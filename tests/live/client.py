@@ -94,6 +94,21 @@ class Socket:
             return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, None)
 
 
+async def until(predicate: Any) -> None:
+    """Wait for ``predicate()`` (a bound against a hang, not a timing assertion)."""
+    for _ in range(int(WAIT_S / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never came to pass")
+
+
+async def registered(hub: Any, instance_id: str, count: int) -> None:
+    """Wait until the server's hub holds ``count`` subscribers of the instance: a subscription
+    without ``after`` starts from what commits after that."""
+    await until(lambda: hub.subscribers_of(instance_id) == count)
+
+
 def ws_url(base: str) -> str:
     return base.replace("http://", "ws://") + "/graphql"
 

@@ -19,6 +19,8 @@ from tests.webhooks.helpers import Campaign, Step, make_campaign
 QUEUE_SIZE = 8
 PER_KEY = 4
 PER_CONNECTION = 3
+BATCH = QUEUE_SIZE // 2
+"""Items per instance and load: a burst never fills a queue by itself (only slowness does)."""
 
 
 def live_settings(settings: Settings) -> Settings:
@@ -27,6 +29,7 @@ def live_settings(settings: Settings) -> Settings:
             "live_queue_size": QUEUE_SIZE,
             "live_subscriptions_per_key": PER_KEY,
             "live_subscriptions_per_connection": PER_CONNECTION,
+            "live_batch_limit": BATCH,
         }
     )
 

@@ -5,13 +5,14 @@ while their subscriptions are open."""
 from __future__ import annotations
 
 import asyncpg
+import httpx
 import pytest
 import websockets
 from starlette.applications import Starlette
 
 from app.domain.enums import Scope
 from app.services.live.hub import KEY_REVOKED
-from tests.live.client import ACTIVITY, STATUS, connect
+from tests.live.client import ACTIVITY, STATUS, connect, registered
 from tests.live.conftest import PER_CONNECTION, PER_KEY, make_key
 from tests.live.test_subscriptions import post
 from tests.test_notifications import dsn_of
@@ -19,13 +20,14 @@ from tests.webhooks.helpers import Campaign, event
 
 
 async def test_a_key_in_connection_init_authenticates(
-    base: str, read_key: str, webhook_key: str, campaign: Campaign
+    app: Starlette, base: str, read_key: str, webhook_key: str, campaign: Campaign
 ) -> None:
     async with connect(base, init=False) as socket:
         assert (await socket.init({"Authorization": f"Bearer {read_key}"}))["type"] == (
             "connection_ack"
         )
         await socket.subscribe(ACTIVITY, id=campaign.instance_id)
+        await registered(app.state.live_hub, campaign.instance_id, 1)
         await post(base, webhook_key, event(campaign.enrollment_id, "opened", step=1))
         [item] = await socket.activity(1)
     assert item["event"]["eventType"] == "OPENED"
@@ -122,3 +124,17 @@ async def test_revoking_a_key_closes_its_open_subscriptions(
         finally:
             await admin.close()
         assert (await socket.closed_with())[0] == KEY_REVOKED
+
+
+async def test_a_subscription_sent_over_http_is_told_where_to_go(
+    base: str, read_key: str, campaign: Campaign
+) -> None:
+    async with httpx.AsyncClient(base_url=base) as http:
+        response = await http.post(
+            "/graphql",
+            json={"query": ACTIVITY, "variables": {"id": campaign.instance_id}},
+            headers={"authorization": f"Bearer {read_key}"},
+        )
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "INVALID_REQUEST"
+    assert "WebSocket at /graphql" in error["message"]

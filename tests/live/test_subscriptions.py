@@ -4,8 +4,9 @@ webhook posted over HTTP reaches the subscriber; ``after`` replays exactly."""
 from __future__ import annotations
 
 import httpx
+from starlette.applications import Starlette
 
-from tests.live.client import ACTIVITY, STATUS, connect
+from tests.live.client import ACTIVITY, STATUS, connect, registered
 from tests.webhooks.helpers import Campaign, event
 
 
@@ -20,7 +21,7 @@ async def post(base: str, key: str, *events: dict[str, object]) -> None:
 
 
 async def test_a_posted_webhook_reaches_the_subscriber(
-    base: str, read_key: str, webhook_key: str, campaign: Campaign
+    app: Starlette, base: str, read_key: str, webhook_key: str, campaign: Campaign
 ) -> None:
     async with connect(base, read_key) as socket:
         await socket.subscribe(ACTIVITY, id=campaign.instance_id)
@@ -31,6 +32,7 @@ async def test_a_posted_webhook_reaches_the_subscriber(
             "status": "ACTIVE",
             "metrics": {"opened": 0, "replied": 0},
         }
+        await registered(app.state.live_hub, campaign.instance_id, 2)
         opened = event(campaign.enrollment_id, "opened", step=1)
         await post(base, webhook_key, opened)
         received = [await socket.next_data() for _ in range(2)]
@@ -44,11 +46,12 @@ async def test_a_posted_webhook_reaches_the_subscriber(
 
 
 async def test_after_replays_exactly_then_goes_live(
-    base: str, read_key: str, webhook_key: str, campaign: Campaign
+    app: Starlette, base: str, read_key: str, webhook_key: str, campaign: Campaign
 ) -> None:
     a, b, c = campaign.enrollment_ids
     async with connect(base, read_key) as watching:
         await watching.subscribe(ACTIVITY, id=campaign.instance_id)
+        await registered(app.state.live_hub, campaign.instance_id, 1)
         await post(base, webhook_key, event(a, "opened", step=1))
         await post(base, webhook_key, event(b, "opened", step=1), event(c, "clicked", step=1))
         seen = await watching.activity(3)

@@ -59,8 +59,10 @@ class Loaded(Generic[T]):
     more: bool
 
 
-Load = Callable[[dict[str, Position]], Awaitable[dict[str, "Loaded[Any]"]]]
-"""Loads the new items of several instances after their positions, in one batch."""
+Load = Callable[[dict[str, Position], set[str]], Awaitable[dict[str, "Loaded[Any]"]]]
+"""Loads the new items of several instances after their positions, in one batch, and the
+instance itself for those of the set given (instanceStatus subscribers wait for them); an
+instance that needs neither is skipped (``Loaded`` only for the rest)."""
 Tail = Callable[[str], Awaitable[Position]]
 """The position after which live delivery of an instance starts; raises for an unknown one."""
 Close = Callable[[int, str], None]
@@ -188,10 +190,22 @@ class Hub:
 
     async def replay(self, instance_id: str, after: Position) -> Loaded[Any]:
         """What the stream holds after ``after``, for one subscriber asking to resume."""
-        return (await self._load({instance_id: after}))[instance_id]
+        return (await self._load({instance_id: after}, set()))[instance_id]
 
     def watched(self) -> Sequence[str]:
         return list(self._watched)
+
+    def subscribers_of(self, instance_id: str) -> int:
+        watch = self._watched.get(instance_id)
+        return 0 if watch is None else len(watch.subscribers)
+
+    def _with_status(self, instance_ids: set[str]) -> set[str]:
+        """The instances among these whose status subscribers must be sent the instance."""
+        return {
+            i
+            for i in instance_ids
+            if any(s.wants == "status" for s in self._watched[i].subscribers)
+        }
 
     def _mark(self, instance_id: str) -> None:
         self._dirty.add(instance_id)
@@ -219,7 +233,7 @@ class Hub:
                 continue
             count, token = start_counting()
             try:
-                loaded = await self._load(positions)
+                loaded = await self._load(positions, self._with_status(announced))
             except Exception:
                 logger.exception("live: loading %d instances failed; retrying", len(positions))
                 self._announced |= announced
@@ -246,6 +260,8 @@ class Hub:
             watch.position = max(watch.position, result.items[-1].position)
         if result.more:
             self._retry_later(instance_id, RETRY_S)
+        if result.instance is None:
+            announced = False
         for subscriber in list(watch.subscribers):
             if subscriber.wants == "activity":
                 offered = result.items

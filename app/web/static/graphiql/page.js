@@ -1,7 +1,9 @@
 // The GraphiQL page's script (app/web/graphiql.py renders the page), a file of its own because
 // the page's Content-Security-Policy runs no inline script. Adapted from strawberry-graphql
-// 0.341's graphiql.html: subscriptions are off, the API key is kept in session storage unless
-// the user asks to remember it, and the schema is fetched again whenever the key changes.
+// 0.341's graphiql.html: subscriptions run over graphql-transport-ws (graphql-ws's client, which
+// sends the key in connection_init: browsers cannot set headers on a WebSocket), the API key is
+// kept in session storage unless the user asks to remember it, and the schema is fetched again
+// whenever the key changes.
 "use strict";
 
 (function () {
@@ -139,6 +141,7 @@
   }
 
   const fetchURL = window.location.href.split("?")[0];
+  const subscriptionURL = fetchURL.replace(/^http/, "ws");
 
   function GraphiQLWithExplorer() {
     const initialHeaders = storedHeaders();
@@ -150,7 +153,23 @@
 
     // A new fetcher when the key changes makes GraphiQL fetch the schema again, with the
     // headers then in the editor; without a key there is no schema to ask for.
-    const fetcher = React.useMemo(() => GraphiQL.createFetcher({ url: fetchURL }), [key]);
+    // Subscriptions go over a WebSocket whose connection_init carries the same key; the
+    // client of a previous key is closed.
+    const wsClient = React.useMemo(
+      () =>
+        graphqlWs.createClient({
+          url: subscriptionURL,
+          connectionParams: key
+            ? { Authorization: /^bearer\s/i.test(key) ? key : "Bearer " + key }
+            : {},
+        }),
+      [key],
+    );
+    React.useEffect(() => () => wsClient.dispose(), [wsClient]);
+    const fetcher = React.useMemo(
+      () => GraphiQL.createFetcher({ url: fetchURL, wsClient: wsClient }),
+      [wsClient],
+    );
     React.useEffect(() => {
       const timer = setTimeout(() => setKey(credential(headers)), REFETCH_AFTER_MS);
       return () => clearTimeout(timer);

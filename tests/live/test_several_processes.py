@@ -1,0 +1,43 @@
+"""Two ``campaign-api serve`` processes over one database: a webhook posted to one reaches a
+subscriber connected to the other (each process LISTENs once and fans out to its own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+
+from testkit.servers import several
+from tests.live.client import ACTIVITY, STATUS, connect
+from tests.live.test_subscriptions import post
+from tests.webhooks.helpers import Campaign, event
+
+
+async def test_a_webhook_posted_to_one_process_reaches_a_subscriber_of_the_other(
+    app: Starlette,
+    database_url: str,
+    tmp_path: Path,
+    read_key: str,
+    webhook_key: str,
+    campaign: Campaign,
+) -> None:
+    with several(database_url, tmp_path, 2, CAMPAIGN_POOL_SIZE="2") as (first, second):
+        await post(first.base, webhook_key, event(campaign.enrollment_id, "opened", step=1))
+        async with app.state.engine.connect() as connection:
+            opened = await connection.scalar(
+                text("SELECT id::text FROM campaign_events WHERE instance_id = :i"),
+                {"i": campaign.instance_id},
+            )
+        async with connect(second.base, read_key) as socket:
+            # After the first event: whatever commits from then on, replayed or live.
+            await socket.subscribe(ACTIVITY, id=campaign.instance_id, after=opened)
+            await socket.subscribe(STATUS, id=campaign.instance_id)
+            await socket.next_data()  # the status subscription is registered
+            await post(first.base, webhook_key, event(campaign.enrollment_id, "replied", step=1))
+            received = [await socket.next_data() for _ in range(2)]
+    [activity] = [m["instanceActivity"] for m in received if "instanceActivity" in m]
+    [status] = [m["instanceStatus"] for m in received if "instanceStatus" in m]
+    assert activity["event"]["eventType"] == "REPLIED"
+    assert activity["metrics"]["replied"] == 1
+    assert status["metrics"]["replied"] == 1
