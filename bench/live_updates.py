@@ -328,7 +328,11 @@ class Subscribers:
                 f"{silent} subscribers received nothing; their other messages:"
                 f" {[s.other[:2] for s in self.all if not s.received][:3]}"
             )
-        await asyncio.sleep(1)  # the last warm-up deliveries arrive before anyone counts
+        # The last warm-up deliveries arrive before anyone counts: quiet for a second.
+        last, deadline = -1, time.monotonic() + 15
+        while self.received != last and time.monotonic() < deadline:
+            last = self.received
+            await asyncio.sleep(1)
 
     def keep(self) -> None:
         for subscriber in self.all:
