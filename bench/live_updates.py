@@ -363,11 +363,12 @@ async def paced_load(
     seconds: float,
     batch: int,
     run: str,
-) -> tuple[dict[str, Posted], list[str], float]:
+) -> tuple[dict[str, Posted], list[str], float, float]:
     """``rate`` events/s for ``seconds``, open loop: request ``n`` leaves at ``start + n *
     batch / rate`` whether or not earlier ones were answered, to server ``n % 2``; instance
     ``n // 2 % instances`` (every instance's events go to both servers). Returns what each
-    provider_event_id's 200 said, the failures, and the worst lateness of a send."""
+    provider_event_id's 200 said, the failures, the worst lateness of a send, and how long
+    it took until the last answer."""
     instances = sorted(enrollments)
     requests = int(rate * seconds / batch)
     posted: dict[str, Posted] = {}
@@ -405,7 +406,7 @@ async def paced_load(
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(send(n, scheduled)))
     await asyncio.gather(*tasks)
-    return posted, failures, late
+    return posted, failures, late, time.perf_counter() - start
 
 
 async def drain(subscribers: Subscribers, expected: int) -> None:
@@ -503,7 +504,7 @@ async def latency_phase(
         await pool.close()
     run = f"live-{uuid.uuid4().hex[:12]}"
     cpu_before = Cpu.now(servers)
-    posted, failures, late = await paced_load(
+    posted, failures, late, took = await paced_load(
         pools, enrollments, args.rate, args.seconds, args.batch, run
     )
     cpu_after = Cpu.now(servers)
@@ -521,10 +522,16 @@ async def latency_phase(
 
     found = account(subscribers, posted, await event_ids(url, run))
     print(
-        f"paced load: {len(posted):,} events accepted in {args.seconds:g} s"
-        f" ({args.batch} per request, alternately to the 2 servers),"
-        f" {len(failures)} failed requests, latest send {late * 1000:.1f} ms behind schedule"
+        f"paced load: {len(posted):,} events accepted, {args.rate:g}/s for {args.seconds:g} s"
+        f" ({args.batch} per request, alternately to the 2 servers), {len(failures)} failed"
+        f" requests; latest send {late * 1000:.1f} ms behind schedule, last answer"
+        f" {took:.1f} s after the start"
     )
+    if took > args.seconds + 1:
+        print(
+            f"  the servers did not keep up: {len(posted) / took:,.1f} events/s accepted"
+            " (sends wait once 128 requests per server are unanswered)"
+        )
     for failure in failures[:5]:
         print(f"  failed: {failure}")
     print(
@@ -733,7 +740,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500, help="events/s, paced")
     parser.add_argument("--seconds", type=float, default=30, help="of paced load")
     parser.add_argument("--batch", type=int, default=1, help="events per paced request")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds with subscribers")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="throughput rounds with subscribers (0: none)"
+    )
     parser.add_argument("--round-seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16, help="wrk's, per server")
     args = parser.parse_args()
@@ -760,7 +769,8 @@ def main() -> None:
 
         async def phases() -> None:
             await latency_phase(servers, url, key, enrollments, args)
-            await throughput_phase(servers, url, key, enrollments, args)
+            if args.rounds:
+                await throughput_phase(servers, url, key, enrollments, args)
 
         try:
             asyncio.run(phases())
