@@ -592,7 +592,10 @@ class Cpu:
         )
         line = f"client {(self.client - earlier.client) / wall:.2f}, servers {servers}"
         if self.database is not None and earlier.database is not None:
-            line += f", PostgreSQL (all databases) {(self.database - earlier.database) / wall:.2f}"
+            database = (self.database - earlier.database) / wall
+            # Backends of other databases that ended take their CPU seconds out of the sum.
+            shown = f"{database:.2f}" if database >= 0 else "n/a (other backends ended)"
+            line += f", PostgreSQL (all databases) {shown}"
         busy = (self.machine - earlier.machine) / wall
         return line + f" cores; machine busy {busy:.2f} of {os.cpu_count()}"
 
