@@ -21,7 +21,7 @@ XID_DEFAULT = "(pg_current_xact_id()::text)::bigint"
 class InstanceActivity(Base):
     __tablename__ = "instance_activity"
 
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), nullable=False)
     xid: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text(XID_DEFAULT))
     instance_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     kind: Mapped[str] = mapped_column(Text, nullable=False)
@@ -33,6 +33,9 @@ class InstanceActivity(Base):
     dispatch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     status: Mapped[str | None] = mapped_column(Text)
 
+    # No primary key in the database (one index fewer per appended row); the ORM needs one.
+    __mapper_args__ = {"primary_key": [seq]}
+
     __table_args__ = (
         CheckConstraint("kind IN ('event', 'enrollment_status', 'dispatch')", name="kind_known"),
         CheckConstraint(
@@ -43,10 +46,5 @@ class InstanceActivity(Base):
             name="kind_fields",
         ),
         Index("ix_instance_activity_instance_position", "instance_id", "xid", "seq"),
-        Index(
-            "ix_instance_activity_event_id",
-            "event_id",
-            postgresql_where=text("event_id IS NOT NULL"),
-        ),
         Index("ix_instance_activity_at", "at", postgresql_using="brin"),
     )

@@ -135,21 +135,25 @@ class Hub:
     ) -> Subscriber:
         """Register before replaying, so nothing announced meanwhile is missed; raises
         DomainError for an unknown instance or a key already at its limit."""
-        if len(self._by_key[key_id]) >= self._per_key:
-            raise DomainError(
-                ErrorCode.LIMIT_EXCEEDED,
-                f"this API key already has {self._per_key} open subscriptions on this process"
-                " (CAMPAIGN_LIVE_SUBSCRIPTIONS_PER_KEY)",
-            )
+        self._check_key_limit(key_id)
         if instance_id not in self._watched:
             position = await self._tail(instance_id)
-            # Another subscriber may have started watching it while we read the tail.
+            # Others may have subscribed while we read the tail: to it, or with this key.
+            self._check_key_limit(key_id)
             self._watched.setdefault(instance_id, _Watch(position))
         subscriber = Subscriber(key_id, instance_id, wants, asyncio.Queue(self._queue_size), close)
         self._watched[instance_id].subscribers.add(subscriber)
         self._by_key[key_id].add(subscriber)
         metrics.live_subscriptions.inc()
         return subscriber
+
+    def _check_key_limit(self, key_id: uuid.UUID) -> None:
+        if len(self._by_key.get(key_id, ())) >= self._per_key:
+            raise DomainError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"this API key already has {self._per_key} open subscriptions on this process"
+                " (CAMPAIGN_LIVE_SUBSCRIPTIONS_PER_KEY)",
+            )
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         watch = self._watched.get(subscriber.instance_id)
