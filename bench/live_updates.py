@@ -627,20 +627,44 @@ async def stored_events(url: str) -> int:
         await engine.dispose()
 
 
+async def round_events(url: str, runs: list[str]) -> tuple[dict[str, Posted], dict[str, str]]:
+    """The events wrk stored under ``runs``: by provider_event_id (with their instance), and
+    provider_event_id by event id, for ``account``."""
+    engine = create_engine(Settings(database_url=url, statement_timeout_ms=0))
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT e.id::text, e.provider_event_id, n.instance_id::text"
+                    " FROM campaign_events e JOIN enrollments n ON n.id = e.enrollment_id"
+                    " WHERE split_part(e.provider_event_id, '-', 1) = ANY(:runs)"
+                ),
+                {"runs": runs},
+            )
+            posted, stored = {}, {}
+            for event, provider_event, instance in rows:
+                posted[provider_event] = Posted(instance, server=-1, answered=0.0)
+                stored[event] = provider_event
+            return posted, stored
+    finally:
+        await engine.dispose()
+
+
 async def wrk_round(
     wrk: str, servers: Sequence[Served], key: str, ids: list[str], connections: int, seconds: int
-) -> tuple[float, int]:
+) -> tuple[float, int, list[str]]:
     """One wrk per server at once (a keep-alive connection stays on its server): the sum of
-    their requests/s, and of their non-2xx answers."""
+    their requests/s, of their non-2xx answers, and their run ids."""
     with tempfile.TemporaryDirectory() as folder:
-        runs = []
+        runs, run_ids = [], []
         for n, server in enumerate(servers):
+            run_ids.append(uuid.uuid4().hex)
             script = Path(folder) / f"live{n}.lua"
             # wrk's counter and random numbers start over every run: the run id keeps the
             # provider_event_ids new (a repeat would be a cheap duplicate, not an event).
             script.write_text(
                 WRK_SCRIPT
-                % {"ids": ", ".join(f'"{i}"' for i in ids), "key": key, "run": uuid.uuid4().hex}
+                % {"ids": ", ".join(f'"{i}"' for i in ids), "key": key, "run": run_ids[-1]}
             )
             runs.append(
                 await asyncio.create_subprocess_exec(
@@ -665,7 +689,7 @@ async def wrk_round(
                     rate += float(words[1])
                 if words[:1] == ["Non-2xx"]:
                     non_2xx += int(words[-1])
-    return rate, non_2xx
+    return rate, non_2xx, run_ids
 
 
 async def throughput_phase(
@@ -694,10 +718,11 @@ async def throughput_phase(
         if n % 2:
             subscribers = Subscribers(servers, sorted(enrollments), args.subscribers)
             await subscribers.open(key, pools, enrollments)
+            subscribers.keep()
             before = subscribers.received
         stored_before = await stored_events(url)
         cpu_before = Cpu.now(servers)
-        rate, non_2xx = await wrk_round(
+        rate, non_2xx, run_ids = await wrk_round(
             wrk, servers, key, ids, args.connections, args.round_seconds
         )
         cpu_after = Cpu.now(servers)
@@ -714,12 +739,18 @@ async def throughput_phase(
         if subscribers is not None:
             during = subscribers.received - before
             ended = time.perf_counter()
-            await drain(subscribers, before + stored * per_instance)
+            await asyncio.sleep(1)  # the requests wrk left in flight commit too
+            posted, stored_ids = await round_events(url, run_ids)
+            expected = len(posted) * per_instance
+            await drain(subscribers, before + expected)
+            waited = time.perf_counter() - ended
             closed = subscribers.closed_by_server()
+            found = account(subscribers, posted, stored_ids)
             print(
-                f"    messages received: {during:,} during the round,"
-                f" {subscribers.received - before:,} of {stored * per_instance:,} expected"
-                f" {time.perf_counter() - ended:.1f} s after it"
+                f"    messages received: {during:,} during the round; {waited:.1f} s after it"
+                f" deliveries {found.delivered:,} of {expected:,} expected, missing"
+                f" {expected - found.delivered:,}, duplicates {found.duplicates},"
+                f" errors {len(found.errors)}"
                 + (f"; closed by the servers (code: count): {dict(closed)}" if closed else ""),
                 flush=True,
             )
