@@ -12,11 +12,14 @@ from starlette.applications import Starlette
 
 from app.domain.enums import Scope
 from app.services.live.hub import KEY_REVOKED
+from app.settings import Settings
+from app.web.asgi import create_app
 from tests.live.client import ACTIVITY, STATUS, connect, registered
-from tests.live.conftest import PER_CONNECTION, PER_KEY, make_key
+from tests.live.conftest import PER_CONNECTION, PER_KEY, live_settings, make_key
 from tests.live.test_subscriptions import post
+from tests.live_server import serving
 from tests.test_notifications import dsn_of
-from tests.webhooks.helpers import Campaign, event
+from tests.webhooks.helpers import Campaign, Step, event, make_campaign
 
 
 async def test_a_key_in_connection_init_authenticates(
@@ -138,3 +141,21 @@ async def test_a_subscription_sent_over_http_is_told_where_to_go(
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "INVALID_REQUEST"
     assert "WebSocket at /graphql" in error["message"]
+
+
+async def test_each_subscribe_spends_the_keys_rate_limit(
+    settings: Settings, clean_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limited = create_app(live_settings(settings).model_copy(update={"rate_limit_per_minute": 2}))
+    async with limited.router.lifespan_context(limited):
+        key = await make_key(limited, "live-limited", Scope.READ)
+        campaign = await make_campaign(limited.state.engine, [Step("email", 1, 0)])
+        async with (
+            serving(limited, limited.state.settings, monkeypatch) as base,
+            connect(base, key) as socket,
+        ):
+            for _ in range(2):
+                await socket.subscribe(STATUS, id=campaign.instance_id)
+                await socket.next_data()
+            errors = await socket.errors_of(await socket.subscribe(STATUS, id=campaign.instance_id))
+    assert errors[0]["extensions"]["code"] == "RATE_LIMITED"
