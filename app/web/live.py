@@ -50,7 +50,8 @@ class _Handler(BaseGraphQLTransportWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._closing: set[asyncio.Task[None]] = set()
-        self.context.live = LiveSession(self.view.hub, self._close)  # type: ignore[attr-defined]
+        hub = self.context.request_state["connection"].app.state.live_hub
+        self.context.live = LiveSession(hub, self._close)
 
     def _close(self, code: int, reason: str) -> None:
         task = asyncio.create_task(self._close_now(code, reason))
@@ -87,7 +88,7 @@ class _Handler(BaseGraphQLTransportWSHandler[Context, None]):
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, run with the operation's own context: concurrent operations of one
         connection must not share loaders or a read connection."""
-        context = dataclasses.replace(self.context)
+        context = dataclasses.replace(self.context, db=RequestDatabase(self.context.engine))
         try:
             source = await self.schema.stream(
                 operation.query,
@@ -123,11 +124,9 @@ class _View(GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=settings.live_connection_init_timeout_s),
             max_subscriptions_per_connection=settings.live_subscriptions_per_connection,
         )
-        self.hub: Any = None
 
     async def get_context(self, request: Any, response: Any) -> Context:
         state = request.app.state
-        self.hub = state.live_hub
         return Context(
             settings=state.settings,
             engine=state.engine,

@@ -140,6 +140,6 @@ async def test_a_killed_listen_connection_loses_nothing(
         await back.subscribe(ACTIVITY, id=campaign.instance_id, after=first["cursor"])
         replayed = await back.activity(2)
         assert [item["cursor"] for item in replayed] == [item["cursor"] for item in missed]
-        await post(base, webhook_key, event(a, "bounced", step=1))
+        await post(base, webhook_key, event(a, "delivered", step=1))
         [live] = await back.activity(1)
-        assert live["event"]["eventType"] == "BOUNCED"
+        assert live["event"]["eventType"] == "DELIVERED"
