@@ -34,6 +34,8 @@ class Notifications:
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
         """Set while the connection listens on every channel (tests wait for it)."""
+        self.server_pid: int | None = None
+        """The PostgreSQL backend of the current connection (tests terminate it)."""
 
     def on(self, channel: str, handler: Handler) -> None:
         """Call ``handler`` with each payload NOTIFYed on ``channel``; before ``start``."""
@@ -73,6 +75,7 @@ class Notifications:
                     timeout=10,
                     server_settings={"application_name": f"campaign-api-{self._name}"},
                 )
+                self.server_pid = connection.get_server_pid()
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _, lost=lost: lost.set())
                 for channel in self._handlers:
