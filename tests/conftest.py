@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from app.cli.seed import seed
@@ -132,12 +132,48 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             await transaction.rollback()
 
 
+def _emptying(tables: Sequence[str]) -> TextClause:
+    names = ", ".join(f"'{table}'" for table in tables)
+    return text(
+        f"""
+        DO $$
+        DECLARE t regclass;
+        BEGIN
+          SET LOCAL session_replication_role = replica;
+          FOR t IN
+            WITH RECURSIVE reached(rel) AS (
+              SELECT unnest(ARRAY[{names}]::regclass[])
+              UNION
+              SELECT c.conrelid FROM pg_constraint c JOIN reached r ON c.confrelid = r.rel
+              WHERE c.contype = 'f'
+            )
+            SELECT rel FROM reached
+          LOOP
+            EXECUTE format('DELETE FROM %s', t);
+          END LOOP;
+          SET LOCAL session_replication_role = origin;
+        END $$
+        """
+    )
+
+
+async def empty_tables(connection: AsyncConnection, tables: Sequence[str] = TABLES) -> None:
+    """Empty ``tables`` and every table that references them, as ``TRUNCATE … CASCADE`` would.
+
+    With DELETE, because TRUNCATE makes new files for every table and index: 0.1-0.3 s each
+    time on the CI machines, and some 900 tests empty the tables after them; deleting a test's
+    few rows takes milliseconds. Triggers (append-only guards, the activity log) and foreign
+    key checks stay out of it (the replica role, a superuser's, as the test user is), as they
+    do for TRUNCATE; the role is restored for the rest of the transaction."""
+    await connection.execute(_emptying(tables))
+
+
 @pytest.fixture
 async def clean_db(engine: AsyncEngine) -> AsyncIterator[None]:
     """For tests that commit through a real pool: empty every table afterwards."""
     yield
     async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+        await empty_tables(connection)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from app.observability.sql_observer import recording
 from testkit.examples import example
 from testkit.factories import Shape, build_dataset
-from tests.conftest import TABLES
+from tests.conftest import TABLES, empty_tables
 from tests.graphql_client import gql
 
 DASHBOARD = example("dashboard.graphql")
@@ -42,7 +42,7 @@ async def test_dashboard_statements_do_not_grow_with_the_data(
     counts, sizes = [], []
     for shape in (Shape(1, 1, 2, 1), Shape(10, 5, 20, 10)):
         async with engine.begin() as connection:
-            await connection.execute(text(f"TRUNCATE {', '.join(TABLES[:-1])} CASCADE"))
+            await empty_tables(connection, TABLES[:-1])
             await build_dataset(connection, shape)
         counts.append(await _dashboard_statements(app, client, read_key))
         sizes.append(_objects(await gql(client, read_key, DASHBOARD)))

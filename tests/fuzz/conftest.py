@@ -26,7 +26,7 @@ from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
 from app.settings import Settings
 from app.web.asgi import create_app
-from tests.conftest import TABLES
+from tests.conftest import empty_tables
 
 LEMLIST_SECRET = "fuzz-lemlist-secret"
 PHANTOMBUSTER_SECRET = "fuzz-phantombuster-secret"
@@ -93,7 +93,7 @@ async def _truncate(settings: Settings) -> None:
     engine = create_engine(settings)
     try:
         async with engine.begin() as connection:
-            await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+            await empty_tables(connection)
     finally:
         await engine.dispose()
 
