@@ -20,9 +20,10 @@ from app.services.live.hub import Load, Loaded, Tail
 from resolvers.loaders import Loaders, RequestDatabase
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class LiveActivity:
-    """One item as delivered: the rows it names were loaded once for all subscribers."""
+    """One item as delivered: the rows it names were loaded once for all subscribers (and
+    its execution is shared by them: resolvers/shared_events.py keys results by it)."""
 
     position: Position
     kind: ActivityKind

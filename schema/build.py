@@ -10,7 +10,7 @@ from strawberry.extensions import AddValidationRules, SchemaExtension, Validatio
 from strawberry.types import ExecutionContext
 
 from app.settings import Settings
-from resolvers.fast_execution import FastExecutor
+from resolvers.shared_events import FastSharedExecutor, SharedEventsExecutor
 from schema.extensions.database_outage import ReportDatabaseOutage
 from schema.extensions.error_codes import ErrorCodes, IntrospectionDisabled
 from schema.extensions.limits import (
@@ -91,7 +91,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=_extensions(settings or Settings.model_construct(), lambda: executable),
-        execution_context_class=FastExecutor if fast_execution else None,
+        execution_context_class=FastSharedExecutor if fast_execution else SharedEventsExecutor,
     )
     executable = graphql_core_schema(schema)
     _trust_resolved_types(executable)

@@ -97,6 +97,12 @@ live_load_statements = Counter(
     "campaign_live_load_statements",
     "SQL statements the live-updates loads ran.",
 )
+live_event_results = Counter(
+    "campaign_live_event_results",
+    "Subscription messages by how their result was made: executed for this subscriber, or"
+    " shared (another subscriber of the same event with the same document executed it).",
+    ["result"],
+)
 graphql_fastpath_fallbacks_total = Counter(
     "campaign_graphql_fastpath_fallbacks",
     "GraphQL requests the fast execution path handed back to the regular executor, by reason.",

@@ -141,3 +141,25 @@ async def test_a_killed_listen_connection_loses_nothing(
         await post(base, webhook_key, event(a, "delivered", step=1))
         [live] = await back.activity(1)
         assert live["event"]["eventType"] == "DELIVERED"
+
+
+async def test_subscribers_asking_the_same_share_one_execution_per_event(
+    app: Starlette, base: str, read_key: str, webhook_key: str, campaign: Campaign
+) -> None:
+    """Three subscribers of one instance, two with the same document and variables: an event
+    is executed twice (once per distinct document), and the two alike get the same answer."""
+    other = ACTIVITY.replace("cursor kind", "position: cursor kind")
+    async with connect(base, read_key) as a, connect(base, read_key) as b:
+        await a.subscribe(ACTIVITY, id=campaign.instance_id)
+        await b.subscribe(ACTIVITY, id=campaign.instance_id)
+        await b.subscribe(other, id=campaign.instance_id)
+        await registered(app.state.live_hub, campaign.instance_id, 3)
+        executed = sample("campaign_live_event_results_total", result="executed")
+        shared = sample("campaign_live_event_results_total", result="shared")
+        await post(base, webhook_key, event(campaign.enrollment_id, "opened", step=1))
+        [from_a] = await a.activity(1)
+        from_b = await b.activity(2)
+    assert from_b.count(from_a) == 1, "the same answer as a's, once"
+    assert {item["event"]["eventType"] for item in from_b} == {"OPENED"}
+    assert sample("campaign_live_event_results_total", result="executed") - executed == 2
+    assert sample("campaign_live_event_results_total", result="shared") - shared == 1
