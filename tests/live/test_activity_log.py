@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 import asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.enums import ActivityKind
@@ -79,6 +80,32 @@ async def test_two_transactions_committing_out_of_order_are_delivered_once_each(
     finally:
         await early.close()
         await late.close()
+
+
+async def test_a_transaction_running_in_another_database_holds_nothing_back(
+    app: object, engine: AsyncEngine, campaign: Campaign, database_url: str
+) -> None:
+    """Transaction ids are the server's, not the database's: a transaction left running in
+    another database of the same server (a restore, a long load) writes nothing here and must
+    not hold this database's items back."""
+    other = make_url(database_url).set(database="postgres").render_as_string(hide_password=False)
+    elsewhere = await asyncpg.connect(dsn_of(other))
+    here = await asyncpg.connect(dsn_of(database_url))
+    event_id = uuid.uuid4()
+    try:
+        await elsewhere.execute("BEGIN")
+        await elsewhere.fetchval("SELECT pg_current_xact_id()")
+        await here.execute(
+            INSERT_EVENT,
+            event_id,
+            uuid.UUID(campaign.instance_id),
+            uuid.UUID(campaign.enrollment_id),
+        )
+        [item] = await read_until(engine, campaign.instance_id, START, 1)
+        assert item.event_id == str(event_id)
+    finally:
+        await elsewhere.close()
+        await here.close()
 
 
 async def test_status_changes_and_dispatch_outcomes_are_appended_and_announced(

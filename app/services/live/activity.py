@@ -1,9 +1,16 @@
 """Reading the activity stream that the triggers of migration 0009 append to.
 
-Items are ordered by ``(xid, seq)`` and read only below the horizon ``pg_snapshot_xmin``: every
-transaction older than the oldest one still running has finished, so the items below it are
-final and no item can ever appear behind a cursor already handed out, whatever order the
-writers commit in (a sequence value is taken at insert time but seen only at commit).
+Items are ordered by ``(xid, seq)`` and read only below a horizon: the oldest transaction of
+this database still running (or, with none, the next transaction id). Every transaction of
+this database below it has finished, so the items below it are final and no item can ever
+appear behind a cursor already handed out, whatever order the writers commit in (a sequence
+value is taken at insert time but seen only at commit).
+
+Transaction ids are shared by the whole server, so the horizon skips the running ones that
+``pg_stat_activity`` shows belong to another database: a long load into another database on
+the same server (a benchmark, a restore) would otherwise hold every delivery back until it
+ends. What cannot be told apart (a prepared transaction, a subtransaction's own id, another
+role's session when ours may not read its ``backend_xid``) counts as this database's.
 """
 
 from __future__ import annotations
@@ -26,7 +33,18 @@ logger = logging.getLogger("campaign_api.live")
 CHANNEL = "campaign_activity"
 """What the triggers NOTIFY, with the instance's id as payload."""
 
-HORIZON = "(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
+HORIZON = """(
+SELECT COALESCE(
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(c.s) x
+     WHERE NOT EXISTS (
+         SELECT FROM pg_stat_activity p
+         WHERE p.datname <> current_database()
+           AND p.backend_xid::text::bigint = x::text::bigint % 4294967296)),
+    pg_snapshot_xmax(c.s)::text::bigint)
+FROM pg_current_snapshot() c(s)
+)"""
+"""The first transaction id whose items may not be final yet (see the module's docstring);
+``pg_stat_activity`` shows 32-bit ids, the snapshot 64-bit ones."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
