@@ -1,11 +1,15 @@
 """Execute a subscription event once for every subscriber that asked the same question.
 
 The live hub hands each subscriber of an instance the same item object, and graphql-core
-then executes each subscription's document over it: with ten subscribers per instance that
-was ten executions of one answer, and the CPU they took starved the webhooks that feed the
-stream. Here the first subscriber to reach an event executes it; the others with the same
-document, operation, variables and scopes await that execution and send its result. A
-result with errors is not shared: each subscriber then executes, masks and reports its own.
+would then execute each subscription's document over it: with ten subscribers per instance,
+ten executions of one answer, each through Strawberry's per-result machinery, and that CPU
+starved the webhooks feeding the stream. Here the first subscriber to reach an event
+executes it as usual; every other with the same share key (its WebSocket operation's
+document, operation name, variables and the key's scopes: what the answer depends on besides
+the event) takes that execution's result. A subscription that finds the answer ready sends
+it as it is (``answered``, encoded once); one that gets there while it is being made waits
+for it. A result with errors is not shared: each subscriber then executes, masks and reports
+its own.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import json
 import weakref
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import ExecutionResult, OperationType
@@ -24,78 +29,102 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from app.observability import metrics
 from resolvers.fast_execution import FastExecutor
 
-_Results = dict[Hashable, "asyncio.Future[ExecutionResult | None]"]
+
+@dataclass(slots=True)
+class Shared:
+    """One event's answer to one share key."""
+
+    result: ExecutionResult
+    _payload: str | None = None
+
+    def payload(self) -> str:
+        """The ``next`` message's payload as Strawberry encodes it (an error-free result and
+        no extension results: ``{"data": …}``), encoded once for every subscriber."""
+        if self._payload is None:
+            self._payload = json.dumps({"data": self.result.data}, separators=(",", ":"))
+        return self._payload
+
+
+_Answers = dict[Hashable, "asyncio.Future[Shared | None]"]
 
 
 class _ByEvent:
-    """Results per event object, held exactly as long as the event itself is alive."""
+    """Answers per event object, held exactly as long as the event itself is alive."""
 
     def __init__(self) -> None:
-        self._results: dict[int, _Results] = {}
+        self._answers: dict[int, _Answers] = {}
 
-    def of(self, event: Any) -> _Results:
+    def of(self, event: Any) -> _Answers:
         key = id(event)
-        results = self._results.get(key)
-        if results is None:
-            results = self._results[key] = {}
-            weakref.finalize(event, self._results.pop, key, None)
-        return results
+        answers = self._answers.get(key)
+        if answers is None:
+            answers = self._answers[key] = {}
+            weakref.finalize(event, self._answers.pop, key, None)
+        return answers
+
+    def get(self, event: Any, share_key: Hashable) -> asyncio.Future[Shared | None] | None:
+        answers = self._answers.get(id(event))
+        return None if answers is None else answers.get(share_key)
 
 
 EVENTS = _ByEvent()
 
 
+def share_key(
+    query: str, operation_name: str | None, variables: Any, scopes: Any
+) -> Hashable | None:
+    """What a subscription's answer depends on besides the event; None when it cannot be
+    told (variables that are not JSON)."""
+    try:
+        encoded = json.dumps(variables, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    return (query, operation_name, encoded, frozenset(scopes))
+
+
+async def answered(event: Any, key: Hashable | None) -> str | None:
+    """The payload another subscriber's execution made for ``event`` under ``key`` (waiting
+    for one under way); None when there is none to share."""
+    pending = None if key is None else EVENTS.get(event, key)
+    if pending is None:
+        return None
+    # Shielded: this subscriber leaving must not cancel the others' execution.
+    shared = await asyncio.shield(pending)
+    if shared is None:
+        return None
+    metrics.live_event_results.labels(result="shared").inc()
+    return shared.payload()
+
+
 class SharedEvents(Executor):
-    """graphql-core executor mixin: per-event execution of subscriptions is shared."""
-
-    _event_key: Hashable | None = None
-    _keyed = False
-
-    def build_per_event_executor(self, payload: Any) -> Executor:
-        if not self._keyed:
-            self._event_key, self._keyed = self._share_key(), True
-        return super().build_per_event_executor(payload)
+    """graphql-core executor mixin: per-event execution of a subscription whose context has
+    a share key (``context.live.share_key``) is done once per key and event."""
 
     def execute_operation(self, serially: bool | None = None) -> AwaitableOrValue[Any]:
-        key = self._event_key
-        if key is None or serially is not False or not _shareable(self.root_value):
+        if serially is not False or self.operation.operation is not OperationType.SUBSCRIPTION:
+            return super().execute_operation(serially)
+        key = getattr(getattr(self.context_value, "live", None), "share_key", None)
+        if key is None or not _weakly_referable(self.root_value):
             return super().execute_operation(serially)
         return self._shared(key)
 
-    def _share_key(self) -> Hashable | None:
-        """What the result depends on besides the event: None when it cannot be told."""
-        operation = self.operation
-        if operation.operation is not OperationType.SUBSCRIPTION or operation.loc is None:
-            return None
-        principal = getattr(self.context_value, "principal", None)
-        scopes = getattr(principal, "scopes", None)
-        if scopes is None:
-            return None
-        try:
-            variables = json.dumps(self.variable_values.coerced, sort_keys=True)
-        except (TypeError, ValueError):
-            return None
-        name = operation.name.value if operation.name else None
-        return (operation.loc.source.body, name, variables, frozenset(scopes))
-
     async def _shared(self, key: Hashable) -> ExecutionResult:
-        results = EVENTS.of(self.root_value)
-        pending = results.get(key)
+        answers = EVENTS.of(self.root_value)
+        pending = answers.get(key)
         if pending is not None:
-            # Shielded: this subscriber leaving must not cancel the others' execution.
             shared = await asyncio.shield(pending)
             if shared is not None:
                 metrics.live_event_results.labels(result="shared").inc()
-                return shared
+                return shared.result
             return await self._own()
-        future: asyncio.Future[ExecutionResult | None] = asyncio.get_running_loop().create_future()
-        results[key] = future
+        future: asyncio.Future[Shared | None] = asyncio.get_running_loop().create_future()
+        answers[key] = future
         result: ExecutionResult | None = None
         try:
             result = await self._own()
             return result
         finally:
-            future.set_result(result if result is not None and not result.errors else None)
+            future.set_result(Shared(result) if result is not None and not result.errors else None)
 
     async def _own(self) -> ExecutionResult:
         metrics.live_event_results.labels(result="executed").inc()
@@ -104,7 +133,7 @@ class SharedEvents(Executor):
         return executed
 
 
-def _shareable(event: Any) -> bool:
+def _weakly_referable(event: Any) -> bool:
     try:
         weakref.ref(event)
     except TypeError:

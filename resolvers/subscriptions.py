@@ -1,14 +1,15 @@
 """The Subscription root's resolvers: register with the process's hub, replay what ``after``
 asks for from the activity log, then pass on what the hub fans out.
 
-Each message is executed with fresh loaders, primed with the rows the hub loaded once for
-every subscriber of the instance (so nested fields reuse them), and on its own short-lived
-read connection: an idle subscription holds no database connection.
+An item another subscriber with the same document already answered is sent as that answer
+(resolvers/shared_events.py). Any other is executed with fresh loaders, primed with the rows
+the hub loaded once for every subscriber of the instance (so nested fields reuse them), and on
+its own short-lived read connection: an idle subscription holds no database connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +21,28 @@ from resolvers.context import Context
 from resolvers.errors import bad_arguments_as_graphql_errors
 from resolvers.live import InstanceSnapshot, LiveActivity
 from resolvers.loaders import Loaders, RequestDatabase
+from resolvers.shared_events import answered
 
 
 @dataclass(frozen=True, slots=True)
 class LiveSession:
-    """What a WebSocket connection gives its subscriptions: the hub, and how to close it."""
+    """What a WebSocket connection gives its subscriptions: the hub and how to close it; and
+    per operation, its share key and how to send it an answer already encoded."""
 
     hub: Hub
     close: Close
+    share_key: Hashable | None = None
+    send_payload: Callable[[str], Awaitable[None]] | None = None
+
+    async def sent_as_shared(self, event: Any) -> bool:
+        """Whether ``event`` went out as another subscriber's answer to the same document."""
+        if self.send_payload is None:
+            return False
+        payload = await answered(event, self.share_key)
+        if payload is None:
+            return False
+        await self.send_payload(payload)
+        return True
 
 
 class _Messages:
@@ -94,7 +109,7 @@ async def instance_activity(
                     yield item
         while True:
             item: Any = await subscriber.queue.get()
-            if subscriber.skip(item):
+            if subscriber.skip(item) or await live.sent_as_shared(item):
                 continue
             await messages.next(item)
             yield item
@@ -111,6 +126,8 @@ async def instance_status(context: Context, instance_id: str) -> AsyncGenerator[
         yield await context.loaders.instance_by_id.load(subscriber.instance_id)
         while True:
             snapshot: InstanceSnapshot = await subscriber.queue.get()
+            if await live.sent_as_shared(snapshot.instance):
+                continue
             await messages.next(snapshot)
             yield snapshot.instance
     finally:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from contextlib import aclosing, suppress
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -40,6 +42,7 @@ from app.web.errors import Refused
 from app.web.limits import failed_authentication, limiter, spend
 from resolvers.context import Context
 from resolvers.loaders import RequestDatabase
+from resolvers.shared_events import share_key
 from resolvers.subscriptions import LiveSession
 
 
@@ -87,8 +90,19 @@ class _Handler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         """Strawberry's, run with the operation's own context: concurrent operations of one
-        connection must not share loaders or a read connection."""
-        context = dataclasses.replace(self.context, db=RequestDatabase(self.context.engine))
+        connection must not share loaders or a read connection. The context's live session
+        carries the operation's share key (resolvers/shared_events.py)."""
+        principal: Principal = self.context.principal
+        live = dataclasses.replace(
+            self.context.live,
+            share_key=share_key(
+                operation.query, operation.operation_name, operation.variables, principal.scopes
+            ),
+            send_payload=partial(self._send_payload, operation),
+        )
+        context = dataclasses.replace(
+            self.context, db=RequestDatabase(self.context.engine), live=live
+        )
         try:
             source = await self.schema.stream(
                 operation.query,
@@ -112,9 +126,25 @@ class _Handler(BaseGraphQLTransportWSHandler[Context, None]):
         finally:
             await context.db.close()
 
+    async def _send_payload(self, operation: Operation[Context, None], payload: str) -> None:
+        await operation.send_operation_message(
+            {"id": operation.id, "type": "next", "payload": _Encoded(payload)}  # type: ignore[typeddict-item]
+        )
+
+
+class _Encoded(str):
+    """A ``next`` payload already encoded (the same bytes Strawberry would write)."""
+
 
 class _View(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = _Handler
+
+    def encode_json(self, data: object) -> str | bytes:
+        """Strawberry's encoding, with payloads encoded once for all their subscribers
+        written as they are."""
+        if isinstance(data, dict) and isinstance(data.get("payload"), _Encoded):
+            return f'{{"id":{json.dumps(data["id"])},"type":"next","payload":{data["payload"]}}}'
+        return super().encode_json(data)
 
     def __init__(self, schema: BaseSchema, settings: Settings) -> None:
         super().__init__(

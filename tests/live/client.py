@@ -44,6 +44,11 @@ class Socket:
     async def send(self, message: dict[str, Any]) -> None:
         await self.connection.send(json.dumps(message))
 
+    async def raw(self) -> str:
+        """The next message as the server wrote it."""
+        message = await asyncio.wait_for(self.connection.recv(), WAIT_S)
+        return message if isinstance(message, str) else message.decode()
+
     async def receive(self) -> dict[str, Any]:
         message: dict[str, Any] = json.loads(await asyncio.wait_for(self.connection.recv(), WAIT_S))
         return message
