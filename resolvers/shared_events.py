@@ -98,7 +98,18 @@ async def answered(event: Any, key: Hashable | None) -> str | None:
 
 class SharedEvents(Executor):
     """graphql-core executor mixin: per-event execution of a subscription whose context has
-    a share key (``context.live.share_key``) is done once per key and event."""
+    a share key (``context.live.share_key``) is done once per key and event.
+
+    Each event also gets its own memo of collected subfields: graphql-core 3.3 shares the
+    subscription's one with every event and keys it by the identity of lists made anew per
+    event, kept alive with it, so a long subscription grew it by every event it executed
+    (memory and garbage-collection time with it). It is graphql-core's private
+    ``_relevant_sub_fields``, checked by tests/test_private_apis.py."""
+
+    def build_per_event_executor(self, payload: Any) -> Executor:
+        executor = super().build_per_event_executor(payload)
+        executor._relevant_sub_fields = {}
+        return executor
 
     def execute_operation(self, serially: bool | None = None) -> AwaitableOrValue[Any]:
         if serially is not False or self.operation.operation is not OperationType.SUBSCRIPTION:

@@ -45,6 +45,18 @@ def test_the_libraries_are_pinned_to_the_installed_versions() -> None:
     assert {name: pins.get(name) for name in PINNED} == {name: version(name) for name in PINNED}
 
 
+def test_graphql_core_memoizes_subfields_per_executor_in_a_dict() -> None:
+    """resolvers/shared_events.py gives each subscription event a memo of its own."""
+    schema = graphql_core_schema(build_schema())
+    executor = StrawberryGraphQLCoreExecutionContext.build(
+        schema, parse('subscription { instanceStatus(instanceId: "x") { id } }')
+    )
+    assert isinstance(executor, StrawberryGraphQLCoreExecutionContext)
+    event = executor.build_per_event_executor(None)
+    assert event._relevant_sub_fields is executor._relevant_sub_fields == {}
+    assert "_relevant_sub_fields" in inspect.getsource(type(executor).collect_subfields)
+
+
 def test_graphql_core_field_collection_and_argument_values() -> None:
     """resolvers/fast_execution/plan.py and executor.py call these positionally."""
     assert parameters(collect_fields.collect_fields)[:6] == [

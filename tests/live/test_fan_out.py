@@ -5,11 +5,13 @@ nothing lost when the LISTEN connection is killed."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import uuid
 
 import asyncpg
+from graphql.execution.collect_fields import FieldDetails
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -168,3 +170,25 @@ async def test_subscribers_asking_the_same_share_one_execution_per_event(
     assert answer["position"] == json.loads(from_a)["payload"]["data"]["instanceActivity"]["cursor"]
     assert sample("campaign_live_event_results_total", result="executed") - executed == 2
     assert sample("campaign_live_event_results_total", result="shared") - shared == 1
+
+
+async def test_a_long_subscription_keeps_no_memory_per_event(
+    app: Starlette, base: str, read_key: str, webhook_key: str, campaign: Campaign
+) -> None:
+    """What executing an event collects is dropped with it: graphql-core's memo of collected
+    subfields, shared by a subscription's events, kept every event's (FieldDetails lists)."""
+
+    def collected() -> int:
+        gc.collect()
+        return sum(isinstance(o, FieldDetails) for o in gc.get_objects())
+
+    async with connect(base, read_key) as socket:
+        await socket.subscribe(ACTIVITY, id=campaign.instance_id)
+        await registered(app.state.live_hub, campaign.instance_id, 1)
+        counts = []
+        for _ in range(3):
+            for _ in range(10):
+                await post(base, webhook_key, event(campaign.enrollment_id, "opened", step=1))
+            await socket.activity(10)
+            counts.append(collected())
+    assert counts[2] <= counts[0], counts
