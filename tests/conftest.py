@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -91,6 +92,31 @@ def database_url(server_url: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _admin_now(url: str, sql: str) -> None:
+    """``_admin`` from synchronous and asynchronous fixtures alike (its own loop, in a thread)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _admin(url, sql)).result()
+
+
+@pytest.fixture(scope="session")
+def new_database(server_url: str) -> Iterator[Callable[[str], tuple[str, str]]]:
+    """Makes an empty database of its own for a test: ``(name, URL)``, named after a prefix.
+
+    They are all dropped when the run ends, not after each test: DROP DATABASE makes the whole
+    server write a checkpoint, seconds each time after the suite's writes."""
+    made: list[str] = []
+
+    def make(prefix: str) -> tuple[str, str]:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        _admin_now(server_url, f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    for name in made:
+        _admin_now(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 UNLIMITED_RATE = 1_000_000

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -282,14 +282,9 @@ async def _admin(server_url: str, sql: str, database: str = "postgres") -> None:
 
 
 @pytest.fixture
-def scratch_database(server_url: str) -> Iterator[tuple[str, str]]:
-    """An empty database of its own: (name, URL); dropped afterwards."""
-    name = f"campaign_cli_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def scratch_database(new_database: Callable[[str], tuple[str, str]]) -> tuple[str, str]:
+    """An empty database of its own: (name, URL)."""
+    return new_database("campaign_cli")
 
 
 @pytest.mark.parametrize(

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 import app.models  # noqa: F401  (registers every table on the metadata)
 from app.db import migrate
 from app.models.base import Base
-from tests.conftest import _admin
 
 # Everything of ours in the public schema, by kind; alembic_version's own objects aside.
 OUR_OBJECTS = """
@@ -63,14 +61,9 @@ SELECT tgrelid::regclass::text AS table_name, tgname, tgfoid::regproc::text AS f
 
 
 @pytest.fixture
-async def empty_database_url(server_url: str) -> AsyncIterator[str]:
-    """A brand-new database nobody has migrated, dropped after the test."""
-    name = f"campaign_migrations_{uuid.uuid4().hex[:12]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def empty_database_url(new_database: Callable[[str], tuple[str, str]]) -> str:
+    """A brand-new database nobody has migrated."""
+    return new_database("campaign_migrations")[1]
 
 
 async def _query(url: str, sql: str) -> list[Any]:

@@ -3,8 +3,7 @@ not "the database does not answer" (that one is for an unreachable database)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 import asyncpg
 import httpx
@@ -25,13 +24,8 @@ async def _admin(server_url: str, sql: str) -> None:
 
 
 @pytest.fixture
-async def empty_database(server_url: str) -> AsyncIterator[str]:
-    name = f"campaign_empty_{uuid.uuid4().hex[:12]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def empty_database(new_database: Callable[[str], tuple[str, str]]) -> str:
+    return new_database("campaign_empty")[1]
 
 
 async def test_readyz_on_a_database_never_migrated(settings: Settings, empty_database: str) -> None:

@@ -5,17 +5,15 @@ says what to do, not a 500: for GraphQL and for a webhook alike."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 from app.settings import Settings
 from app.web.asgi import create_app
-from tests.conftest import _admin
 from tests.webhooks.helpers import load, with_enrollment
 
 NOT_MIGRATED = {
@@ -26,23 +24,20 @@ LEMLIST_SECRET = "unmigrated-secret"
 
 
 @pytest.fixture
-async def unmigrated(server_url: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def unmigrated(
+    new_database: Callable[[str], tuple[str, str]], settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the application on a brand-new database nobody migrated."""
-    name = f"campaign_unmigrated_{uuid.uuid4().hex[:12]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    _, url = new_database("campaign_unmigrated")
     app = create_app(
         settings.model_copy(
             update={"database_url": url, "lemlist_webhook_secret": SecretStr(LEMLIST_SECRET)}
         )
     )
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                yield client
-    finally:
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
 
 
 def _assert_not_migrated(response: httpx.Response) -> None:

@@ -9,8 +9,7 @@ import os
 import signal
 import socket
 import sys
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -18,19 +17,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.cli.seed import seed_id
-from tests.conftest import _admin
 
 CLI = Path(sys.executable).parent / "campaign-api"
 
 
 @pytest.fixture
-async def empty_database(server_url: str) -> AsyncIterator[str]:
-    name = f"campaign_dev_{uuid.uuid4().hex[:12]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def empty_database(new_database: Callable[[str], tuple[str, str]]) -> str:
+    return new_database("campaign_dev")[1]
 
 
 def _free_port() -> int:

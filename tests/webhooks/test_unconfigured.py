@@ -12,21 +12,18 @@ import signal
 import socket
 import stat
 import sys
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli import dev_secrets
 from app.settings import Settings
 from app.web.asgi import create_app
-from tests.conftest import _admin
 from tests.webhooks.helpers import (
     LEMLIST_SECRET,
     POSTMARK_PASSWORD,
@@ -148,13 +145,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-async def empty_database(server_url: str) -> AsyncIterator[str]:
-    name = f"campaign_devhooks_{uuid.uuid4().hex[:12]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def empty_database(new_database: Callable[[str], tuple[str, str]]) -> str:
+    return new_database("campaign_devhooks")[1]
 
 
 async def _printed(stream: asyncio.StreamReader, until: str) -> str:
