@@ -5,11 +5,13 @@ name (events, enrollments, dispatches, instances, counter shards), shared by eve
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.domain.counters import INSTANCE_COUNTERS
 from app.domain.enums import ActivityKind
@@ -62,9 +64,18 @@ def _stored(instance: Any) -> Metrics:
     return Metrics(**{c: getattr(instance, counter_column(c)) for c in INSTANCE_COUNTERS})
 
 
+@asynccontextmanager
+async def _reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for one read statement, outside any transaction: the statement's own
+    snapshot is the one that counts, and BEGIN and ROLLBACK would be two more round trips
+    for every look at the log."""
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def hub_load(engine: AsyncEngine, limit: int) -> Load:
     async def load(positions: dict[str, Position], snapshots: set[str]) -> dict[str, Loaded[Any]]:
-        async with engine.connect() as connection:
+        async with _reading(engine) as connection:
             batches = await items_after(connection, positions, limit)
         # A look that found nothing new (items held behind a running transaction) costs
         # this one statement; the rows are loaded only for news.
@@ -85,7 +96,7 @@ def hub_load(engine: AsyncEngine, limit: int) -> Load:
 
 def hub_tail(engine: AsyncEngine) -> Tail:
     async def instance_tail(instance_id: str) -> Position:
-        async with engine.connect() as connection:
+        async with _reading(engine) as connection:
             return await tail(connection, instance_id)
 
     return instance_tail
