@@ -100,18 +100,27 @@ def node_env(node: Path, extra: Mapping[str, str] | None = None) -> dict[str, st
     return os.environ | {"PATH": path} | dict(extra or {})
 
 
+@dataclass(frozen=True)
+class Served:
+    """A server under load: where to send the queries, and the process whose CPU time (its
+    workers' included) the run reads."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def pgl4_server(tools: Toolchain, database_url: str, port: int) -> Iterator[str]:
-    """PostGraphile 4, one Node process, with the side-by-side's flags; yields /graphql's URL."""
+def pgl4_server(tools: Toolchain, database_url: str, port: int) -> Iterator[Served]:
+    """PostGraphile 4, one Node process, with the side-by-side's flags."""
     command = [str(tools.node), str(_cli(tools.pgl4)), "-c", database_url, *PGL4_FLAGS]
     command += ["-n", "127.0.0.1", "-p", str(port)]
     env = node_env(tools.node, {"NODE_ENV": "production"})
-    with _node_server(command, tools.pgl4, env, port) as url:
-        yield url
+    with _node_server(command, tools.pgl4, env, port) as served:
+        yield served
 
 
 @contextmanager
-def pgl5_server(tools: Toolchain, database_url: str, port: int) -> Iterator[str]:
+def pgl5_server(tools: Toolchain, database_url: str, port: int) -> Iterator[Served]:
     """PostGraphile 5 with the repository's graphile.config.mjs, copied next to its
     node_modules (an ES module resolves its imports from where it lies)."""
     shutil.copyfile(CONFIG_DIR / "graphile.config.mjs", tools.pgl5 / "graphile.config.mjs")
@@ -120,8 +129,8 @@ def pgl5_server(tools: Toolchain, database_url: str, port: int) -> Iterator[str]
         tools.node,
         {"NODE_ENV": "production", "DATABASE_URL": database_url, "PGL5_PORT": str(port)},
     )
-    with _node_server(command, tools.pgl5, env, port) as url:
-        yield url
+    with _node_server(command, tools.pgl5, env, port) as served:
+        yield served
 
 
 def _cli(folder: Path) -> Path:
@@ -129,19 +138,21 @@ def _cli(folder: Path) -> Path:
 
 
 @contextmanager
-def _node_server(command: list[str], cwd: Path, env: Mapping[str, str], port: int) -> Iterator[str]:
-    """Start, wait until a trivial query is answered, yield the URL; stopped on the way out."""
-    process = subprocess.Popen(
-        command, cwd=cwd, env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+def _node_server(
+    command: list[str], cwd: Path, env: Mapping[str, str], port: int
+) -> Iterator[Served]:
+    """Start, wait until a trivial query is answered; stopped on the way out. Its output goes
+    to ``server.log`` beside its node_modules (a pipe nobody reads would stall it once full)."""
+    log = cwd / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=cwd, env=dict(env), stdout=output, stderr=output)
     url = f"http://127.0.0.1:{port}/graphql"
     try:
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"{command[1]} exited with {process.returncode}:\n"
-                    + (process.stderr.read().decode(errors="replace") if process.stderr else "")
+                    f"{command[1]} exited with {process.returncode}:\n{log.read_text()[-3000:]}"
                 )
             try:
                 if httpx.post(url, json={"query": "{__typename}"}, timeout=2).status_code == 200:
@@ -151,7 +162,7 @@ def _node_server(command: list[str], cwd: Path, env: Mapping[str, str], port: in
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{command[1]} did not answer on port {port}")
             time.sleep(0.3)
-        yield url
+        yield Served(url, process.pid)
     finally:
         process.terminate()
         try:

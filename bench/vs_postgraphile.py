@@ -44,7 +44,8 @@ from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
 from app.settings import Settings
 from bench import peers
-from bench.common import ROOT, bench_database_url, running_server
+from bench.common import ROOT, bench_database_url, server_process
+from bench.cpu import tree_cpu_s
 from bench.read_graph import SHAPE, statements_per_request
 from testkit.factories import build_dataset
 
@@ -135,12 +136,11 @@ def ids(value: Any) -> Iterator[str]:
             yield from ids(item)
 
 
-def verify(urls: dict[str, str], headers: dict[str, dict[str, str]], query: Query) -> int:
+def verify(runner: Runner, query: Query) -> int:
     """The three answer the same ids in the same order, without errors; returns how many."""
     seen: dict[str, list[str]] = {}
-    for server, url in urls.items():
-        body = query.ours if server == "ours" else query.pgl
-        response = httpx.post(url, json=body, headers=headers[server], timeout=60)
+    for server in SERVERS:
+        response = runner.post(server, query)
         answer = response.json()
         if response.status_code != 200 or answer.get("errors") or not answer.get("data"):
             raise SystemExit(f"{query.label}: {server} answered {response.text[:500]}")
@@ -151,23 +151,14 @@ def verify(urls: dict[str, str], headers: dict[str, dict[str, str]], query: Quer
     for server, found in seen.items():
         if found != reference:
             at = next(
-                (i for i, (a, b) in enumerate(zip(found, reference, strict=False)) if a != b), None
+                (i for i, (a, b) in enumerate(zip(found, reference, strict=False)) if a != b),
+                min(len(found), len(reference)),
             )
             raise SystemExit(
                 f"{query.label}: {server} answers {len(found)} ids, ours {len(reference)};"
                 f" first difference at position {at}. Not timing different answers."
             )
     return len(reference)
-
-
-def statements_so_far(base: str, admin_key: str) -> tuple[float, float]:
-    """The server's own count of statements run by /graphql requests: (sum, requests)."""
-    response = httpx.get(
-        f"{base}/metrics", headers={"authorization": f"Bearer {admin_key}"}, timeout=10
-    )
-    response.raise_for_status()
-    found = {kind: float(value) for kind, value in STATEMENTS.findall(response.text)}
-    return found.get("sum", 0.0), found.get("count", 0.0)
 
 
 def machine() -> str:
@@ -263,50 +254,83 @@ def main() -> None:
         "ours": {"authorization": f"Bearer {bench.read_key}"},
     }
     with ExitStack() as servers:
-        pgl4 = servers.enter_context(peers.pgl4_server(tools, node_url, args.port + 1))
-        pgl5 = servers.enter_context(peers.pgl5_server(tools, node_url, args.port + 2))
         production = {"CAMPAIGN_ENVIRONMENT": "production"}
-        ours = servers.enter_context(running_server(url, args.port, args.workers, production))
-        urls = {"PostGraphile 4": pgl4, "PostGraphile 5": pgl5, "ours": f"{ours}/graphql"}
+        base, ours = servers.enter_context(server_process(url, args.port, args.workers, production))
+        served = {
+            "PostGraphile 4": servers.enter_context(
+                peers.pgl4_server(tools, node_url, args.port + 1)
+            ),
+            "PostGraphile 5": servers.enter_context(
+                peers.pgl5_server(tools, node_url, args.port + 2)
+            ),
+            "ours": peers.Served(f"{base}/graphql", ours.pid),
+        }
+        runner = Runner(tools, served, headers, base, bench.admin_key)
         for query in reads:
-            found = verify(urls, headers, query)
+            found = verify(runner, query)
             print(f"{query.label}: the three servers answer the same {found} ids in the same order")
-
         for query in reads:
-            run_query(query, urls, headers, tools, args, ours, bench, counts[query.label])
+            run_query(runner, query, args, counts[query.label])
     print(f"load average at the end {load_average()}")
 
 
-def run_query(
-    query: Query,
-    urls: dict[str, str],
-    headers: dict[str, dict[str, str]],
-    tools: peers.Toolchain,
-    args: argparse.Namespace,
-    ours: str,
-    bench: Bench,
-    statements: int,
-) -> None:
+@dataclass(frozen=True)
+class Runner:
+    """The three servers, started, and how to load them."""
+
+    tools: peers.Toolchain
+    served: dict[str, peers.Served]
+    headers: dict[str, dict[str, str]]
+    ours_base: str
+    admin_key: str
+
+    def post(self, server: str, query: Query) -> httpx.Response:
+        body = query.ours if server == "ours" else query.pgl
+        return httpx.post(
+            self.served[server].url, json=body, headers=self.headers[server], timeout=60
+        )
+
+    def load(
+        self, server: str, query: Query, clients: int, seconds: float
+    ) -> tuple[peers.Load, float]:
+        """autocannon on one server, and the CPU milliseconds its processes (workers included,
+        not PostgreSQL's) spent per answer: unlike req/s, little moved by what else runs."""
+        body = query.ours if server == "ours" else query.pgl
+        target = self.served[server]
+        before = tree_cpu_s(target.pid)
+        result = peers.autocannon(
+            self.tools, target.url, body, self.headers[server], clients, seconds
+        )
+        return result, (tree_cpu_s(target.pid) - before) * 1000 / max(result.requests, 1)
+
+    def statements_so_far(self) -> tuple[float, float]:
+        """Our server's own count of statements run by /graphql requests: (sum, requests)."""
+        response = httpx.get(
+            f"{self.ours_base}/metrics",
+            headers={"authorization": f"Bearer {self.admin_key}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        found = {kind: float(value) for kind, value in STATEMENTS.findall(response.text)}
+        return found.get("sum", 0.0), found.get("count", 0.0)
+
+
+def run_query(runner: Runner, query: Query, args: argparse.Namespace, statements: int) -> None:
     """The interleaved rounds at ``--clients``, then one run each at concurrency 1; prints as
     it goes (a long run shows where it is)."""
-
-    def load(server: str, clients: int, seconds: float) -> peers.Load:
-        body = query.ours if server == "ours" else query.pgl
-        return peers.autocannon(tools, urls[server], body, headers[server], clients, seconds)
-
     print(f"\n{query.label}, c={args.clients}")
     rps: dict[str, list[float]] = {server: [] for server in SERVERS}
     under_load: list[float] = []
     for round_number in range(1, args.rounds + 1):
         for server in SERVERS:
-            load(server, args.clients, args.warmup)
-            before = statements_so_far(ours, bench.admin_key) if server == "ours" else None
-            result = load(server, args.clients, args.seconds)
+            runner.load(server, query, args.clients, args.warmup)
+            before = runner.statements_so_far() if server == "ours" else None
+            result, cpu_ms = runner.load(server, query, args.clients, args.seconds)
             if before is not None:
-                after = statements_so_far(ours, bench.admin_key)
+                after = runner.statements_so_far()
                 under_load.append((after[0] - before[0]) / max(after[1] - before[1], 1))
             rps[server].append(result.rps)
-            print(f"  round {round_number}  {line(server, result)}")
+            print(f"  round {round_number}  {line(server, result, cpu_ms)}")
     totals = {server: sum(rps[server]) for server in PEERS}
     faster = max(totals, key=totals.__getitem__)
     ratios = [o / f for o, f in zip(rps["ours"], rps[faster], strict=True)]
@@ -325,9 +349,9 @@ def run_query(
     print(f"{query.label}, c=1 ({args.seconds:g} s each)")
     p50: dict[str, float] = {}
     for server in SERVERS:
-        result = load(server, 1, args.seconds)
+        result, cpu_ms = runner.load(server, query, 1, args.seconds)
         p50[server] = result.p50_ms
-        print(f"  {line(server, result)}")
+        print(f"  {line(server, result, cpu_ms)}")
     peer = min(PEERS, key=p50.__getitem__)
     print(
         f"  p50 ours / the faster ({peer}): {p50['ours'] / max(p50[peer], 1e-9):.2f}x"
@@ -335,11 +359,12 @@ def run_query(
     )
 
 
-def line(server: str, result: peers.Load) -> str:
+def line(server: str, result: peers.Load, cpu_ms: float) -> str:
     return (
         f"{server:<15} {result.rps:7.1f} req/s  p50 {result.p50_ms:6.0f} ms"
-        f"  p99 {result.p99_ms:6.0f} ms  n={result.requests} bad={result.bad}"
-        f"  {result.bytes_per_response / 1024:.0f} KiB/response"
+        f"  p99 {result.p99_ms:6.0f} ms  CPU {cpu_ms:5.1f} ms/req  n={result.requests}"
+        f" bad={result.bad}  {result.bytes_per_response / 1024:.0f} KiB/resp"
+        f"  load {os.getloadavg()[0]:.1f}"
     )
 
 
