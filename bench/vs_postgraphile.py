@@ -11,7 +11,10 @@ PostGraphile 4 and 5 one Node process each, ours ``campaign-api serve`` in produ
 It refuses to time unless the three answer the same ids in the same order. Then, for each
 query, rounds of PostGraphile 4, PostGraphile 5, ours, interleaved (autocannon, kept-alive
 connections, a warm-up before each measured run), and one run each at concurrency 1 for the
-unloaded latency. The queries and PostGraphile 5's configuration are in bench/postgraphile/.
+unloaded latency. Each run prints req/s, p50 and p99, and the CPU time the server's processes
+spent per answer (PostgreSQL's not included); each query, the ratio of our summed req/s to the
+faster peer's with its spread over rounds, and our statements per request. The queries and
+PostGraphile 5's configuration are in bench/postgraphile/.
 """
 
 from __future__ import annotations
@@ -369,4 +372,7 @@ def line(server: str, result: peers.Load, cpu_ms: float) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted; every server this run started is stopped") from None
