@@ -1,4 +1,7 @@
-# The two commands: `make run` serves, `make test` runs the whole suite.
+# The two commands: `make run` serves, `make test` runs the whole suite. `make bench` runs the
+# read benchmarks, each against servers it starts (minutes each; the figures go in the README):
+# BENCHES names other modules of bench/, and BENCH_ARGS reach each one, so name one with them
+# (`make bench BENCHES=vs_postgraphile BENCH_ARGS="--rounds 3 --scale 10"`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,8 +11,9 @@ CKSUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # schemathesis, ruff...). An installation for testing serves as one for running too.
 RUN_STAMP := $(VENV)/.installed-run-$(CKSUM)
 TEST_STAMP := $(VENV)/.installed-test-$(CKSUM)
+BENCHES ?= vs_postgraphile read_graph
 
-.PHONY: run test lint format schema clean
+.PHONY: run test lint format schema bench clean
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +44,9 @@ lint: $(TEST_STAMP)
 format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+bench: $(TEST_STAMP)
+	set -e; for name in $(BENCHES); do $(BIN)/python -m bench.$$name $(BENCH_ARGS); done
 
 schema: $(RUN_STAMP)
 	$(BIN)/campaign-api export-schema > schema.graphql
