@@ -6,9 +6,8 @@ fraction of it, except in three places, each put back here:
 
 - non-ASCII text and DEL: ``json.dumps`` escapes them (``ensure_ascii``), orjson writes UTF-8;
   those characters, which can only sit inside strings, are escaped after the fact;
-- floats below 1e-4 or written with a negative exponent: ``repr`` writes ``1e-05``, orjson
-  ``0.00001`` or ``1e-5``; any number that looks like one (or a string that happens to) sends
-  the body to ``json.dumps``;
+- floats below 1e-4: ``repr`` writes ``1e-05``, orjson ``0.00001`` or ``1e-5``; a body with
+  anything that looks like one (a string that happens to, too) goes to ``json.dumps``;
 - whatever orjson refuses or would write where ``json.dumps`` raises (integers beyond 64 bits,
   non-string keys, datetimes, dataclasses, subclasses of str, int, dict and list): those go to
   ``json.dumps`` too, which answers exactly as before.
@@ -24,8 +23,11 @@ import orjson
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
 _OPTIONS |= orjson.OPT_PASSTHROUGH_DATACLASS
-_REPR_DIFFERS = re.compile(rb"[:,\[]-?(?:0\.0000|[0-9]+(?:\.[0-9]+)?e-)")
-"""A number right after ``:``, ``,`` or ``[`` that orjson writes unlike ``repr``."""
+_SMALL_DECIMAL = re.compile(rb"\.0000")
+_NEGATIVE_EXPONENT = re.compile(rb"e-[0-9]{1,3}[,}\]]")
+"""The two ways orjson writes a float below 1e-4 (``0.00001``, ``2.5e-7``), which ``repr``
+writes ``1e-05`` and ``2.5e-07``; above it, the two agree. Each pattern starts with a literal,
+which the regex engine looks for first: on the dashboard both cost 2 ms, the walk 10."""
 _NOT_PRINTABLE_ASCII = re.compile("[\x7f-\U0010ffff]")
 
 
@@ -43,7 +45,7 @@ def encode_response(data: Any) -> bytes:
         body = orjson.dumps(data, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError
         return json.dumps(data, separators=(",", ":")).encode()
-    if _REPR_DIFFERS.search(body) is not None:
+    if _SMALL_DECIMAL.search(body) or _NEGATIVE_EXPONENT.search(body):
         return json.dumps(data, separators=(",", ":")).encode()
     if body.isascii() and b"\x7f" not in body:
         return body
