@@ -1,12 +1,14 @@
 """Benchmark the nested read queries (dashboard, instance detail) against a running server.
 
     .venv/bin/python -m bench.read_graph [--workers 2] [--clients 10] [--seconds 20]
-                                         [--fast both|on|off]
+                                         [--fast both|on|off] [--query FILE ...]
 
 Builds (once) a database `campaign_bench_read` with 50 templates, 250 instances, 50,000
 enrollments and 500,000 events, starts `campaign-api serve` on it, and prints statements per
 request, requests per second and p50/p99 latency for each query, by default once with the
 standard executor and once with the fast path (CAMPAIGN_FAST_EXECUTION), in the same run.
+``--query FILE`` (repeatable) times the queries in those files instead of the two examples; a
+query that declares ``$id`` is given the busiest instance's id.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -91,6 +94,11 @@ async def one_response(url: str, key: str, payload: dict[str, Any]) -> Any:
             return response.json()
 
 
+def query_payload(query: str, instance_id: str) -> dict[str, Any]:
+    """A query read from a file; ``$id`` is the instance the examples' detail query reads."""
+    return {"query": query, "variables": {"id": instance_id} if "$id" in query else {}}
+
+
 def measure(
     url: str, port: int, args: argparse.Namespace, key: str, payloads: dict[str, Any], fast: bool
 ) -> dict[str, LoadResult]:
@@ -121,19 +129,23 @@ def main() -> None:
     parser.add_argument(
         "--fast", choices=("both", "on", "off"), default="both", help="CAMPAIGN_FAST_EXECUTION"
     )
+    parser.add_argument(
+        "--query", type=Path, action="append", default=[], help="a .graphql file (repeatable)"
+    )
     args = parser.parse_args()
 
     url = bench_database_url("campaign_bench_read")
     key, instance_id = asyncio.run(prepare(url))
-    payloads = {
+    payloads = {path.stem: query_payload(path.read_text(), instance_id) for path in args.query} or {
         "dashboard": {"query": DASHBOARD},
         "instance detail": {"query": INSTANCE_DETAIL, "variables": {"id": instance_id}},
     }
     counts = asyncio.run(statements_per_request(url, key, payloads))
-    size = len(json.dumps(asyncio.run(one_response(url, key, payloads["dashboard"]))))
+    first = next(iter(payloads))
+    size = len(json.dumps(asyncio.run(one_response(url, key, payloads[first]))))
     print(
         f"workers={args.workers} clients={args.clients} seconds={args.seconds}"
-        f" dashboard response={size / 1024:.0f} KiB"
+        f" {first} response={size / 1024:.0f} KiB"
     )
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.fast]
     for fast in modes:
