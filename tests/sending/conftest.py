@@ -33,6 +33,7 @@ from testkit.fake_providers import (
     FakeProviders,
     Reply,
 )
+from tests.conftest import TABLES
 from tests.webhooks.conftest import webhook_settings
 
 
@@ -130,6 +131,19 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with engine.connect() as connection:
         return list((await connection.execute(text(sql), params)).all())
+
+
+@pytest.fixture
+async def clean_db(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The suite's clean_db with TRUNCATE, not DELETE (tests/conftest.py's empty_tables).
+
+    After DELETE the sender's tables keep their dead rows and statistics until autovacuum
+    comes, and the plans PostgreSQL then chose for the claim and the recording ran the
+    4-sender test (10,000 touches) into the statement timeout, where it takes 30 s after a
+    TRUNCATE. Noted for the sender itself: its statements' plans depend on that state."""
+    yield
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
 
 
 @pytest.fixture
