@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,15 @@ from app.observability.sql_observer import recording
 from app.security.api_keys import create_api_key
 from app.settings import Settings
 from app.web.asgi import create_app
-from bench.common import LoadResult, bench_database_url, closed_loop, running_server
+from bench.common import (
+    LoadResult,
+    bench_database_url,
+    build_dataset_once,
+    closed_loop,
+    running_server,
+)
 from testkit.examples import example
-from testkit.factories import Shape, build_dataset
+from testkit.factories import Shape
 
 SHAPE = Shape(
     templates=50, instances_per_template=5, enrollments_per_instance=200, events_per_enrollment=10
@@ -48,10 +53,7 @@ async def prepare(url: str) -> tuple[str, str]:
     engine = create_engine(settings)
     try:
         async with engine.begin() as connection:
-            if not await connection.scalar(text("SELECT count(*) FROM campaign_templates")):
-                started = time.perf_counter()
-                await build_dataset(connection, SHAPE, prefix="bench")
-                print(f"dataset built in {time.perf_counter() - started:.1f} s")
+            await build_dataset_once(connection, SHAPE)
             await connection.execute(text("DELETE FROM api_keys WHERE name = 'bench'"))
         async with create_sessionmaker(engine).begin() as session:
             key = await create_api_key(session, "bench", frozenset({Scope.READ}))

@@ -27,7 +27,6 @@ import platform
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -47,10 +46,9 @@ from app.domain.enums import Scope
 from app.security.api_keys import create_api_key
 from app.settings import Settings
 from bench import peers
-from bench.common import ROOT, bench_database_url, server_process
+from bench.common import ROOT, bench_database_url, build_dataset_once, server_process
 from bench.cpu import tree_cpu_s
 from bench.read_graph import SHAPE, statements_per_request
-from testkit.factories import build_dataset
 
 QUERY_DIR = Path(__file__).resolve().parent / "postgraphile"
 SERVERS = ("PostGraphile 4", "PostGraphile 5", "ours")
@@ -86,10 +84,7 @@ async def prepare(url: str, scale: int) -> Bench:
     engine = create_engine(settings)
     try:
         async with engine.begin() as connection:
-            if not await connection.scalar(text("SELECT count(*) FROM campaign_templates")):
-                started = time.perf_counter()
-                await build_dataset(connection, shape, prefix="bench")
-                print(f"data set {shape} built in {time.perf_counter() - started:.0f} s")
+            await build_dataset_once(connection, shape)
             await connection.execute(text("DELETE FROM api_keys WHERE name LIKE 'bench-pgl-%'"))
         async with create_sessionmaker(engine).begin() as session:
             read_key = await create_api_key(session, "bench-pgl-read", frozenset({Scope.READ}))
