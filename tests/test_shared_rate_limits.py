@@ -310,40 +310,23 @@ def check_all_three_limits(
         return 60 if moving_window else math.ceil(60 / per_minute)
 
     address = {"x-forwarded-for": f"2001:db8::{uuid.uuid4().hex[:4]}"}
-    per_minute = LIMITS["requests"]
-    headers = {"authorization": f"Bearer {key}"} | address
-    statuses, elapsed = alternating(
-        servers,
-        per_minute * 5 // 4,
-        wait_at_most(per_minute),
-        url="/graphql",
-        json=QUERY,
-        headers=headers,
-    )
-    assert_limited_as_one(statuses, 200, per_minute, elapsed)
-
-    per_minute = LIMITS["webhooks"]
-    statuses, elapsed = alternating(
-        servers,
-        per_minute * 5 // 4,
-        wait_at_most(per_minute),
-        url="/webhooks/events",
-        json={"enrollment_id": "unknown", "event_type": "sent"},
-        headers={"x-api-key": webhook_key} | address,
-    )
-    assert_limited_as_one(statuses, 200, per_minute, elapsed)
-
-    per_minute = LIMITS["auth"]
-    wrong = {"authorization": "Bearer cak_wrong"} | address
-    statuses, elapsed = alternating(
-        servers,
-        per_minute * 5 // 4,
-        wait_at_most(per_minute),
-        url="/graphql",
-        json=QUERY,
-        headers=wrong,
-    )
-    assert_limited_as_one(statuses, 401, per_minute, elapsed)
+    webhook = {"enrollment_id": "unknown", "event_type": "sent"}
+    checks = [
+        ("requests", "/graphql", QUERY, {"authorization": f"Bearer {key}"}, 200),
+        ("webhooks", "/webhooks/events", webhook, {"x-api-key": webhook_key}, 200),
+        ("auth", "/graphql", QUERY, {"authorization": "Bearer cak_wrong"}, 401),
+    ]
+    for limit, url, body, credential, admitted in checks:
+        per_minute = LIMITS[limit]
+        statuses, elapsed = alternating(
+            servers,
+            per_minute * 5 // 4,
+            wait_at_most(per_minute),
+            url=url,
+            json=body,
+            headers=credential | address,
+        )
+        assert_limited_as_one(statuses, admitted, per_minute, elapsed)
 
 
 @pytest.mark.slow
