@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -63,3 +64,10 @@ def tree_cpu_s(root: int) -> float:
         tree.extend(child for child, (_, parent, _) in stats.items() if parent == pid)
         total += stats.get(pid, ("", 0, 0.0))[2]
     return total
+
+
+def cpu_by_pid(pids: Iterable[int]) -> dict[int, float]:
+    """CPU seconds of each of ``pids`` still running (database backends, say: what one
+    database's sessions cost, apart from the other databases on the same server)."""
+    stats = _stats()
+    return {pid: stats[pid][2] for pid in pids if pid in stats}

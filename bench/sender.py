@@ -1,18 +1,22 @@
 """The sender against a fake Postmark that answers in 20 ms, on a bench database.
 
-    python -m bench.sender [--contacts 20000] [--rounds 2]
+    python -m bench.sender [--contacts 20000] [--rounds 2] [--database NAME] [--ratio-only]
 
 Measures, in one run:
-1. touches sent per second with 1 and with 2 ``campaign-api worker`` processes (interleaved
-   rounds), each round a fresh instance whose contacts are all due at once;
+1. touches sent per second with 1 and with 2 ``campaign-api worker`` processes, and the bare
+   SQL ceiling (4 below), in interleaved rounds, each round a fresh instance whose contacts
+   are all due at once;
 2. the due-to-sent lag (p50, p99) when touches become due steadily at 80% of the one-process
    rate, read from the dispatch rows (``sent_at - due_at``, both the database's clock);
 3. the claim statement at 1,000,000 enrollments with 1% due: milliseconds per batch of 500,
    and whether ``EXPLAIN`` shows the partial due index;
 4. the bare SQL ceiling for the same work (claim, dispatch insert, event insert, run directly
-   in batches of 500), and the sender's rate as a fraction of it.
+   in batches of 500), and the sender's rate as a fraction of it: each round's one-sender
+   rate over the same round's ceiling, so that both sides see the same load on the machine.
 
-The senders log at WARNING (one INFO line per send is the production default).
+``--ratio-only`` leaves out 2 and 3. Each round's line carries the machine's load average
+(other work on the same cores moves every figure). The senders log at WARNING (one INFO line
+per send is the production default).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from app.services.lifecycle import transition
 from app.services.sending.claims import DUE_CANDIDATES, Eligible, claim_due
 from app.settings import Settings
 from bench.common import bench_database_url
-from bench.cpu import postgres_cpu_s, tree_cpu_s
+from bench.cpu import cpu_by_pid, tree_cpu_s
 from testkit.campaigns import build_campaign, contact
 from testkit.fake_providers import FakeProviders
 from testkit.senders import start_worker, stop_worker, worker_environment
@@ -113,13 +117,24 @@ async def _until_sent(bench: Bench, instance_id: str, count: int) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _backends(bench: Bench) -> dict[int, float]:
+    """CPU seconds so far of each client session on the bench database but the asking one
+    (the senders' pooled connections: other databases on the server are left out)."""
+    rows = await bench.sql(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
+    return cpu_by_pid(row["pid"] for row in rows)
+
+
 @dataclass(frozen=True)
 class Round:
     rate: float
     database_ms: float | None
     senders_ms: float
     provider_ms: float
-    """CPU per touch: PostgreSQL, the sender processes, the fake provider (this process)."""
+    """CPU per touch: the senders' database sessions, the sender processes, the fake provider
+    (this process)."""
 
 
 async def throughput(bench: Bench, contacts: int, processes: int) -> Round:
@@ -128,7 +143,7 @@ async def throughput(bench: Bench, contacts: int, processes: int) -> Round:
     instance_id = await _campaign(bench, contacts, start=False)
     senders = [await start_worker(bench.env()) for _ in range(processes)]
     await asyncio.sleep(2)  # the senders connect, check the schema and go idle
-    database_before = postgres_cpu_s()
+    database_before = await _backends(bench)
     senders_before = sum(tree_cpu_s(s.pid) for s in senders)
     mine_before = sum(os.times()[:2])
     engine = create_engine(bench.settings)
@@ -138,7 +153,7 @@ async def throughput(bench: Bench, contacts: int, processes: int) -> Round:
     finally:
         await engine.dispose()
     await _until_sent(bench, instance_id, contacts)
-    database_after = postgres_cpu_s()
+    database_after = await _backends(bench)
     senders_cpu = sum(tree_cpu_s(s.pid) for s in senders) - senders_before
     mine_cpu = sum(os.times()[:2]) - mine_before
     span = await bench.sql(
@@ -149,14 +164,12 @@ async def throughput(bench: Bench, contacts: int, processes: int) -> Round:
     for sender in senders:
         code, stderr = await stop_worker(sender)
         assert code == 0, stderr[-2000:]
-    database_ms = (
-        None
-        if database_before is None or database_after is None
-        else (database_after - database_before) * 1000 / contacts
+    database_cpu = sum(database_after.values()) - sum(
+        database_before.get(pid, 0.0) for pid in database_after
     )
     return Round(
         contacts / float(span[0]["s"]),
-        database_ms,
+        database_cpu * 1000 / contacts if database_after else None,
         senders_cpu * 1000 / contacts,
         mine_cpu * 1000 / contacts,
     )
@@ -281,12 +294,21 @@ CEILING = """
 """
 
 
-async def ceiling(bench: Bench, contacts: int) -> float:
+@dataclass(frozen=True)
+class Ceiling:
+    rate: float
+    database_ms: float | None
+    """CPU of its database session per touch."""
+
+
+async def ceiling(bench: Bench, contacts: int) -> Ceiling:
     """Touches per second of the bare SQL: claim, dispatch and event, 500 at a time."""
     instance_id = await _campaign(bench, contacts)
     dsn = make_url(bench.url).set(drivername="postgresql").render_as_string(False)
     connection = await asyncpg.connect(dsn)
     try:
+        pid = await connection.fetchval("SELECT pg_backend_pid()")
+        cpu_before = cpu_by_pid([pid])
         begun = time.perf_counter()
         done = 0
         while done < contacts:
@@ -296,18 +318,37 @@ async def ceiling(bench: Bench, contacts: int) -> float:
             if moved == 0:
                 break
             done += moved
-        return done / (time.perf_counter() - begun)
+        rate = done / (time.perf_counter() - begun)
+        cpu_after = cpu_by_pid([pid])
+        if pid not in cpu_before or pid not in cpu_after:
+            return Ceiling(rate, None)
+        return Ceiling(rate, (cpu_after[pid] - cpu_before[pid]) * 1000 / done)
     finally:
         await connection.close()
 
 
-async def main_async(url: str, contacts: int, rounds: int) -> None:
+def _load() -> str:
+    """The machine's load average (1, 5, 15 minutes), as the round saw it."""
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def _spread(values: list[float], digits: int = 0) -> str:
+    """The median and the range of ``values``."""
+    figures = (statistics.median(values), min(values), max(values))
+    median, low, high = (f"{v:,.{digits}f}" for v in figures)
+    return f"median {median} ({low}-{high})"
+
+
+async def main_async(url: str, contacts: int, rounds: int, ratio_only: bool) -> None:
     fake = FakeProviders(latency_s=LATENCY_S)
     await fake.start()
     bench = Bench(url, fake, Settings(database_url=url, pool_size=4))
     print(f"fake Postmark answering in {LATENCY_S * 1000:.0f} ms; {contacts} touches a round")
     rates: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(rounds):
+    bare: list[float] = []
+    shares: list[float] = []
+    for number in range(1, rounds + 1):
+        print(f"round {number}:")
         for processes in (1, 2):
             result = await throughput(bench, contacts, processes)
             rates[processes].append(result.rate)
@@ -315,19 +356,29 @@ async def main_async(url: str, contacts: int, rounds: int) -> None:
             print(
                 f"  {processes} sender(s): {result.rate:,.0f} touches/s; CPU per touch:"
                 f" database {database} ms, senders {result.senders_ms:.3f} ms,"
-                f" fake provider {result.provider_ms:.3f} ms"
+                f" fake provider {result.provider_ms:.3f} ms; {_load()}"
             )
-    one = statistics.median(rates[1])
+        top = await ceiling(bench, contacts)
+        bare.append(top.rate)
+        shares.append(rates[1][-1] / top.rate)
+        database = "?" if top.database_ms is None else f"{top.database_ms:.3f}"
+        print(
+            f"  bare SQL ceiling: {top.rate:,.0f} touches/s; CPU per touch: database {database}"
+            f" ms; one sender is {shares[-1]:.2f} of it; {_load()}"
+        )
     for processes, values in rates.items():
-        spread = f"{min(values):,.0f}-{max(values):,.0f}"
-        print(f"{processes} sender(s): median {statistics.median(values):,.0f}/s ({spread})")
+        print(f"{processes} sender(s): {_spread(values)}/s")
+    print(f"bare SQL ceiling: {_spread(bare)}/s")
+    print(f"one sender's share of the ceiling, round by round: {_spread(shares, 2)}")
+    if ratio_only:
+        await fake.close()
+        return
+    one = statistics.median(rates[1])
     p50, p99, count = await lag_at(bench, 0.8 * one, 20)
     print(
         f"lag at 80% of one sender's rate ({0.8 * one:,.0f}/s, {count} touches):"
-        f" p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        f" p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; {_load()}"
     )
-    bare = await ceiling(bench, contacts)
-    print(f"bare SQL ceiling: {bare:,.0f} touches/s; one sender is {one / bare:.2f} of it")
     cost = await claim_cost(bench)
     for what, timings in (
         ("claim query (select and lock)", cost.query_ms),
@@ -345,10 +396,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--database",
+        default="campaign_bench_sender",
+        help="the bench database (dropped and created again), on DATABASE_URL's server",
+    )
+    parser.add_argument(
+        "--ratio-only",
+        action="store_true",
+        help="only the rounds: rates and the ceiling, not the lag nor the claim at 1,000,000",
+    )
     args = parser.parse_args()
-    url = bench_database_url("campaign_bench_sender", fresh=True)
+    url = bench_database_url(args.database, fresh=True)
     migrate.upgrade(url)
-    asyncio.run(main_async(url, args.contacts, args.rounds))
+    asyncio.run(main_async(url, args.contacts, args.rounds, args.ratio_only))
 
 
 if __name__ == "__main__":
