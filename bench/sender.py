@@ -15,8 +15,10 @@ Measures, in one run:
    rate over the same round's ceiling, so that both sides see the same load on the machine.
 
 ``--ratio-only`` leaves out 2 and 3. Each round's line carries the machine's load average
-(other work on the same cores moves every figure). The senders log at WARNING (one INFO line
-per send is the production default).
+(other work on the same cores moves every figure) and the CPU each touch cost: the database
+sessions of this bench's database only (the senders', or the ceiling's one), the sender
+processes and the fake provider. The senders log at WARNING (one INFO line per send is the
+production default).
 """
 
 from __future__ import annotations
