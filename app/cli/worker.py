@@ -21,17 +21,17 @@ from app.providers.clients import build_clients
 from app.providers.http import create_client
 from app.services.sending.record import Timing
 from app.settings import Settings, parse_bind
-from app.worker.sender import SenderLoop, SenderOptions
+from app.worker.sender import RECORDERS, SenderLoop, SenderOptions
 
 log = get_logger("sender")
 
 
 def pool_size(concurrency: int) -> int:
-    """The claim (or the outlook), two recorders and lease renewal hold one connection each;
-    the check just before a touch leaves takes one per request in flight, briefly (for
-    PhantomBuster and lemlist, one per touch), so a quarter of the concurrency more keeps
-    those from queueing behind each other."""
-    return 5 + concurrency // 4
+    """The claim (or the outlook), each recorder and lease renewal hold one connection each,
+    and one more is spare; the check just before a touch leaves takes one per request in
+    flight, briefly (for PhantomBuster and lemlist, one per touch), so a quarter of the
+    concurrency more keeps those from queueing behind each other."""
+    return RECORDERS + 3 + concurrency // 4
 
 
 MIGRATION_POLL_S = 2.0

@@ -51,12 +51,18 @@ T = TypeVar("T")
 PLAN_TTL_S = 1.0
 """A plan (which instances may send) is reused this long unless a NOTIFY arrives."""
 RECORD_BATCH = 500
+"""A recording transaction takes chunks until it has this many results (a claim's chunk of
+500 is one transaction on its own: two recorders splitting it, and the claims that followed
+the room each freed, ran the database's per-statement work on batches of 160 on average)."""
 RECORD_LINGER_S = 0.01
-RECORDERS = 2
-"""Outcome transactions in flight at once: while one commits, the next batch is written."""
+RECORDERS = 3
+"""Outcome transactions in flight at once: while one commits, the next batches are written.
+Recording is the longest step of a batch's way: with batches of 500 against a fake provider
+answering in 20 ms, three recorders sent more per second than two, and one far fewer
+(bench.sender rounds interleaved in one run)."""
 HELD_BATCHES = 4
 """How many claim batches a sender may hold unrecorded: enough to keep the provider calls,
-the claims and the recording all busy at once."""
+the claims and the recording all busy at once. A claim waits until a whole batch fits."""
 DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError)
 RETRY_FLOOR_S = 1.0
 """How soon to look again when due work exists that could not be claimed (a daily limit
@@ -94,7 +100,8 @@ class SenderLoop:
         self._slots = asyncio.Semaphore(options.concurrency)
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
-        self._results: asyncio.Queue[Result] = asyncio.Queue()
+        self._results: asyncio.Queue[list[Result]] = asyncio.Queue()
+        """A send chunk's results, kept together for one recording transaction."""
         self._held = 0
         """Touches claimed and not yet recorded."""
         self._stopping = False
@@ -184,11 +191,10 @@ class SenderLoop:
 
     async def _claim_round(self) -> int:
         """Claim what fits and start sending it; returns how many touches were claimed."""
-        room = HELD_BATCHES * self._options.batch - self._held
-        if room <= 0 or self._stopping:
+        batch = self._options.batch
+        if not self._room_for_a_batch() or self._stopping:
             return 0
         current = await self._current_plan()
-        batch = min(room, self._options.batch)
         claimed = await self._transaction(lambda db: self._claim(db, current, batch))
         if claimed:
             self._held += len(claimed)
@@ -222,7 +228,7 @@ class SenderLoop:
         """Sleep until the next work, a NOTIFY, progress that frees room, or the stop."""
         if self._stopping:
             return
-        if self._held >= HELD_BATCHES * self._options.batch:
+        if not self._room_for_a_batch():
             delay = self._options.idle_s
         else:
             current = await self._current_plan()
@@ -239,6 +245,12 @@ class SenderLoop:
         finally:
             for waiter in waits:
                 waiter.cancel()
+
+    def _room_for_a_batch(self) -> bool:
+        """Whether a whole batch may be claimed now. Claiming only what the last recording
+        freed would fragment the pipeline into small claims, sends and recordings, and the
+        database's cost per statement, paid per batch, would be paid several times over."""
+        return self._held + self._options.batch <= HELD_BATCHES * self._options.batch
 
     def _delay_until(self, next_at: datetime | None, now: datetime) -> float:
         if next_at is None:
@@ -291,8 +303,7 @@ class SenderLoop:
                 ]
             else:
                 results = await self._attempt(current, client, chunk)
-        for result in results:
-            self._results.put_nowait(result)
+        self._results.put_nowait(results)
 
     async def _attempt(
         self, current: Plan, client: Client, chunk: Sequence[Claimed]
@@ -306,12 +317,19 @@ class SenderLoop:
             else:
                 prepared.append((claimed, touch_or_result))
         # Touches that may already be at the provider are settled first, side by side: after
-        # a sender died, a whole batch of them may need asking.
-        settled = await asyncio.gather(
-            *(self._settle_uncertain(client, claimed, touch) for claimed, touch in prepared)
+        # a sender died, a whole batch of them may need asking. The others need no task each
+        # (500 tasks a batch were a twelfth of the sender's CPU).
+        uncertain = [(claimed, touch) for claimed, touch in prepared if claimed.uncertain]
+        answers = await asyncio.gather(
+            *(self._settle_uncertain(client, claimed, touch) for claimed, touch in uncertain)
         )
+        settled = {c.dispatch_id: r for (c, _), r in zip(uncertain, answers, strict=True)}
         ready: list[tuple[Claimed, Touch]] = []
-        for (claimed, touch), result in zip(prepared, settled, strict=True):
+        for claimed, touch in prepared:
+            if claimed.uncertain:
+                result = settled[claimed.dispatch_id]
+            else:
+                result = None if claimed.sendable else Result(claimed, Verdict.CANCELLED)
             if result is not None:
                 results[claimed.dispatch_id] = result
             else:
@@ -374,8 +392,6 @@ class SenderLoop:
     ) -> Result | None:
         """For a touch that may already be at the provider: a result without sending, or None
         when it should be sent (it is not there, or sending twice is harmless)."""
-        if not claimed.uncertain:
-            return None if claimed.sendable else Result(claimed, Verdict.CANCELLED)
         if client.reconcilable:
             try:
                 found = await client.find(touch)
@@ -430,20 +446,22 @@ class SenderLoop:
 
     async def _record_forever(self) -> None:
         while True:
-            batch = [await self._results.get()]
+            chunks = [await self._results.get()]
+            batch = list(chunks[0])
             deadline = asyncio.get_running_loop().time() + RECORD_LINGER_S
             while len(batch) < RECORD_BATCH:
                 timeout = deadline - asyncio.get_running_loop().time()
                 if timeout <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self._results.get(), timeout))
+                    chunks.append(await asyncio.wait_for(self._results.get(), timeout))
                 except TimeoutError:
                     break
+                batch.extend(chunks[-1])
             try:
                 recorded = await self._persist(batch)
             finally:
-                for _ in batch:
+                for _ in chunks:
                     self._results.task_done()
                 self._held -= len(batch)
                 self._progress.set()
@@ -518,18 +536,17 @@ class SenderLoop:
         """``work`` in one transaction on a pooled connection, again if PostgreSQL chose it
         as a deadlock victim (rolled back, so safe to repeat).
 
-        ``custom_plans``: plan each execution. After five, PostgreSQL may switch a prepared
-        statement to a generic plan; for the recording statements (hundreds of rows in
-        arrays) that plan took 1.6 times the database time of a custom one, while the claim
-        ran best on its generic plan (measured with sequential batches of 500).
+        ``custom_plans``: plan each of ``work``'s statements for its arguments
+        (``DriverConnection.under``'s ``fresh_plans``). After five executions PostgreSQL may
+        settle on a generic plan; for the recording statements (hundreds of rows in arrays)
+        the generic plan took twice the database time, while the claim runs best on its
+        generic plan (measured with sequential batches of 500).
         """
         for attempt in range(3):
             try:
                 async with self._engine.connect() as connection:
-                    db = await DriverConnection.under(connection)
+                    db = await DriverConnection.under(connection, fresh_plans=custom_plans)
                     async with db.driver.transaction():
-                        if custom_plans:
-                            await db.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                         return await work(db)
             except asyncpg.PostgresError as exc:
                 if getattr(exc, "sqlstate", None) not in RETRYABLE_SQLSTATES or attempt == 2:
