@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from app.observability import metrics
 from app.providers.outbound import Kind, Outcome
@@ -51,9 +52,18 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def json_body(payload: Any) -> bytes:
+    """A request body as JSON, sent with ``JSON_CONTENT``: orjson encodes a batch of 500
+    messages in a fraction of the json module's time, which a busy sender spends per touch."""
+    return orjson.dumps(payload)
+
+
+JSON_CONTENT = {"Content-Type": "application/json"}
+
+
 def body_of(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return orjson.loads(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         return None
 

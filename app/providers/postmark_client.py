@@ -14,7 +14,15 @@ from typing import Any
 import httpx
 
 from app.domain.enums import Provider
-from app.providers.http import body_of, short, timed, transient_status, transport_failure
+from app.providers.http import (
+    JSON_CONTENT,
+    body_of,
+    json_body,
+    short,
+    timed,
+    transient_status,
+    transport_failure,
+)
 from app.providers.outbound import CannotAsk, Kind, Outcome, Touch
 
 BATCH_SIZE = 500
@@ -67,6 +75,7 @@ class PostmarkClient:
         self._http = http
         self._base = base_url
         self._headers = {"X-Postmark-Server-Token": server_token}
+        self._sending = self._headers | JSON_CONTENT
 
     async def send(self, touches: Sequence[Touch]) -> list[Outcome]:
         single = len(touches) == 1
@@ -76,7 +85,9 @@ class PostmarkClient:
             response = await timed(
                 "postmark",
                 path,
-                lambda: self._http.post(self._base + path, json=payload, headers=self._headers),
+                lambda: self._http.post(
+                    self._base + path, content=json_body(payload), headers=self._sending
+                ),
             )
         except httpx.HTTPError as exc:
             return [transport_failure(exc)] * len(touches)
