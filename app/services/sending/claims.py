@@ -398,6 +398,7 @@ _STANDING = """
                      AND e.status IN ('enrolled', 'active', 'paused', 'completed') THEN 'hold'
                 ELSE 'stop' END AS verdict,
            CASE WHEN e.erased_at IS NOT NULL THEN 'the contact was erased'
+                WHEN i.status = 'active' AND e.status IN ('active', 'completed') THEN ''
                 ELSE format('the enrollment is %s and its instance %s', e.status, i.status)
            END AS why
     FROM dispatches d
