@@ -34,6 +34,7 @@ from tests.differential import DifferentialApp
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = (
+    "live_key_holds",
     "instance_activity",
     "reply_classifications",
     "contact_erasures",

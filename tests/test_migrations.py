@@ -139,9 +139,9 @@ async def test_every_table_keeps_updated_at_and_enrollments_guard_status(
     expected = {
         (table, f"trg_{table}_updated_at", "set_updated_at")
         for table in Base.metadata.tables
-        # Not updated in place: the rate limits' buckets keep their own clock, written by each
-        # draw; the live activity log is append-only.
-        if table not in ("rate_limit_buckets", "instance_activity")
+        # Not updated in place: the rate limits' buckets and the live key holds keep their own
+        # clock, written by each draw or renewal; the live activity log is append-only.
+        if table not in ("rate_limit_buckets", "instance_activity", "live_key_holds")
     }
     expected.add(("enrollments", "trg_enrollments_status_guard", "enrollment_status_guard"))
     expected.add(

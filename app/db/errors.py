@@ -12,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import asyncpg
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError)
+"""Everything a statement sent from a background task may raise from the database side: such a
+task logs it and carries on (or decides with what it has) rather than dying."""
 
 # 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now; class 08 is connection
 # exceptions (08003 connection_does_not_exist, 08006 connection_failure, ...).

@@ -6,6 +6,7 @@ from app.models.erasure import ContactErasure, HashedSuppression
 from app.models.events import CampaignEvent
 from app.models.instances import COUNTER_COLUMNS, CampaignInstance, InstanceTransition
 from app.models.live import InstanceActivity
+from app.models.live_holds import LiveKeyHold
 from app.models.outcomes import EventOutcome, InstanceCounterShard
 from app.models.rate_limits import RateLimitBucket
 from app.models.replies import ReplyClassification
@@ -29,6 +30,7 @@ __all__ = [
     "InstanceCounterShard",
     "InstanceTransition",
     "LinkedInStep",
+    "LiveKeyHold",
     "RateLimitBucket",
     "ReplyClassification",
     "SendQuota",

@@ -32,6 +32,7 @@ from app.security.rate_limit import RateLimiter
 from app.services.ingestion.batcher import IngestBatcher
 from app.services.live.activity import CHANNEL as ACTIVITY_CHANNEL
 from app.services.live.activity import prune_periodically
+from app.services.live.holds import KeyHolds
 from app.services.live.hub import Hub
 from app.settings import Settings, get_settings
 from app.web.envelope import RequestEnvelope
@@ -138,11 +139,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.key_cache = KeyCache(settings.auth_cache_s)
         app.state.key_use = KeyUseRecorder(settings, app.state.key_cache)
         app.state.key_use.start()
+        holds = KeyHolds(engine)
         hub = app.state.live_hub = Hub(
             hub_load(engine, settings.live_batch_limit),
             hub_tail(engine),
             queue_size=settings.live_queue_size,
             per_key=settings.live_subscriptions_per_key,
+            holds=holds,
         )
         # The process's one LISTEN connection: every subscriber registers before it starts.
         notifications = app.state.notifications = Notifications(
@@ -152,6 +155,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         follow_key_changes(app.state.key_cache, notifications)
         notifications.on(KEY_CHANGES_CHANNEL, hub.key_revoked)
         notifications.on_connected(hub.reconnected)
+        holds.start()
         hub.start()
         notifications.start()
         pruning = asyncio.create_task(
@@ -164,6 +168,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             pruning.cancel()
             await notifications.close()
             await hub.close()
+            await holds.close()
             await app.state.key_use.close()
             await app.state.rate_limiter.close()
             metrics.unwatch_pool(engine)

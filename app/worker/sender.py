@@ -25,12 +25,11 @@ from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.driver import DriverConnection
 from app.db.engine import RETRYABLE_SQLSTATES
-from app.db.errors import is_database_unavailable
+from app.db.errors import DATABASE_ERRORS, is_database_unavailable
 from app.db.notifications import Notifications
 from app.domain.enums import Provider
 from app.observability import metrics
@@ -63,7 +62,6 @@ answering in 20 ms, three recorders sent more per second than two, and one far f
 HELD_BATCHES = 4
 """How many claim batches a sender may hold unrecorded: enough to keep the provider calls,
 the claims and the recording all busy at once. A claim waits until a whole batch fits."""
-DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError)
 RETRY_FLOOR_S = 1.0
 """How soon to look again when due work exists that could not be claimed (a daily limit
 with room for fewer touches than a step has, say)."""

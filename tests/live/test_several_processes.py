@@ -1,8 +1,10 @@
 """Two ``campaign-api serve`` processes over one database: a webhook posted to one reaches a
-subscriber connected to the other (each process LISTENs once and fans out to its own)."""
+subscriber connected to the other (each process LISTENs once and fans out to its own), and a
+key's open subscriptions are counted across both."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 
 from testkit.servers import several
-from tests.live.client import ACTIVITY, STATUS, connect
+from tests.live.client import ACTIVITY, STATUS, WAIT_S, connect
 from tests.live.test_subscriptions import post
 from tests.webhooks.helpers import Campaign, event
 
@@ -53,3 +55,36 @@ async def test_a_webhook_posted_to_one_process_reaches_a_subscriber_of_the_other
     assert status_item["kind"] == "ENROLLMENT_STATUS"
     assert status_item["enrollmentStatus"] == "REPLIED"
     assert replied_status[0]["metrics"]["replied"] == 1
+
+
+async def test_a_keys_open_subscriptions_are_limited_for_the_whole_service(
+    app: Starlette, database_url: str, tmp_path: Path, read_key: str, campaign: Campaign
+) -> None:
+    async def held() -> int:
+        async with app.state.engine.connect() as connection:
+            return int(
+                await connection.scalar(text("SELECT coalesce(sum(held), 0) FROM live_key_holds"))
+            )
+
+    limit = {"CAMPAIGN_LIVE_SUBSCRIPTIONS_PER_KEY": "2"}
+    with several(database_url, tmp_path, 2, CAMPAIGN_POOL_SIZE="2", **limit) as (first, second):
+        async with connect(first.base, read_key) as one, connect(second.base, read_key) as other:
+            for socket in (one, other):
+                await socket.subscribe(STATUS, id=campaign.instance_id)
+                await socket.next_data()
+            for socket in (one, other):
+                refused = await socket.errors_of(
+                    await socket.subscribe(STATUS, id=campaign.instance_id)
+                )
+                assert refused[0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+            assert await held() == 2
+        # Closed on both processes: the places are free again, whichever process asks.
+        for _ in range(int(WAIT_S / 0.05)):
+            if await held() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await held() == 0
+        async with connect(first.base, read_key) as again:
+            for _ in range(2):
+                await again.subscribe(STATUS, id=campaign.instance_id)
+                await again.next_data()

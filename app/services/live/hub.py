@@ -26,6 +26,7 @@ from app.domain.errors import DomainError
 from app.observability import metrics
 from app.observability.sql_observer import start_counting, stop_counting
 from app.services.live.activity import Position
+from app.services.live.holds import KeyHolds
 
 logger = logging.getLogger("campaign_api.live")
 
@@ -102,11 +103,13 @@ class Hub:
         *,
         queue_size: int,
         per_key: int,
+        holds: KeyHolds,
     ) -> None:
         self._load = load
         self._tail = tail
         self._queue_size = queue_size
         self._per_key = per_key
+        self._holds = holds
         self._watched: dict[str, _Watch] = {}
         self._by_key: dict[uuid.UUID, set[Subscriber]] = defaultdict(set)
         self._dirty: set[str] = set()
@@ -134,26 +137,27 @@ class Hub:
         self, key_id: uuid.UUID, instance_id: str, wants: Wants, close: Close
     ) -> Subscriber:
         """Register before replaying, so nothing announced meanwhile is missed; raises
-        DomainError for an unknown instance or a key already at its limit."""
-        self._check_key_limit(key_id)
-        if instance_id not in self._watched:
-            position = await self._tail(instance_id)
-            # Others may have subscribed while we read the tail: to it, or with this key.
-            self._check_key_limit(key_id)
-            self._watched.setdefault(instance_id, _Watch(position))
+        DomainError for an unknown instance or a key already at its limit (counted for the
+        whole service: ``KeyHolds``)."""
+        if not await self._holds.admit(key_id, self._per_key):
+            raise DomainError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"this API key already has {self._per_key} open subscriptions"
+                " (CAMPAIGN_LIVE_SUBSCRIPTIONS_PER_KEY)",
+            )
+        try:
+            if instance_id not in self._watched:
+                position = await self._tail(instance_id)
+                # Others may have subscribed to it while we read the tail.
+                self._watched.setdefault(instance_id, _Watch(position))
+        except BaseException:
+            self._holds.released(key_id)
+            raise
         subscriber = Subscriber(key_id, instance_id, wants, asyncio.Queue(self._queue_size), close)
         self._watched[instance_id].subscribers.add(subscriber)
         self._by_key[key_id].add(subscriber)
         metrics.live_subscriptions.inc()
         return subscriber
-
-    def _check_key_limit(self, key_id: uuid.UUID) -> None:
-        if len(self._by_key.get(key_id, ())) >= self._per_key:
-            raise DomainError(
-                ErrorCode.LIMIT_EXCEEDED,
-                f"this API key already has {self._per_key} open subscriptions on this process"
-                " (CAMPAIGN_LIVE_SUBSCRIPTIONS_PER_KEY)",
-            )
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         watch = self._watched.get(subscriber.instance_id)
@@ -168,6 +172,7 @@ class Hub:
         keyed.discard(subscriber)
         if not keyed:
             del self._by_key[subscriber.key_id]
+        self._holds.released(subscriber.key_id)
         metrics.live_subscriptions.dec()
 
     def notified(self, payload: str) -> None:
