@@ -1,10 +1,13 @@
 """``serve --workers``: a number, or ``auto`` for one worker per core this process may run on
 (its CPU affinity, which a container or taskset limits, not the machine's count); unset, ``auto``
-in production and one worker elsewhere. A bad value is one line, before anything starts."""
+in production and one worker elsewhere. A bad value is one line, before anything starts. The
+workers stop when their supervisor dies, even killed with SIGKILL."""
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,11 @@ import pytest
 from app.cli.common import CommandError
 from app.cli.serve import worker_count
 from app.settings import Settings
+from testkit.servers import serving
 from tests.test_cli import _assert_one_line_failure, _run
+
+WAIT_S = 20.0
+"""A bound against a hang, not a timing assertion."""
 
 
 @pytest.fixture
@@ -63,3 +70,33 @@ def test_the_cli_refuses_it_in_one_line_before_touching_the_database(tmp_path: P
         tmp_path, "serve", "--workers", "many", DATABASE_URL="postgresql://u@127.0.0.1:1/none"
     )
     _assert_one_line_failure(result, "--workers", "'many'")
+
+
+def _children(pid: int) -> set[int]:
+    return {
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    }
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's parent, in a container, may never reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG)")
+def test_workers_stop_when_their_supervisor_is_killed(database_url: str, tmp_path: Path) -> None:
+    with serving(database_url, tmp_path, workers=2) as served:
+        workers = _children(served.process.pid)
+        assert len(workers) >= 2
+        served.process.kill()
+        served.process.wait()
+        deadline = time.monotonic() + WAIT_S
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in workers if _running(pid)] == []

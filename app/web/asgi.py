@@ -41,6 +41,7 @@ from app.web.graphiql import asset_endpoint
 from app.web.metrics_endpoint import metrics_endpoint
 from app.web.unavailable import RETRY_AFTER_S
 from app.web.webhooks import routes as webhook_routes
+from app.web.worker_sockets import follow_supervisor
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -197,8 +198,10 @@ def create_served_app() -> Starlette:
 
     The schema, the models and the libraries make hundreds of thousands of long-lived objects;
     every full collection would walk them all (75 ms pauses under load, seen in the ingestion
-    benchmark). Frozen, collections only look at what requests create.
+    benchmark). Frozen, collections only look at what requests create. A worker of
+    ``serve --workers N`` also stops when its supervisor dies.
     """
+    follow_supervisor()
     app = create_app()
     gc.collect()
     gc.freeze()

@@ -14,9 +14,12 @@ address instead, and the kernel balances new connections across the workers' lis
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
+import signal
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -24,6 +27,10 @@ from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.supervisors import Multiprocess
 
 logger = logging.getLogger("uvicorn.error")
+
+SUPERVISOR_PID = "CAMPAIGN_SUPERVISOR_PID"
+"""Set by ``run_workers`` in the environment its workers inherit: the supervisor's pid."""
+PR_SET_PDEATHSIG = 1
 
 
 def _bind(sock: socket.socket, host: str, port: int) -> socket.socket:
@@ -84,8 +91,26 @@ class MetricsAwareMultiprocess(Multiprocess):
         self._mark_departed()
 
 
+def follow_supervisor() -> None:
+    """In a worker of ``run_workers``: have the kernel send it SIGTERM when the supervisor
+    dies, however it dies. A supervisor killed with SIGKILL cannot stop its workers, and they
+    went on serving, orphaned, on their own sockets. Linux only (``prctl``); elsewhere a
+    killed supervisor still leaves its workers running."""
+    supervisor = os.environ.get(SUPERVISOR_PID)
+    if supervisor is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        logger.warning("a worker will outlive a killed supervisor: prctl failed")
+        return
+    if os.getppid() != int(supervisor):  # it died before the kernel was asked
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_workers(app: str, workers: int, **options: Any) -> None:
-    """uvicorn.run(app, workers=workers, factory=True, ...), each worker on its own socket."""
+    """uvicorn.run(app, workers=workers, factory=True, ...), each worker on its own socket
+    and following the supervisor in death (``follow_supervisor``)."""
+    os.environ[SUPERVISOR_PID] = str(os.getpid())
     config = BalancedConfig(app, factory=True, workers=workers, **options)
     supervisor = MetricsAwareMultiprocess(config, sockets=[config.bind_socket()])
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the workers have been stopped
