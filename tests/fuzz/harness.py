@@ -72,7 +72,10 @@ def _check_all(
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         body = response.content.decode("utf-8", "replace")
         assert response.status_code < 500, f"{response.status_code}: {body[:500]}"
-        assert leaks(body) == [], body[:500]
+        # A marker the request itself carried may be an honest echo ("'SELECT ' is not a
+        # valid id"); schemathesis's generated values cannot be filtered as ours are.
+        echoed = set(leaks(repr(case)))
+        assert [marker for marker in leaks(body) if marker not in echoed] == [], body[:500]
         assert internal_errors(body) == [], body[:500]
 
     check()
