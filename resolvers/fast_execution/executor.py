@@ -159,9 +159,8 @@ class _PlanRun:
         self.info_class: Any = self.strawberry.config.info_class if self.strawberry else None
 
     async def execute(self, plan: ObjectPlan) -> dict[str, Any]:
-        data: dict[str, Any] = {}
         try:
-            self.execute_object(plan, self.executor.root_value, None, data)
+            data = self.execute_object(plan, self.executor.root_value, None)
             while self.pending:
                 batch, self.pending = self.pending, []
                 results = await asyncio.gather(*(p[0] for p in batch), return_exceptions=True)
@@ -189,23 +188,35 @@ class _PlanRun:
                 close()
         self.pending = []
 
-    def execute_object(self, plan: ObjectPlan, source: Any, path: Path | None, out: dict) -> None:
-        for field in plan.fields:
+    def execute_object(self, plan: ObjectPlan, source: Any, path: Path | None) -> dict:
+        """The object's answer: keys in the plan's order, leaves read off all at once, then
+        the other fields one by one."""
+        out = dict.fromkeys(plan.keys)
+        if plan.read is not None:
+            for (key, exact, convert, coerce, non_null), value in zip(
+                plan.leaves, plan.read(source), strict=True
+            ):
+                if type(value) is exact:
+                    out[key] = value if convert is None else convert(value)
+                elif value is not None:
+                    out[key] = coerce(value)
+                elif non_null:
+                    raise Bail("null in a non-null position")
+        for field in plan.others:
             kind = field.source
             if kind is Source.ATTRIBUTE:
                 completion = field.completion
-                value = getattr(source, field.attribute)
-                if completion.shape is Shape.LEAF and value is not None:
-                    out[field.key] = completion.coerce(value)
-                else:
-                    field_path = (
-                        Path(path, field.key, plan.type.name) if completion.needs_path else None
-                    )
-                    self.complete(completion, value, field_path, out, field.key)
+                field_path = (
+                    Path(path, field.key, plan.type.name) if completion.needs_path else None
+                )
+                self.complete(
+                    completion, getattr(source, field.attribute), field_path, out, field.key
+                )
             elif kind is Source.TYPENAME:
                 out[field.key] = plan.type.name
             else:
                 self.resolve(plan, field, source, path, out)
+        return out
 
     def resolve(
         self, plan: ObjectPlan, field: FieldPlan, source: Any, path: Path | None, out: dict
@@ -282,8 +293,7 @@ class _PlanRun:
         if shape is Shape.LEAF:
             container[key] = completion.coerce(value)
         elif shape is Shape.OBJECT:
-            container[key] = out = {}
-            self.execute_object(completion.plan, value, path, out)
+            container[key] = self.execute_object(completion.plan, value, path)
         elif shape is Shape.ABSTRACT:
             self.complete_abstract(completion.abstract, value, path, container, key)
         else:
@@ -322,8 +332,7 @@ class _PlanRun:
             if close is not None:
                 close()
             raise Bail("abstract type not resolved")
-        container[key] = out = {}
-        self.execute_object(plan, value, path, out)
+        container[key] = self.execute_object(plan, value, path)
 
     @staticmethod
     def complete_leaves(item: Completion, values: Any, items: list[Any]) -> None:
