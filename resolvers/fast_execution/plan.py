@@ -170,14 +170,29 @@ class Leaf(NamedTuple):
 def leaf(key: str, scalar: GraphQLLeafType, coerce: Callable[[Any], Any], non_null: bool) -> Leaf:
     """The ``Leaf`` of a field of type ``scalar``: the exact type and conversion only where
     they give what ``coerce`` would, without its call (a third of a dashboard's fields are
-    strings, and a sixth Strawberry's ``isoformat`` of a datetime)."""
+    strings, a fifth enums, a sixth Strawberry's ``isoformat`` of a datetime)."""
     if scalar is GraphQLString or scalar is GraphQLID:
         return Leaf(key, str, None, coerce, non_null)
     if scalar is GraphQLBoolean:
         return Leaf(key, bool, None, coerce, non_null)
     if getattr(scalar, "coerce_output_value", None) is isoformat:
         return Leaf(key, datetime, datetime.isoformat, coerce, non_null)
+    if isinstance(scalar, GraphQLEnumType):
+        return Leaf(key, str, _Answers(coerce).__getitem__, coerce, non_null)
     return Leaf(key, None, None, coerce, non_null)
+
+
+class _Answers(dict[str, Any]):
+    """``coerce``'s answer per string it was given, each computed once: an enum's values come
+    from the database as strings, a few distinct ones (a value it refuses is not kept)."""
+
+    def __init__(self, coerce: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self._coerce = coerce
+
+    def __missing__(self, value: str) -> Any:
+        answer = self[value] = self._coerce(value)
+        return answer
 
 
 def _leaf_of(field: FieldPlan) -> Leaf:
