@@ -1,8 +1,9 @@
 """A faster execution path for query operations; see executor.py for where it hands over.
 
 It reaches into internals that neither library promises to keep: graphql-core's
-``graphql.execution.collect_fields`` and executor attributes, Strawberry's private
-``_strawberry_schema``, ``_is_default`` and ``Info(_raw_info=...)``. pyproject.toml pins both
+``graphql.execution.collect_fields`` and executor attributes (``async_helpers`` among them),
+Strawberry's private ``_strawberry_schema``, ``_is_default``, ``Info(_raw_info=...)`` and the
+``isoformat`` its date scalars coerce with. pyproject.toml pins both
 libraries exactly for that reason. Before an upgrade, the guard is the differential test:
 tests/fast_execution (through tests/differential.py) runs every query of the suite on this
 path and on Strawberry's standard executor and requires byte-identical responses;
