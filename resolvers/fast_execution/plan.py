@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -46,7 +46,6 @@ from graphql.execution.collect_fields import (
 from graphql.execution.values import VariableValues
 from graphql.language import FieldNode, Node, OperationDefinitionNode, VariableNode, visit
 from graphql.language.visitor import Visitor
-from strawberry.schema.types.base_scalars import isoformat
 
 STRAWBERRY_DEFINITION = "strawberry-definition"
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -175,11 +174,20 @@ def leaf(key: str, scalar: GraphQLLeafType, coerce: Callable[[Any], Any], non_nu
         return Leaf(key, str, None, coerce, non_null)
     if scalar is GraphQLBoolean:
         return Leaf(key, bool, None, coerce, non_null)
-    if getattr(scalar, "coerce_output_value", None) is isoformat:
+    if _calls_isoformat(getattr(scalar, "coerce_output_value", None)):
         return Leaf(key, datetime, datetime.isoformat, coerce, non_null)
     if isinstance(scalar, GraphQLEnumType):
         return Leaf(key, str, _Answers(coerce).__getitem__, coerce, non_null)
     return Leaf(key, None, None, coerce, non_null)
+
+
+_ISOFORMAT = methodcaller("isoformat").__reduce__()
+
+
+def _calls_isoformat(coercion: Any) -> bool:
+    """Whether ``coercion`` is ``methodcaller("isoformat")``, which Strawberry's DateTime
+    coerces with: told by what it pickles as, which names the method and its arguments."""
+    return isinstance(coercion, methodcaller) and coercion.__reduce__() == _ISOFORMAT
 
 
 class _Answers(dict[str, Any]):
