@@ -136,9 +136,8 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
     def _unbind_helpers(self) -> None:
         """graphql-core gives resolvers helpers bound to the executor, which holds the request's
         context: a reference cycle that kept all a request loaded (rows, pages, DataLoader
-        futures) alive until the next full collection, a third of the collector's time per
-        dashboard. Held weakly, the same helpers work for as long as anything uses the
-        executor, and the request's objects go as soon as the request ends."""
+        futures) until a full collection. Held weakly, the helpers work while the executor
+        lives, and the request's objects go with its answer."""
         helpers = self.async_helpers
         self.async_helpers = type(helpers)(*(_weakly_bound(method) for method in helpers))
 
