@@ -118,6 +118,9 @@ def test_the_executor_strawberry_builds_has_what_the_fast_path_reads() -> None:
         "is_awaitable",
     ):
         assert hasattr(executor, attribute), attribute
+    # The helpers the fast path re-makes, held weakly, once an operation is over.
+    helpers = executor.async_helpers
+    assert all(inspect.ismethod(h) and h.__self__ is executor for h in helpers), helpers
 
 
 def test_strawberry_private_attributes_of_the_fast_path() -> None:

@@ -9,6 +9,8 @@ responses are identical either way (the differential tests check it).
 from __future__ import annotations
 
 import asyncio
+import inspect
+import weakref
 from collections.abc import Awaitable, Callable
 from inspect import CO_ITERABLE_COROUTINE
 from types import GeneratorType
@@ -73,6 +75,21 @@ def is_awaitable(value: Any) -> bool:
         return awaitable
 
 
+def _weakly_bound(method: Any) -> Callable[..., Any]:
+    """``method`` (bound to an object) called through a weak reference to its object."""
+    if not inspect.ismethod(method):
+        return method  # type: ignore[no-any-return]
+    reference = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> Any:
+        bound = reference()
+        if bound is None:
+            raise RuntimeError("the operation these helpers served has finished")
+        return bound(*args)
+
+    return call
+
+
 def _untouched(*_: Any) -> None:
     """A probe resolver: middleware that wraps it shows the fast path must step aside."""
 
@@ -111,6 +128,20 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         )
 
     async def _run(self, plan: ObjectPlan, serially: bool | None) -> Any:
+        try:
+            return await self._answer(plan, serially)
+        finally:
+            self._unbind_helpers()
+
+    def _unbind_helpers(self) -> None:
+        """graphql-core gives resolvers helpers bound to the executor, which holds the request's
+        context: a reference cycle that kept all a request loaded (rows, pages, DataLoader
+        futures) until a full collection. Held weakly, the helpers work while the executor
+        lives, and the request's objects go with its answer."""
+        helpers = self.async_helpers
+        self.async_helpers = type(helpers)(*(_weakly_bound(method) for method in helpers))
+
+    async def _answer(self, plan: ObjectPlan, serially: bool | None) -> Any:
         try:
             data = await _PlanRun(self).execute(plan)
         except Bail as bail:
@@ -159,9 +190,8 @@ class _PlanRun:
         self.info_class: Any = self.strawberry.config.info_class if self.strawberry else None
 
     async def execute(self, plan: ObjectPlan) -> dict[str, Any]:
-        data: dict[str, Any] = {}
         try:
-            self.execute_object(plan, self.executor.root_value, None, data)
+            data = self.execute_object(plan, self.executor.root_value, None)
             while self.pending:
                 batch, self.pending = self.pending, []
                 results = await asyncio.gather(*(p[0] for p in batch), return_exceptions=True)
@@ -189,23 +219,35 @@ class _PlanRun:
                 close()
         self.pending = []
 
-    def execute_object(self, plan: ObjectPlan, source: Any, path: Path | None, out: dict) -> None:
-        for field in plan.fields:
+    def execute_object(self, plan: ObjectPlan, source: Any, path: Path | None) -> dict:
+        """The object's answer: keys in the plan's order, leaves read off all at once, then
+        the other fields one by one."""
+        out = dict.fromkeys(plan.keys)
+        if plan.read is not None:
+            for (key, exact, convert, coerce, non_null), value in zip(
+                plan.leaves, plan.read(source), strict=True
+            ):
+                if type(value) is exact:
+                    out[key] = value if convert is None else convert(value)
+                elif value is not None:
+                    out[key] = coerce(value)
+                elif non_null:
+                    raise Bail("null in a non-null position")
+        for field in plan.others:
             kind = field.source
             if kind is Source.ATTRIBUTE:
                 completion = field.completion
-                value = getattr(source, field.attribute)
-                if completion.shape is Shape.LEAF and value is not None:
-                    out[field.key] = completion.coerce(value)
-                else:
-                    field_path = (
-                        Path(path, field.key, plan.type.name) if completion.needs_path else None
-                    )
-                    self.complete(completion, value, field_path, out, field.key)
+                field_path = (
+                    Path(path, field.key, plan.type.name) if completion.needs_path else None
+                )
+                self.complete(
+                    completion, getattr(source, field.attribute), field_path, out, field.key
+                )
             elif kind is Source.TYPENAME:
                 out[field.key] = plan.type.name
             else:
                 self.resolve(plan, field, source, path, out)
+        return out
 
     def resolve(
         self, plan: ObjectPlan, field: FieldPlan, source: Any, path: Path | None, out: dict
@@ -282,8 +324,7 @@ class _PlanRun:
         if shape is Shape.LEAF:
             container[key] = completion.coerce(value)
         elif shape is Shape.OBJECT:
-            container[key] = out = {}
-            self.execute_object(completion.plan, value, path, out)
+            container[key] = self.execute_object(completion.plan, value, path)
         elif shape is Shape.ABSTRACT:
             self.complete_abstract(completion.abstract, value, path, container, key)
         else:
@@ -322,8 +363,7 @@ class _PlanRun:
             if close is not None:
                 close()
             raise Bail("abstract type not resolved")
-        container[key] = out = {}
-        self.execute_object(plan, value, path, out)
+        container[key] = self.execute_object(plan, value, path)
 
     @staticmethod
     def complete_leaves(item: Completion, values: Any, items: list[Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 
 from app.observability.sql_observer import recording
+from resolvers.context import Context
 from resolvers.fast_execution import executor as fast_executor
 from resolvers.fast_execution import on_fallback
 from resolvers.fast_execution.executor import is_awaitable, stop_fallback_listener
@@ -71,6 +73,24 @@ async def test_both_paths_run_the_same_statements(
         assert "errors" not in fast_body
         assert fast_body == standard_body
         assert len(fast) == len(standard), (fast, standard)
+
+
+async def test_what_a_query_loaded_goes_with_its_answer(
+    seeded: Starlette, direct_client: httpx.AsyncClient, read_key: str
+) -> None:
+    """No reference cycle holds a request's context (its loaders, rows, futures) once the
+    answer is sent: freed by reference counting, not left to a full collection. (The query
+    runs once, on the fast path: the standard executor, for mutations, still makes the cycle.)"""
+    await gql(direct_client, read_key, DASHBOARD)  # plans and caches made before counting
+    gc.collect()
+    gc.disable()
+    try:
+        body = await gql(direct_client, read_key, DASHBOARD)
+        left = [o for o in gc.get_objects() if isinstance(o, Context)]
+    finally:
+        gc.enable()
+    assert body["data"]["templates"]["nodes"]
+    assert left == []
 
 
 async def test_a_clean_query_stays_on_the_fast_path(
