@@ -62,6 +62,11 @@ answering in 20 ms, three recorders sent more per second than two, and one far f
 HELD_BATCHES = 4
 """How many claim batches a sender may hold unrecorded: enough to keep the provider calls,
 the claims and the recording all busy at once. A claim waits until a whole batch fits."""
+CLAIM_LINGER_S = 0.05
+"""After a claim that found less than a batch due, how long more work may fall due before the
+next claim: a steady trickle (4,500 touches a second, each due a moment after the last) was
+otherwise claimed a few touches at a time, and the per-claim cost, paid hundreds of times a
+second, left the sender behind its work. It adds at most this to a touch's wait."""
 RETRY_FLOOR_S = 1.0
 """How soon to look again when due work exists that could not be claimed (a daily limit
 with room for fewer touches than a step has, say)."""
@@ -144,6 +149,9 @@ class SenderLoop:
                     claimed = await self._claim_round()
                     if not claimed:
                         await self._idle(stop)
+                    elif claimed < self._options.batch:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), CLAIM_LINGER_S)
                     outage_delay = 0.5
                 except DATABASE_ERRORS as exc:
                     if not is_database_unavailable(exc):
