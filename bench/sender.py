@@ -275,7 +275,10 @@ def _quantile(values: list[float], q: float) -> float:
 @dataclass(frozen=True)
 class ClaimCost:
     query_ms: list[float]
-    """The claim query: select and lock 500 due enrollments."""
+    """The claim query: select and lock 500 due enrollments, timed at the client (the
+    enrollments' metadata decoded from JSON included)."""
+    server_ms: list[float]
+    """The same query inside PostgreSQL: planning and execution, as EXPLAIN ANALYZE times it."""
     statement_ms: list[float]
     """The whole claim statement: that, plus steps, touches, quota and dispatch rows."""
     plan: str
@@ -301,7 +304,7 @@ async def claim_cost(bench: Bench) -> ClaimCost:
     engine = create_engine(bench.settings)
     eligible = [Eligible(uuid.UUID(instance_id), Provider.POSTMARK, None, frozenset())]
     query = DUE_CANDIDATES.format(instances="$1", batch=str(BATCH))
-    cost = ClaimCost([], [], "")
+    cost = ClaimCost([], [], [], "")
     try:
         async with engine.connect() as connection:
             db = await DriverConnection.under(connection)
@@ -317,12 +320,23 @@ async def claim_cost(bench: Bench) -> ClaimCost:
                     timings.append((time.perf_counter() - begun) * 1000)
                     assert len(claimed) == BATCH, len(claimed)
                     await transaction.rollback()
+                transaction = db.driver.transaction()
+                await transaction.start()
+                await db.execute("SET LOCAL enable_bitmapscan = off")
+                analyzed = await db.driver.fetchval(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) " + query, [eligible[0].instance_id]
+                )
+                await transaction.rollback()  # EXPLAIN ANALYZE ran it: the rows were locked
+                timed = analyzed[0]  # the engine's connections decode json
+                cost.server_ms.append(timed["Planning Time"] + timed["Execution Time"])
             async with db.driver.transaction():
                 await db.execute("SET LOCAL enable_bitmapscan = off")
                 plan = await db.driver.fetch("EXPLAIN " + query, [eligible[0].instance_id])
     finally:
         await engine.dispose()
-    return ClaimCost(cost.query_ms, cost.statement_ms, "\n".join(r[0] for r in plan))
+    return ClaimCost(
+        cost.query_ms, cost.server_ms, cost.statement_ms, "\n".join(r[0] for r in plan)
+    )
 
 
 async def _claim_query(db: DriverConnection, query: str, instance_id: uuid.UUID) -> list[Any]:
@@ -445,7 +459,8 @@ async def main_async(url: str, contacts: int, rounds: int, ratio_only: bool) -> 
         )
     cost = await claim_cost(bench)
     for what, timings in (
-        ("claim query (select and lock)", cost.query_ms),
+        ("claim query (select and lock), at the client", cost.query_ms),
+        ("claim query (select and lock), in PostgreSQL", cost.server_ms),
         ("claim statement (and create the dispatches)", cost.statement_ms),
     ):
         print(
