@@ -128,6 +128,24 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
         return (await connection.execute(text(sql), params)).scalar()
 
 
+async def all_sent(engine: AsyncEngine, instance_id: str, contacts: int, touches: int) -> bool:
+    """Every enrollment of the instance completed and ``touches`` of its dispatches sent: an
+    enrollment completes with the first touch of its last step, while the other channel's
+    touch of that step may still be on its way."""
+    done = await scalar(
+        engine,
+        "SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)"
+        " AND status = 'completed'",
+        i=instance_id,
+    )
+    sent = await scalar(
+        engine,
+        "SELECT count(*) FROM dispatches WHERE instance_id = CAST(:i AS uuid) AND status = 'sent'",
+        i=instance_id,
+    )
+    return bool(done == contacts and sent >= touches)
+
+
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with engine.connect() as connection:
         return list((await connection.execute(text(sql), params)).all())

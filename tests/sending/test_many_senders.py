@@ -14,7 +14,7 @@ from app.settings import Settings
 from testkit.campaigns import build_campaign
 from testkit.fake_providers import FakeProviders
 from testkit.senders import worker_environment, workers
-from tests.sending.conftest import eventually, rows, scalar
+from tests.sending.conftest import all_sent, eventually, rows
 
 CONTACTS = 2_000
 SENDERS = 4
@@ -32,17 +32,13 @@ async def test_four_senders_deliver_every_touch_exactly_once(
     campaign = await build_campaign(app_sessionmaker, CONTACTS)
     env = worker_environment(str(settings.database_url), providers.base_url)
 
-    async def all_completed() -> bool:
-        done = await scalar(
-            engine,
-            "SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)"
-            " AND status = 'completed'",
-            i=campaign.instance_id,
+    async def every_touch_sent() -> bool:
+        return await all_sent(
+            engine, campaign.instance_id, CONTACTS, CONTACTS * TOUCHES_PER_CONTACT
         )
-        return bool(done == CONTACTS)
 
     async with workers(env, SENDERS):
-        await eventually(all_completed, timeout_s=240)
+        await eventually(every_touch_sent, timeout_s=240)
 
     taken = providers.taken()
     assert len(taken) == CONTACTS * TOUCHES_PER_CONTACT

@@ -12,7 +12,7 @@ from app.services.ingestion.counters import check_counters
 from app.settings import Settings
 from testkit.campaigns import build_campaign
 from testkit.fake_providers import FakeProviders
-from tests.sending.conftest import eventually, rows, running_sender, scalar
+from tests.sending.conftest import all_sent, eventually, rows, running_sender, scalar
 
 CONTACTS = 30
 
@@ -25,17 +25,11 @@ async def test_every_touch_is_delivered_once_in_order_and_the_sequence_completes
 ) -> None:
     campaign = await build_campaign(app_sessionmaker, CONTACTS)
 
-    async def all_completed() -> bool:
-        done = await scalar(
-            engine,
-            "SELECT count(*) FROM enrollments WHERE instance_id = CAST(:i AS uuid)"
-            " AND status = 'completed'",
-            i=campaign.instance_id,
-        )
-        return bool(done == CONTACTS)
+    async def every_touch_sent() -> bool:
+        return await all_sent(engine, campaign.instance_id, CONTACTS, CONTACTS * 5)
 
     async with running_sender(sender_settings):
-        await eventually(all_completed)
+        await eventually(every_touch_sent)
 
     # Each contact: email steps 1, 2, 3 and LinkedIn steps 1 (visit) and 3 (message).
     per_contact: dict[str, list[tuple[str, int]]] = defaultdict(list)
