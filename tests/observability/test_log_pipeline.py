@@ -3,6 +3,7 @@ in development, idempotent configuration, and the slow-statement warning."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from app.observability.logs import configure_logging, get_logger
 from app.observability.redaction import REDACTED
 from app.observability.sql_observer import (
     STATEMENT_PREVIEW_CHARS,
+    as_upkeep,
     instrument_engine,
     recording,
     start_counting,
@@ -172,3 +174,34 @@ def test_tracebacks_are_rendered_and_redacted(
         assert "Traceback" in line["exception"]
         assert "ValueError: cannot enroll [redacted-email]" in line["exception"]
         assert line["level"] == "error"
+
+
+async def test_upkeep_statements_are_neither_counted_nor_recorded_but_still_timed(
+    production: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A task marked as upkeep (the activity log's pruning, the subscription holds' renewal)
+    runs on a timer: a request's count and a test's recording must not pick its statements
+    up, while the other tasks' statements still are."""
+    engine: AsyncEngine = create_engine(production)
+    instrument_engine(engine, slow_ms=50)
+
+    async def statement(sql: str, upkeep: bool) -> None:
+        if upkeep:
+            as_upkeep()
+        async with engine.connect() as connection:
+            await (await DriverConnection.under(connection)).fetch(sql)
+
+    count, token = start_counting()
+    try:
+        with recording(engine) as statements:
+            await asyncio.gather(
+                asyncio.create_task(statement("SELECT pg_sleep(0.1)", upkeep=True)),
+                asyncio.create_task(statement("SELECT 2", upkeep=False)),
+            )
+    finally:
+        stop_counting(token)
+        await engine.dispose()
+    assert statements == ["SELECT 2"]
+    assert count.value == 1
+    warnings = [line for line in json_lines(capsys.readouterr().err) if line["event"] == "slow_sql"]
+    assert [w["statement"] for w in warnings] == ["SELECT pg_sleep(0.1)"]

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.domain.enums import ActivityKind, ErrorCode
 from app.domain.errors import DomainError
+from app.observability.sql_observer import as_upkeep
 
 logger = logging.getLogger("campaign_api.live")
 
@@ -224,6 +225,7 @@ PRUNE_EVERY_S = 3600.0
 
 async def prune_periodically(engine: AsyncEngine, retention: timedelta) -> None:
     """Each API process prunes hourly; the DELETEs of several processes are harmless together."""
+    as_upkeep()
     while True:
         try:
             async with engine.begin() as connection:

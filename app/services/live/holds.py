@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.driver import DriverConnection
 from app.db.errors import DATABASE_ERRORS, is_database_unavailable
+from app.observability.sql_observer import as_upkeep
 
 logger = logging.getLogger("campaign_api.live")
 
@@ -137,6 +138,7 @@ class KeyHolds:
 
     async def _run(self) -> None:
         """Flush soon after a subscription closes, and at least every third of the lease."""
+        as_upkeep()
         beats = 0
         while True:
             with contextlib.suppress(TimeoutError):
