@@ -29,35 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 QUERIES = ("q1_project.graphql", "q2_project.graphql")
 
 
-async def _prepare(url: str) -> dict[str, str]:
-    from sqlalchemy import text
-
-    from app.db import migrate
-    from app.db.engine import create_engine, create_sessionmaker
-    from app.domain.enums import Scope
-    from app.security.api_keys import create_api_key
-    from app.settings import Settings
-    from bench.common import build_dataset_once
-    from bench.read_graph import SHAPE
-
-    await asyncio.to_thread(migrate.upgrade, url)
-    engine = create_engine(Settings(database_url=url, statement_timeout_ms=0))
-    try:
-        async with engine.begin() as connection:
-            await build_dataset_once(connection, SHAPE)
-            await connection.execute(text("DELETE FROM api_keys WHERE name = 'bench-read-cpu'"))
-        async with create_sessionmaker(engine).begin() as session:
-            key = await create_api_key(session, "bench-read-cpu", frozenset({Scope.READ}))
-        async with engine.connect() as connection:
-            instance_id = await connection.scalar(
-                text("SELECT id::text FROM campaign_instances ORDER BY created_at DESC LIMIT 1")
-            )
-            await connection.execute(text("ANALYZE"))
-    finally:
-        await engine.dispose()
-    return {"key": key, "instance_id": instance_id}
-
-
 async def _post(app: Any, body: bytes, key: str) -> bytes:
     """One request straight through the ASGI app: what a server worker does, minus sockets."""
     scope = {
@@ -150,15 +121,16 @@ def main() -> None:
         return
 
     from bench.common import bench_database_url
+    from bench.read_graph import prepare
 
     url = bench_database_url(args.database)
-    prepared = asyncio.run(_prepare(url))
+    key, instance_id = asyncio.run(prepare(url, key_name="bench-read-cpu"))
     checkouts = [ROOT] + ([args.baseline.resolve()] if args.baseline else [])
     children = []
     for checkout in checkouts:
         # This file, run by path: the checkout's packages come first on the path.
         command = [sys.executable, str(Path(__file__).resolve()), "--child", url]
-        command += [prepared["key"], prepared["instance_id"]]
+        command += [key, instance_id]
         env = os.environ | {"PYTHONPATH": str(checkout)}
         children.append(
             subprocess.Popen(

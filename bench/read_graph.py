@@ -46,17 +46,20 @@ INSTANCE_DETAIL = example("instance_detail.graphql")
 DASHBOARD = example("dashboard.graphql")
 
 
-async def prepare(url: str) -> tuple[str, str]:
-    """Migrate, build the dataset when absent, and return (api key, busiest instance id)."""
+async def prepare(url: str, key_name: str = "bench") -> tuple[str, str]:
+    """Migrate, build the dataset when absent, and return (a read key named ``key_name``,
+    made anew, and the busiest instance's id)."""
     await asyncio.to_thread(migrate.upgrade, url)
     settings = Settings(database_url=url, statement_timeout_ms=0)  # the build takes a while
     engine = create_engine(settings)
     try:
         async with engine.begin() as connection:
             await build_dataset_once(connection, SHAPE)
-            await connection.execute(text("DELETE FROM api_keys WHERE name = 'bench'"))
+            await connection.execute(
+                text("DELETE FROM api_keys WHERE name = :name"), {"name": key_name}
+            )
         async with create_sessionmaker(engine).begin() as session:
-            key = await create_api_key(session, "bench", frozenset({Scope.READ}))
+            key = await create_api_key(session, key_name, frozenset({Scope.READ}))
         async with engine.connect() as connection:
             instance_id = await connection.scalar(
                 text("SELECT id::text FROM campaign_instances ORDER BY created_at DESC LIMIT 1")
